@@ -1,0 +1,122 @@
+//! Command-line interface: clap types only, no behaviour.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+
+const AFTER_HELP: &str = "\
+Exit codes (check, status, clear-stale): 0 free, 1 held, 2 stale, 3 contended,
+4 unknown or error, 64 usage error. With several directories, the highest wins.
+`who` exits 0 when it found an owner, 1 when none, 4 on error.";
+
+/// Who holds an OpenViking data directory, is its lock stale, and what to do.
+#[derive(Debug, Parser)]
+#[command(name = "ovlock", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print one JSON document (schema_version 1) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// When to colour the output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Print nothing; only the exit code speaks.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// The ov.conf to read storage.workspace from, when no DATA_DIR is given
+    /// [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Also accept a process whose name, exe or command line contains SUBSTRING
+    /// (case-insensitive) as OpenViking, besides "openviking".
+    #[arg(long = "match", global = true, value_name = "SUBSTRING")]
+    pub matches: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it).
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Full report: lock files, owners, verdict, reasons and what to do.
+    Status(DirArgs),
+
+    /// One line per directory; the exit code is the verdict.
+    Check(CheckArgs),
+
+    /// The processes that own the directory.
+    Who(WhoArgs),
+
+    /// Remove .openviking.pid files whose owner is gone (never .openviking.lock).
+    ClearStale(ClearArgs),
+
+    /// Print a shell completion script.
+    Completions {
+        /// The shell to generate completions for.
+        shell: Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DirArgs {
+    /// OpenViking data directories [default: storage.workspace from ov.conf, else ./data].
+    #[arg(value_name = "DATA_DIR")]
+    pub dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub dirs: DirArgs,
+
+    /// Poll until every directory is free or stale, for at most SECONDS.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub wait: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct WhoArgs {
+    #[command(flatten)]
+    pub dirs: DirArgs,
+
+    /// Print only the owners' PIDs, one per line.
+    #[arg(long)]
+    pub pid: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClearArgs {
+    #[command(flatten)]
+    pub dirs: DirArgs,
+
+    /// Say what would be removed, and remove nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+/// A non-negative number of seconds, fractions allowed.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| format!("expected a number of seconds such as 30 or 0.5, not {text:?}"))
+}

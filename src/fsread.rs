@@ -1,0 +1,281 @@
+//! Reading small files safely: never blocking on a FIFO or device, never
+//! following a symlink where the caller forbids it, never reading more than a cap.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::time::SystemTime;
+
+/// What is at a path, without following a final symlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+    Other,
+}
+
+impl FileKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            FileKind::Regular => "a regular file",
+            FileKind::Directory => "a directory",
+            FileKind::Symlink => "a symbolic link",
+            FileKind::Fifo => "a FIFO (named pipe)",
+            FileKind::Socket => "a socket",
+            FileKind::CharDevice => "a character device",
+            FileKind::BlockDevice => "a block device",
+            FileKind::Other => "an unusual file",
+        }
+    }
+
+    /// A one-word name, for JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileKind::Regular => "regular",
+            FileKind::Directory => "directory",
+            FileKind::Symlink => "symlink",
+            FileKind::Fifo => "fifo",
+            FileKind::Socket => "socket",
+            FileKind::CharDevice => "char_device",
+            FileKind::BlockDevice => "block_device",
+            FileKind::Other => "other",
+        }
+    }
+
+    fn of(file_type: std::fs::FileType) -> FileKind {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if file_type.is_fifo() {
+                return FileKind::Fifo;
+            }
+            if file_type.is_socket() {
+                return FileKind::Socket;
+            }
+            if file_type.is_char_device() {
+                return FileKind::CharDevice;
+            }
+            if file_type.is_block_device() {
+                return FileKind::BlockDevice;
+            }
+        }
+        if file_type.is_symlink() {
+            FileKind::Symlink
+        } else if file_type.is_dir() {
+            FileKind::Directory
+        } else if file_type.is_file() {
+            FileKind::Regular
+        } else {
+            FileKind::Other
+        }
+    }
+}
+
+/// Identity and timestamps of a regular file, from the descriptor that was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStat {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub uid: Option<u32>,
+    pub modified: Option<SystemTime>,
+}
+
+/// A regular file's first bytes and the metadata of the descriptor they came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub stat: FileStat,
+    pub content: Vec<u8>,
+    /// The file holds more than was read.
+    pub truncated: bool,
+}
+
+/// Why a file could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Nothing is at the path.
+    Missing,
+    /// Something other than a regular file is there; it was not opened
+    /// (or, for a symlink, not followed).
+    NotRegular(FileKind),
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Missing => f.write_str("no such file"),
+            ReadError::NotRegular(kind) => {
+                write!(f, "it is {}, not a regular file", kind.describe())
+            }
+            ReadError::Io(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+/// How to treat a symlink at the final path component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Symlinks {
+    Follow,
+    Refuse,
+}
+
+/// The kind of what is at `path`, without following a final symlink.
+pub fn kind_of(path: &Path) -> io::Result<FileKind> {
+    std::fs::symlink_metadata(path).map(|m| FileKind::of(m.file_type()))
+}
+
+/// The kind and metadata of what is at `path`, without following a final symlink.
+pub fn lstat(path: &Path) -> Result<(FileKind, FileStat), ReadError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => Ok((FileKind::of(meta.file_type()), stat_of(&meta))),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Err(ReadError::Missing),
+        Err(err) => Err(ReadError::Io(err)),
+    }
+}
+
+/// Reads at most `cap` bytes of the regular file at `path`.
+///
+/// Anything but a regular file is refused before it is opened, since opening a
+/// device can have side effects. The open itself cannot block (O_NONBLOCK) and,
+/// with [`Symlinks::Refuse`], cannot follow a symlink (O_NOFOLLOW); the kind is
+/// checked again on the open descriptor, so a file swapped in between cannot
+/// fool the check. The access time is left alone where the kernel allows it.
+pub fn read_capped(path: &Path, cap: usize, symlinks: Symlinks) -> Result<Snapshot, ReadError> {
+    let before = match symlinks {
+        Symlinks::Follow => std::fs::metadata(path),
+        Symlinks::Refuse => std::fs::symlink_metadata(path),
+    };
+    match before {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(ReadError::Missing),
+        Err(err) => return Err(ReadError::Io(err)),
+        Ok(meta) => match FileKind::of(meta.file_type()) {
+            FileKind::Regular => {}
+            kind => return Err(ReadError::NotRegular(kind)),
+        },
+    }
+    let file = open_for_reading(path, symlinks).map_err(|err| match err.kind() {
+        io::ErrorKind::NotFound => ReadError::Missing,
+        _ => ReadError::Io(err),
+    })?;
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    let kind = FileKind::of(meta.file_type());
+    if kind != FileKind::Regular {
+        return Err(ReadError::NotRegular(kind));
+    }
+    let mut content = Vec::with_capacity(cap.min(meta.len() as usize));
+    // One byte more than the cap tells a file that is exactly `cap` long from a longer one.
+    file.take(cap as u64 + 1)
+        .read_to_end(&mut content)
+        .map_err(ReadError::Io)?;
+    let truncated = content.len() > cap;
+    content.truncate(cap);
+    Ok(Snapshot {
+        stat: stat_of(&meta),
+        content,
+        truncated,
+    })
+}
+
+#[cfg(unix)]
+fn open_for_reading(path: &Path, symlinks: Symlinks) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags, open};
+    let mut flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    if symlinks == Symlinks::Refuse {
+        flags |= OFlags::NOFOLLOW;
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // Only the owner (or CAP_FOWNER) may ask for O_NOATIME; others just read.
+        if let Ok(fd) = open(path, flags | OFlags::NOATIME, Mode::empty()) {
+            return Ok(File::from(fd));
+        }
+    }
+    Ok(File::from(open(path, flags, Mode::empty())?))
+}
+
+#[cfg(not(unix))]
+fn open_for_reading(path: &Path, symlinks: Symlinks) -> io::Result<File> {
+    if symlinks == Symlinks::Refuse && kind_of(path)? == FileKind::Symlink {
+        return Err(io::Error::other("is a symbolic link"));
+    }
+    File::open(path)
+}
+
+#[cfg(unix)]
+fn stat_of(meta: &std::fs::Metadata) -> FileStat {
+    use std::os::unix::fs::MetadataExt;
+    FileStat {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.size(),
+        uid: Some(meta.uid()),
+        modified: meta.modified().ok(),
+    }
+}
+
+#[cfg(not(unix))]
+fn stat_of(meta: &std::fs::Metadata) -> FileStat {
+    FileStat {
+        dev: 0,
+        ino: 0,
+        size: meta.len(),
+        uid: None,
+        modified: meta.modified().ok(),
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_at_most_the_cap_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let snap = read_capped(&path, 4, Symlinks::Refuse).unwrap();
+        assert_eq!(snap.content, b"0123");
+        assert!(snap.truncated);
+        let snap = read_capped(&path, 10, Symlinks::Refuse).unwrap();
+        assert_eq!(snap.content, b"0123456789");
+        assert!(!snap.truncated);
+        assert_eq!(snap.stat.size, 10);
+    }
+
+    #[test]
+    fn refuses_symlinks_fifos_and_directories_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"42").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::RUSR).unwrap();
+
+        let kind = |p: &Path, s| match read_capped(p, 16, s) {
+            Err(ReadError::NotRegular(kind)) => Some(kind),
+            _ => None,
+        };
+        assert_eq!(kind(&link, Symlinks::Refuse), Some(FileKind::Symlink));
+        assert_eq!(kind(&fifo, Symlinks::Refuse), Some(FileKind::Fifo));
+        assert_eq!(kind(&fifo, Symlinks::Follow), Some(FileKind::Fifo));
+        assert_eq!(
+            kind(dir.path(), Symlinks::Refuse),
+            Some(FileKind::Directory)
+        );
+        assert_eq!(
+            read_capped(&link, 16, Symlinks::Follow).unwrap().content,
+            b"42"
+        );
+        assert!(matches!(
+            read_capped(&dir.path().join("absent"), 16, Symlinks::Refuse),
+            Err(ReadError::Missing)
+        ));
+    }
+}

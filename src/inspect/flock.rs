@@ -1,0 +1,128 @@
+//! Who holds the flock on `.openviking.lock`, read from the kernel without
+//! ever taking the lock (a probe could make a server that starts at that
+//! instant fail).
+
+use std::path::Path;
+
+use crate::fsread::FileStat;
+
+/// The kernel's answer for one lock file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlockState {
+    /// No process holds a flock on it.
+    Unheld,
+    /// Held. `holders` are the processes that hold it now; it may be empty
+    /// when none could be identified, and `note` then says why.
+    Held {
+        holders: Vec<u32>,
+        /// The PID the kernel recorded when the lock was taken.
+        recorded_pid: Option<u32>,
+        note: Option<String>,
+    },
+    /// It could not be told; the text says why.
+    Unknown(String),
+}
+
+/// Reads the flock state of the lock file at `path`, whose metadata is `stat`.
+#[cfg(target_os = "linux")]
+pub fn state(path: &Path, stat: &FileStat) -> FlockState {
+    use super::kernel_locks::LockClass;
+    use super::procfs::{self, FileId};
+    use super::scan;
+
+    let table = match procfs::lock_table() {
+        Ok(table) => table,
+        Err(err) => return FlockState::Unknown(format!("cannot read /proc/locks: {err}")),
+    };
+    let target = FileId {
+        dev: stat.dev,
+        ino: stat.ino,
+    };
+    let (major, minor) = (rustix::fs::major(stat.dev), rustix::fs::minor(stat.dev));
+    // Same inode number; the device may still differ on btrfs and overlayfs,
+    // where /proc/locks shows the superblock's device, not the one stat shows.
+    let entries: Vec<_> = table
+        .iter()
+        .filter(|l| l.class == LockClass::Flock && !l.waiting && l.ino == stat.ino)
+        .collect();
+    if entries.is_empty() {
+        return FlockState::Unheld;
+    }
+    let certain = entries
+        .iter()
+        .any(|l| (l.dev_major, l.dev_minor) == (major, minor));
+    let recorded_pid = entries.iter().find_map(|l| l.pid);
+
+    let mut unreadable = None;
+    for pid in entries.iter().filter_map(|l| l.pid) {
+        match procfs::holds_flock(pid, target) {
+            Ok(true) => {
+                return FlockState::Held {
+                    holders: vec![pid],
+                    recorded_pid,
+                    note: None,
+                };
+            }
+            Ok(false) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => unreadable = Some((pid, err)),
+        }
+    }
+    if let (true, Some((pid, err))) = (certain, &unreadable) {
+        // The kernel names a live PID whose descriptors we may not read: trust the kernel.
+        return FlockState::Held {
+            holders: vec![*pid],
+            recorded_pid,
+            note: Some(format!(
+                "the kernel records PID {pid} as the holder; its descriptors could not be read to confirm it ({err})"
+            )),
+        };
+    }
+
+    // The recorded holder has exited or no longer has the file: a process that
+    // inherited the open file (a fork without exec) holds it now.
+    let name = path.file_name().unwrap_or_default();
+    let mut holders = Vec::new();
+    let coverage = scan::each_descriptor(|pid, fd, open| {
+        if open.file_name() == Some(name)
+            && procfs::fd_holds_flock(pid, fd, target).unwrap_or(false)
+        {
+            holders.push(pid);
+        }
+    });
+    holders.dedup();
+    match coverage {
+        Ok(_) if !holders.is_empty() => FlockState::Held {
+            holders,
+            recorded_pid,
+            note: None,
+        },
+        Ok(coverage) if certain => FlockState::Held {
+            holders,
+            recorded_pid,
+            note: Some(match (recorded_pid, coverage.uninspected) {
+                (_, n) if n > 0 => format!(
+                    "no readable process holds it; {n} processes could not be inspected (run as root to see them)"
+                ),
+                (Some(pid), _) => format!(
+                    "the kernel records PID {pid}, which no longer holds it, and no other holder was found"
+                ),
+                (None, _) => "no holder was found".to_string(),
+            }),
+        },
+        Ok(coverage) if coverage.uninspected > 0 => FlockState::Unknown(format!(
+            "/proc/locks shows a flock on inode {} that may be this file; {} processes could not be inspected to confirm it",
+            stat.ino, coverage.uninspected
+        )),
+        Ok(_) => FlockState::Unheld,
+        Err(err) => FlockState::Unknown(format!("cannot list processes: {err}")),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn state(_path: &Path, _stat: &FileStat) -> FlockState {
+    FlockState::Unknown(format!(
+        "on {} ovlock cannot read the kernel's lock table, and it never takes the lock to test it",
+        std::env::consts::OS
+    ))
+}

@@ -1,0 +1,208 @@
+//! All OS access: lock files, the kernel lock table, processes. It produces
+//! plain facts for `judge` and decides nothing.
+
+pub mod flock;
+pub mod kernel_locks;
+pub mod process;
+#[cfg(target_os = "linux")]
+mod procfs;
+mod scan;
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::fsread::{self, FileKind, FileStat, ReadError, Symlinks};
+use crate::pidfile;
+use crate::workspace::Workspace;
+
+pub use flock::FlockState;
+pub use process::{Lookup, ProcessInfo, Processes};
+
+/// Name of the flock file (OpenViking 0.4.21 and later).
+pub const LOCK_NAME: &str = ".openviking.lock";
+/// Name of the PID file (OpenViking 0.2 to 0.4.20).
+pub const PID_NAME: &str = ".openviking.pid";
+/// How much of a lock file is read; a PID needs a few bytes.
+pub const READ_CAP: usize = 256;
+
+/// What is at the data directory's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirState {
+    /// Nothing: OpenViking would create it.
+    Missing,
+    /// A directory; `resolved` is its path with symlinks resolved, as OpenViking uses it.
+    Present {
+        resolved: PathBuf,
+    },
+    NotADirectory(FileKind),
+    Inaccessible(String),
+}
+
+/// What is at a lock file's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockFile {
+    Absent,
+    /// Something other than a regular file; never opened, never followed.
+    NotRegular(FileKind),
+    /// Not even its metadata could be read.
+    Inaccessible(String),
+    Present {
+        stat: FileStat,
+        /// The first [`READ_CAP`] bytes, or why they could not be read.
+        content: Result<Vec<u8>, String>,
+        truncated: bool,
+    },
+}
+
+/// Everything ovlock learned about one data directory.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub workspace: Workspace,
+    pub dir: DirState,
+    /// The path the lock files were looked for in.
+    pub lock_dir: PathBuf,
+    pub lock_file: LockFile,
+    /// The flock on `.openviking.lock`; None when that file is not a regular file.
+    pub flock: Option<FlockState>,
+    pub flock_holders: Vec<Lookup>,
+    pub pid_file: LockFile,
+    /// The process the PID file names, when it names one.
+    pub pid_owner: Option<Lookup>,
+    pub host: Host,
+}
+
+/// Facts about the machine and this run that judgements depend on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    pub now: SystemTime,
+    pub boot_time: Option<SystemTime>,
+    pub self_pid: u32,
+    /// Running as root, which can read every process.
+    pub privileged: bool,
+}
+
+impl Host {
+    pub fn current() -> Host {
+        Host {
+            now: SystemTime::now(),
+            boot_time: process::boot_time(),
+            self_pid: std::process::id(),
+            privileged: is_root(),
+        }
+    }
+}
+
+/// Inspects one data directory.
+pub fn inspect(workspace: &Workspace, processes: &mut Processes, host: &Host) -> Facts {
+    let dir = dir_state(&workspace.path);
+    let lock_dir = match &dir {
+        DirState::Present { resolved } => resolved.clone(),
+        _ => workspace.path.clone(),
+    };
+    let lock_file = match &dir {
+        DirState::Present { .. } => read_lock_file(&lock_dir.join(LOCK_NAME)),
+        _ => LockFile::Absent,
+    };
+    let flock = match &lock_file {
+        LockFile::Present { stat, .. } => Some(flock::state(&lock_dir.join(LOCK_NAME), stat)),
+        _ => None,
+    };
+    let flock_holders = match &flock {
+        Some(FlockState::Held { holders, .. }) => {
+            holders.iter().map(|&pid| processes.lookup(pid)).collect()
+        }
+        _ => Vec::new(),
+    };
+    let (pid_file, pid_owner) = match &dir {
+        DirState::Present { .. } => inspect_pid_file(&lock_dir, processes),
+        _ => (LockFile::Absent, None),
+    };
+    Facts {
+        workspace: workspace.clone(),
+        dir,
+        lock_dir,
+        lock_file,
+        flock,
+        flock_holders,
+        pid_file,
+        pid_owner,
+        host: host.clone(),
+    }
+}
+
+/// Reads `.openviking.pid` in `lock_dir` and looks up the process it names.
+pub fn inspect_pid_file(lock_dir: &Path, processes: &mut Processes) -> (LockFile, Option<Lookup>) {
+    let file = read_lock_file(&lock_dir.join(PID_NAME));
+    let owner = match &file {
+        LockFile::Present {
+            content: Ok(content),
+            truncated: false,
+            ..
+        } => pidfile::parse(content)
+            .ok()
+            .map(|pid| processes.lookup(pid)),
+        _ => None,
+    };
+    (file, owner)
+}
+
+fn dir_state(path: &Path) -> DirState {
+    match std::fs::metadata(path) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => match fsread::kind_of(path) {
+            Ok(FileKind::Symlink) => {
+                DirState::Inaccessible("it is a symbolic link whose target does not exist".into())
+            }
+            _ => DirState::Missing,
+        },
+        Err(err) => DirState::Inaccessible(err.to_string()),
+        Ok(meta) if !meta.is_dir() => {
+            DirState::NotADirectory(fsread::kind_of(path).unwrap_or(FileKind::Other))
+        }
+        Ok(_) => match std::fs::canonicalize(path) {
+            Ok(resolved) => DirState::Present { resolved },
+            Err(err) => DirState::Inaccessible(err.to_string()),
+        },
+    }
+}
+
+/// Reads a lock file's metadata and first bytes without following a symlink.
+pub fn read_lock_file(path: &Path) -> LockFile {
+    let stat = match fsread::lstat(path) {
+        Ok((FileKind::Regular, stat)) => stat,
+        Ok((kind, _)) => return LockFile::NotRegular(kind),
+        Err(ReadError::Missing) => return LockFile::Absent,
+        Err(err) => return LockFile::Inaccessible(err.to_string()),
+    };
+    if stat.size == 0 {
+        // An empty file needs no open, which also needs no read permission.
+        return LockFile::Present {
+            stat,
+            content: Ok(Vec::new()),
+            truncated: false,
+        };
+    }
+    match fsread::read_capped(path, READ_CAP, Symlinks::Refuse) {
+        Ok(snapshot) => LockFile::Present {
+            stat: snapshot.stat,
+            content: Ok(snapshot.content),
+            truncated: snapshot.truncated,
+        },
+        Err(ReadError::Missing) => LockFile::Absent,
+        Err(ReadError::NotRegular(kind)) => LockFile::NotRegular(kind),
+        Err(ReadError::Io(err)) => LockFile::Present {
+            stat,
+            content: Err(err.to_string()),
+            truncated: false,
+        },
+    }
+}
+
+#[cfg(unix)]
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+#[cfg(not(unix))]
+fn is_root() -> bool {
+    false
+}

@@ -1,0 +1,201 @@
+//! Facts about individual processes: whether a PID is alive, and what it is.
+//! Only the PIDs asked about are read, so the cost does not grow with the
+//! number of processes on the machine.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sysinfo::{
+    Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind, Users,
+};
+
+/// What ovlock knows about one live process.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub ppid: Option<u32>,
+    pub name: String,
+    pub exe: Option<PathBuf>,
+    pub cmdline: Vec<String>,
+    pub user: Option<String>,
+    pub started: Option<SystemTime>,
+    /// Resident memory in bytes.
+    pub memory: Option<u64>,
+    pub cwd: Option<PathBuf>,
+    /// Exited, but not yet reaped by its parent: it holds no files any more.
+    pub zombie: bool,
+}
+
+/// The answer to "is PID N alive?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Alive(ProcessInfo),
+    Gone,
+    /// It could not be told; the text says why.
+    Unknown(String),
+}
+
+/// Reads processes on demand, one PID at a time.
+pub struct Processes {
+    system: Option<System>,
+    users: Option<Users>,
+}
+
+impl Processes {
+    pub fn new() -> Self {
+        Processes {
+            system: None,
+            users: None,
+        }
+    }
+
+    /// Looks one PID up; the kernel is asked first, so a PID that exists but
+    /// cannot be read is told apart from one that is gone.
+    pub fn lookup(&mut self, pid: u32) -> Lookup {
+        match signal_probe(pid) {
+            Probe::Gone => return Lookup::Gone,
+            Probe::Unknown(why) => return Lookup::Unknown(why),
+            // Without kill(2), the process table is the only witness.
+            #[cfg(not(unix))]
+            Probe::Unsupported => return self.info(pid).map_or(Lookup::Gone, Lookup::Alive),
+            Probe::Exists => {}
+        }
+        match self.info(pid) {
+            Some(info) => Lookup::Alive(info),
+            None if signal_probe(pid) == Probe::Gone => Lookup::Gone,
+            None => Lookup::Unknown(format!("PID {pid} exists but its details cannot be read")),
+        }
+    }
+
+    /// Everything sysinfo can tell about one PID, or None when it is not there.
+    pub fn info(&mut self, pid: u32) -> Option<ProcessInfo> {
+        let spid = Pid::from_u32(pid);
+        if self.system.is_none() {
+            self.system = System::new().ok();
+        }
+        let system = self.system.as_mut()?;
+        let kind = ProcessRefreshKind::nothing()
+            .with_memory()
+            .with_cmd(UpdateKind::Always)
+            .with_exe(UpdateKind::Always)
+            .with_cwd(UpdateKind::Always)
+            .with_user(UpdateKind::Always)
+            .without_tasks();
+        system.refresh_processes_specifics(ProcessesToUpdate::Some(&[spid]), true, kind);
+        let process = system.process(spid)?;
+        let uid = process.user_id().cloned();
+        let mut info = ProcessInfo {
+            pid,
+            ppid: process.parent().map(Pid::as_u32),
+            name: process.name().to_string_lossy().into_owned(),
+            exe: process.exe().map(PathBuf::from),
+            cmdline: process
+                .cmd()
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+            user: None,
+            started: Some(process.start_time())
+                .filter(|&secs| secs > 0)
+                .map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
+            memory: Some(process.memory()),
+            cwd: process.cwd().map(PathBuf::from),
+            zombie: matches!(
+                process.status(),
+                ProcessStatus::Zombie | ProcessStatus::Dead
+            ),
+        };
+        if let Some(uid) = uid {
+            if self.users.is_none() {
+                self.users = Users::new_with_refreshed_list().ok();
+            }
+            let name = self
+                .users
+                .as_ref()
+                .and_then(|users| users.get_user_by_id(&uid));
+            info.user = Some(name.map_or_else(|| uid.to_string(), |user| user.name().to_string()));
+        }
+        Some(info)
+    }
+}
+
+/// When the machine last booted.
+pub fn boot_time() -> Option<SystemTime> {
+    System::boot_time()
+        .ok()
+        .filter(|&secs| secs > 0)
+        .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Probe {
+    Exists,
+    Gone,
+    #[cfg(not(unix))]
+    Unsupported,
+    Unknown(String),
+}
+
+/// `kill(pid, 0)`: EPERM still means the process exists.
+#[cfg(unix)]
+fn signal_probe(pid: u32) -> Probe {
+    use rustix::io::Errno;
+    let Some(target) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return Probe::Gone;
+    };
+    match rustix::process::test_kill_process(target) {
+        Ok(()) | Err(Errno::PERM) => Probe::Exists,
+        Err(Errno::SRCH) => Probe::Gone,
+        Err(err) => Probe::Unknown(format!("kill({pid}, 0) failed: {err}")),
+    }
+}
+
+#[cfg(not(unix))]
+fn signal_probe(_pid: u32) -> Probe {
+    Probe::Unsupported
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_itself_and_not_the_impossible() {
+        let mut processes = Processes::new();
+        let me = std::process::id();
+        match processes.lookup(me) {
+            Lookup::Alive(info) => {
+                assert_eq!(info.pid, me);
+                assert!(!info.cmdline.is_empty());
+                assert!(info.started.is_some());
+                assert!(!info.zombie);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(processes.lookup(i32::MAX as u32), Lookup::Gone);
+        assert_eq!(processes.lookup(u32::MAX), Lookup::Gone);
+    }
+
+    #[test]
+    fn a_reaped_child_is_gone_and_an_unreaped_one_is_a_zombie() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Until it is waited for, the child stays in the table as a zombie.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !matches!(
+            Processes::new().lookup(pid),
+            Lookup::Alive(ProcessInfo { zombie: true, .. })
+        ) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "child {pid} never became a zombie"
+            );
+            std::thread::yield_now();
+        }
+        child.wait().unwrap();
+        assert_eq!(Processes::new().lookup(pid), Lookup::Gone);
+    }
+}

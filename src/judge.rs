@@ -1,0 +1,507 @@
+//! The verdict: a pure function from inspected facts to a verdict, the
+//! reasons for it and what to do. No OS access, so every rule is table-tested.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::exit_code::ExitCode;
+use crate::fsread::FileKind;
+use crate::inspect::{
+    DirState, Facts, FlockState, LOCK_NAME, LockFile, Lookup, PID_NAME, ProcessInfo,
+};
+use crate::pidfile::{self, BadPid};
+
+/// How long a PID file may be empty or unparsable before it counts as
+/// abandoned rather than being written (OpenViking truncates, then writes),
+/// and how much earlier than its process a PID file may seem to be written
+/// (process start times are known to the second).
+pub const SLACK: Duration = Duration::from_secs(2);
+
+/// The verdict on one data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Free,
+    Held,
+    Stale,
+    Contended,
+    Unknown,
+}
+
+impl Verdict {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Verdict::Free => ExitCode::Free,
+            Verdict::Held => ExitCode::Held,
+            Verdict::Stale => ExitCode::Stale,
+            Verdict::Contended => ExitCode::Contended,
+            Verdict::Unknown => ExitCode::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Free => "free",
+            Verdict::Held => "held",
+            Verdict::Stale => "stale",
+            Verdict::Contended => "contended",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+/// Which lock protocol made a process an owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Holds the flock on `.openviking.lock` (OpenViking 0.4.21 and later).
+    Flock,
+    /// Is named by a live `.openviking.pid` (OpenViking up to 0.4.20).
+    Pidfile,
+}
+
+/// A live process that owns the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub process: ProcessInfo,
+    /// Every protocol through which it owns the directory, flock first.
+    pub protocols: Vec<Protocol>,
+}
+
+/// Why a PID file no longer names its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Staleness {
+    Unparsable(String),
+    WrittenBeforeBoot { pid: u32 },
+    IsOvlock { pid: u32 },
+    Gone { pid: u32 },
+    Zombie { pid: u32, name: String },
+    StartedAfterWrite { pid: u32, name: String },
+    NotOpenViking { pid: u32, name: String },
+}
+
+/// The judgement on `.openviking.pid` alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PidFileVerdict {
+    Absent,
+    Owned(u32),
+    Stale(Staleness),
+    /// Empty or unparsable, but young: a server may be writing it right now.
+    BeingWritten,
+    Unknown(String),
+}
+
+/// Everything the renderers and clear-stale need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    pub owners: Vec<Owner>,
+    pub pid_file: PidFileVerdict,
+    /// Why the verdict is what it is, most decisive first.
+    pub reasons: Vec<String>,
+    /// Facts that did not decide the verdict but that a reader should know.
+    pub warnings: Vec<String>,
+    /// What to do, in order of preference, with real PIDs and paths.
+    pub fixes: Vec<String>,
+}
+
+/// Extra rules from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Lowercase substrings that also mark a process as OpenViking.
+    pub markers: Vec<String>,
+}
+
+impl Policy {
+    pub fn new(extra_markers: &[String]) -> Policy {
+        let mut markers = vec!["openviking".to_string()];
+        markers.extend(
+            extra_markers
+                .iter()
+                .filter(|m| !m.is_empty())
+                .map(|m| m.to_lowercase()),
+        );
+        Policy { markers }
+    }
+
+    /// Whether a process looks like OpenViking: its name, executable or
+    /// command line contains a marker, case-insensitively.
+    pub fn is_openviking(&self, process: &ProcessInfo) -> bool {
+        let exe = process
+            .exe
+            .as_deref()
+            .map(Path::to_string_lossy)
+            .unwrap_or_default();
+        let haystacks = [process.name.as_str(), &exe]
+            .into_iter()
+            .chain(process.cmdline.iter().map(String::as_str))
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>();
+        self.markers
+            .iter()
+            .any(|m| haystacks.iter().any(|h| h.contains(m.as_str())))
+    }
+}
+
+/// Judges one directory.
+pub fn judge(facts: &Facts, policy: &Policy) -> Judgement {
+    let mut j = Acc::default();
+    match &facts.dir {
+        DirState::Missing => {
+            j.settled.push(format!(
+                "{} does not exist; OpenViking would create it",
+                facts.workspace.path.display()
+            ));
+        }
+        DirState::NotADirectory(kind) => j.unknown.push(format!(
+            "{} is {}, not a directory",
+            facts.workspace.path.display(),
+            kind.describe()
+        )),
+        DirState::Inaccessible(err) => j.unknown.push(format!(
+            "cannot inspect {}: {err}",
+            facts.workspace.path.display()
+        )),
+        DirState::Present { .. } => {
+            judge_flock(facts, &mut j);
+        }
+    }
+    let pid_file = judge_pid_file(facts, policy, &mut j);
+    if facts.workspace.skip_process_lock {
+        let config = facts
+            .workspace
+            .source
+            .config_file()
+            .map(|f| format!(" in {}", f.display()))
+            .unwrap_or_default();
+        j.warnings.push(format!(
+            "storage.skip_process_lock is true{config}: OpenViking takes no lock on this workspace, so lock files cannot show who uses it"
+        ));
+    }
+    j.finish(facts, pid_file)
+}
+
+#[derive(Default)]
+struct Acc {
+    owners: Vec<Owner>,
+    /// Reasons that name owners.
+    owned: Vec<String>,
+    /// Facts that could not be read or decided.
+    unknown: Vec<String>,
+    /// Reasons a PID file is stale.
+    stale: Vec<String>,
+    /// Facts that show nothing owns the directory.
+    settled: Vec<String>,
+    warnings: Vec<String>,
+    /// The flock is held, but by no process that could be identified.
+    anonymous_holder: bool,
+}
+
+impl Acc {
+    fn add_owner(&mut self, process: &ProcessInfo, protocol: Protocol) {
+        match self
+            .owners
+            .iter_mut()
+            .find(|o| o.process.pid == process.pid)
+        {
+            Some(owner) => owner.protocols.push(protocol),
+            None => self.owners.push(Owner {
+                process: process.clone(),
+                protocols: vec![protocol],
+            }),
+        }
+    }
+
+    fn finish(mut self, facts: &Facts, pid_file: PidFileVerdict) -> Judgement {
+        let verdict = match self.owners.len() {
+            2.. => Verdict::Contended,
+            1 => Verdict::Held,
+            0 if self.anonymous_holder => Verdict::Held,
+            _ if !self.unknown.is_empty() => Verdict::Unknown,
+            _ if !self.stale.is_empty() => Verdict::Stale,
+            _ => Verdict::Free,
+        };
+        let mut reasons = Vec::new();
+        match verdict {
+            Verdict::Held | Verdict::Contended => {
+                reasons.append(&mut self.owned);
+                reasons.append(&mut self.stale);
+                reasons.append(&mut self.settled);
+                // A definite owner outranks what could not be read, but the reader must know.
+                self.warnings.extend(
+                    self.unknown
+                        .iter()
+                        .map(|u| format!("could not be inspected: {u}")),
+                );
+            }
+            Verdict::Unknown => {
+                reasons.append(&mut self.unknown);
+                reasons.append(&mut self.stale);
+                reasons.append(&mut self.settled);
+            }
+            Verdict::Stale | Verdict::Free => {
+                reasons.append(&mut self.stale);
+                reasons.append(&mut self.settled);
+            }
+        }
+        if reasons.is_empty() {
+            reasons.push("no lock file is present".to_string());
+        }
+        let fixes = fixes(verdict, &self.owners, &pid_file, facts);
+        Judgement {
+            verdict,
+            owners: self.owners,
+            pid_file,
+            reasons,
+            warnings: self.warnings,
+            fixes,
+        }
+    }
+}
+
+fn judge_flock(facts: &Facts, j: &mut Acc) {
+    let path = facts.lock_dir.join(LOCK_NAME);
+    match (&facts.lock_file, &facts.flock) {
+        (LockFile::Absent, _) => {}
+        (LockFile::NotRegular(kind), _) => j.unknown.push(not_regular(&path, *kind)),
+        (LockFile::Inaccessible(err), _) => j.unknown.push(format!("cannot inspect {}: {err}", path.display())),
+        (LockFile::Present { .. }, None | Some(FlockState::Unheld)) => j.settled.push(format!(
+            "{LOCK_NAME} is not held: no server has it locked (the file stays after a server exits, by design)"
+        )),
+        (LockFile::Present { .. }, Some(FlockState::Unknown(why))) => {
+            j.unknown.push(format!("cannot tell whether {LOCK_NAME} is held: {why}"));
+        }
+        (LockFile::Present { .. }, Some(FlockState::Held { recorded_pid, note, .. })) => {
+            let mut identified = false;
+            for lookup in &facts.flock_holders {
+                match lookup {
+                    Lookup::Alive(p) if !p.zombie => {
+                        identified = true;
+                        let inherited = match recorded_pid {
+                            Some(recorded) if *recorded != p.pid => {
+                                format!(" (it inherited the lock from PID {recorded}, which took it and has exited)")
+                            }
+                            _ => String::new(),
+                        };
+                        j.owned.push(format!("{LOCK_NAME} is locked (flock) by PID {} ({}){inherited}", p.pid, p.name));
+                        j.add_owner(p, Protocol::Flock);
+                    }
+                    Lookup::Alive(_) | Lookup::Gone => {}
+                    Lookup::Unknown(why) => j.unknown.push(why.clone()),
+                }
+            }
+            if !identified {
+                j.anonymous_holder = true;
+                j.owned.push(format!("{LOCK_NAME} is locked (flock), but its holder could not be identified"));
+            }
+            if let Some(note) = note {
+                j.warnings.push(note.clone());
+            }
+        }
+    }
+}
+
+fn not_regular(path: &Path, kind: FileKind) -> String {
+    format!(
+        "{} is {}, not a regular file; ovlock neither follows nor opens it",
+        path.display(),
+        kind.describe()
+    )
+}
+
+fn judge_pid_file(facts: &Facts, policy: &Policy, j: &mut Acc) -> PidFileVerdict {
+    let verdict = pid_file_verdict(facts, policy);
+    let path = facts.lock_dir.join(PID_NAME);
+    match &verdict {
+        PidFileVerdict::Absent => {}
+        PidFileVerdict::Owned(_) => {
+            if let Some(Lookup::Alive(p)) = &facts.pid_owner {
+                j.owned.push(format!("{PID_NAME} names PID {} ({}), which is alive and looks like OpenViking", p.pid, p.name));
+                j.add_owner(p, Protocol::Pidfile);
+            }
+        }
+        PidFileVerdict::Stale(why) => j.stale.push(format!("{PID_NAME} is stale: {}", describe_staleness(why))),
+        PidFileVerdict::BeingWritten => j.unknown.push(format!(
+            "{PID_NAME} is empty or unfinished and was written less than {}s ago: a server may be taking the lock right now",
+            SLACK.as_secs()
+        )),
+        PidFileVerdict::Unknown(why) => j.unknown.push(format!("{}: {why}", path.display())),
+    }
+    verdict
+}
+
+/// Judges `.openviking.pid` on its own: the verdict clear-stale acts on.
+pub fn pid_file_verdict(facts: &Facts, policy: &Policy) -> PidFileVerdict {
+    let (stat, content, truncated) = match &facts.pid_file {
+        LockFile::Absent => return PidFileVerdict::Absent,
+        LockFile::NotRegular(kind) => {
+            return PidFileVerdict::Unknown(format!(
+                "it is {}, not a regular file; ovlock neither follows nor opens it",
+                kind.describe()
+            ));
+        }
+        LockFile::Inaccessible(err) => {
+            return PidFileVerdict::Unknown(format!("cannot inspect it: {err}"));
+        }
+        LockFile::Present {
+            content: Err(err), ..
+        } => return PidFileVerdict::Unknown(format!("cannot read it: {err}")),
+        LockFile::Present {
+            stat,
+            content: Ok(content),
+            truncated,
+        } => (stat, content, *truncated),
+    };
+    let Some(written) = stat.modified else {
+        return PidFileVerdict::Unknown("its modification time cannot be read".into());
+    };
+    let parsed = if truncated {
+        Err(format!(
+            "it is {} bytes long, far too long to hold a PID",
+            stat.size
+        ))
+    } else {
+        pidfile::parse(content).map_err(|bad: BadPid| bad.to_string())
+    };
+    let pid = match parsed {
+        Ok(pid) => pid,
+        Err(why) => {
+            let young = match facts.host.now.duration_since(written) {
+                Ok(age) => age < SLACK,
+                Err(ahead) => ahead.duration() < SLACK,
+            };
+            return if young && !truncated {
+                PidFileVerdict::BeingWritten
+            } else {
+                PidFileVerdict::Stale(Staleness::Unparsable(why))
+            };
+        }
+    };
+    if facts.host.boot_time.is_some_and(|boot| written < boot) {
+        return PidFileVerdict::Stale(Staleness::WrittenBeforeBoot { pid });
+    }
+    if pid == facts.host.self_pid {
+        return PidFileVerdict::Stale(Staleness::IsOvlock { pid });
+    }
+    let process = match &facts.pid_owner {
+        None | Some(Lookup::Gone) => return PidFileVerdict::Stale(Staleness::Gone { pid }),
+        Some(Lookup::Unknown(why)) => return PidFileVerdict::Unknown(why.clone()),
+        Some(Lookup::Alive(p)) => p,
+    };
+    let name = process.name.clone();
+    if process.zombie {
+        return PidFileVerdict::Stale(Staleness::Zombie { pid, name });
+    }
+    if process
+        .started
+        .is_some_and(|started| started > written + SLACK)
+    {
+        return PidFileVerdict::Stale(Staleness::StartedAfterWrite { pid, name });
+    }
+    if !policy.is_openviking(process) {
+        return PidFileVerdict::Stale(Staleness::NotOpenViking { pid, name });
+    }
+    PidFileVerdict::Owned(pid)
+}
+
+/// One sentence on why a PID file is stale.
+pub fn describe_staleness(why: &Staleness) -> String {
+    match why {
+        Staleness::Unparsable(what) => format!("it names no process ({what})"),
+        Staleness::WrittenBeforeBoot { pid } => {
+            format!("it names PID {pid} but was written before the last boot")
+        }
+        Staleness::IsOvlock { pid } => format!("it names PID {pid}, which is this ovlock process"),
+        Staleness::Gone { pid } => format!("PID {pid} has exited"),
+        Staleness::Zombie { pid, name } => {
+            format!("PID {pid} ({name}) has exited and is waiting to be reaped")
+        }
+        Staleness::StartedAfterWrite { pid, name } => {
+            format!("PID {pid} now belongs to {name}, which started after the lock was written")
+        }
+        Staleness::NotOpenViking { pid, name } => {
+            format!("PID {pid} now belongs to {name}, which is not OpenViking")
+        }
+    }
+}
+
+fn fixes(
+    verdict: Verdict,
+    owners: &[Owner],
+    pid_file: &PidFileVerdict,
+    facts: &Facts,
+) -> Vec<String> {
+    let dir = shell_quote(&facts.workspace.path.to_string_lossy());
+    let mut fixes = Vec::new();
+    match verdict {
+        Verdict::Held | Verdict::Contended => {
+            fixes.push(
+                "Connect every client to one OpenViking server over HTTP instead of starting another \
+                 (MCP hosts that start one stdio server per session collide here)"
+                    .to_string(),
+            );
+            fixes.push(format!(
+                "Give each OpenViking instance its own storage.workspace in ov.conf (this one is {dir})"
+            ));
+            if verdict == Verdict::Contended
+                && owners
+                    .iter()
+                    .any(|o| o.protocols.contains(&Protocol::Pidfile))
+            {
+                fixes.push(
+                    "Stop the OpenViking 0.4.20-or-older server (it uses .openviking.pid) before running 0.4.21 or later: \
+                     the two lock protocols do not see each other"
+                        .to_string(),
+                );
+            }
+            for owner in owners {
+                fixes.push(format!(
+                    "Stop PID {} ({}): kill {}",
+                    owner.process.pid, owner.process.name, owner.process.pid
+                ));
+            }
+            if matches!(pid_file, PidFileVerdict::Stale(_)) {
+                fixes.push(format!(
+                    "Remove the leftover {PID_NAME}: ovlock clear-stale {dir}"
+                ));
+            }
+        }
+        Verdict::Stale => {
+            fixes.push(format!(
+                "Remove the stale {PID_NAME}: ovlock clear-stale {dir}"
+            ));
+        }
+        Verdict::Unknown => {
+            if matches!(pid_file, PidFileVerdict::BeingWritten) {
+                fixes.push(format!(
+                    "Check again in a moment: ovlock check --wait 10 {dir}"
+                ));
+            }
+            if !facts.host.privileged {
+                fixes.push(format!(
+                    "Run as root to see every process and file: sudo ovlock status {dir}"
+                ));
+            }
+            fixes.push(format!("Look at the directory by hand: ls -la {dir}"));
+        }
+        Verdict::Free => {}
+    }
+    fixes
+}
+
+/// Quotes a string for a POSIX shell when it needs quoting.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,479 @@
+//! The judging rules over a table of facts, with no OS access.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::*;
+use crate::fsread::FileStat;
+use crate::inspect::Host;
+use crate::workspace::{Source, Workspace};
+
+const T0: u64 = 1_800_000_000;
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn host() -> Host {
+    Host {
+        now: at(T0 + 3_600),
+        boot_time: Some(at(T0 - 86_400)),
+        self_pid: 777,
+        privileged: true,
+    }
+}
+
+fn base() -> Facts {
+    let path = PathBuf::from("/srv/ov/data");
+    Facts {
+        workspace: Workspace {
+            path: path.clone(),
+            source: Source::Argument,
+            skip_process_lock: false,
+        },
+        dir: DirState::Present {
+            resolved: path.clone(),
+        },
+        lock_dir: path,
+        lock_file: LockFile::Absent,
+        flock: None,
+        flock_holders: Vec::new(),
+        pid_file: LockFile::Absent,
+        pid_owner: None,
+        host: host(),
+    }
+}
+
+fn file(content: &str, written: u64) -> LockFile {
+    LockFile::Present {
+        stat: FileStat {
+            dev: 1,
+            ino: 2,
+            size: content.len() as u64,
+            uid: Some(0),
+            modified: Some(at(written)),
+        },
+        content: Ok(content.as_bytes().to_vec()),
+        truncated: false,
+    }
+}
+
+fn process(pid: u32, name: &str, started: u64) -> ProcessInfo {
+    ProcessInfo {
+        pid,
+        ppid: Some(1),
+        name: name.into(),
+        exe: Some(PathBuf::from("/usr/bin/python3")),
+        cmdline: vec!["python3".into(), format!("/venv/bin/{name}")],
+        user: Some("ov".into()),
+        started: Some(at(started)),
+        memory: Some(1 << 20),
+        cwd: None,
+        zombie: false,
+    }
+}
+
+fn server(pid: u32) -> ProcessInfo {
+    process(pid, "openviking-server", T0)
+}
+
+/// `.openviking.pid` naming `pid`, written at T0 + 10 s, and what the lookup found.
+fn pid_file(mut facts: Facts, pid: u32, lookup: Lookup) -> Facts {
+    facts.pid_file = file(&pid.to_string(), T0 + 10);
+    facts.pid_owner = Some(lookup);
+    facts
+}
+
+fn flock_held(mut facts: Facts, holders: &[ProcessInfo], recorded: u32) -> Facts {
+    facts.lock_file = file("", T0);
+    facts.flock = Some(FlockState::Held {
+        holders: holders.iter().map(|p| p.pid).collect(),
+        recorded_pid: Some(recorded),
+        note: None,
+    });
+    facts.flock_holders = holders.iter().cloned().map(Lookup::Alive).collect();
+    facts
+}
+
+fn flock_unheld(mut facts: Facts) -> Facts {
+    facts.lock_file = file("", T0);
+    facts.flock = Some(FlockState::Unheld);
+    facts
+}
+
+struct Case {
+    name: &'static str,
+    facts: Facts,
+    verdict: Verdict,
+    owners: &'static [u32],
+    /// A fragment the first reason must contain.
+    reason: &'static str,
+}
+
+fn cases() -> Vec<Case> {
+    let mut zombie = server(42);
+    zombie.zombie = true;
+    let mut missing = base();
+    missing.dir = DirState::Missing;
+    let mut not_dir = base();
+    not_dir.dir = DirState::NotADirectory(FileKind::Regular);
+    let mut fifo_lock = base();
+    fifo_lock.lock_file = LockFile::NotRegular(FileKind::Fifo);
+    let mut symlink_pid = base();
+    symlink_pid.pid_file = LockFile::NotRegular(FileKind::Symlink);
+    let mut empty_young = base();
+    empty_young.pid_file = file("", T0 + 3_599);
+    let mut empty_old = base();
+    empty_old.pid_file = file("", T0);
+    let mut garbage_old = base();
+    garbage_old.pid_file = file("not a pid", T0);
+    let mut before_boot = pid_file(base(), 42, Lookup::Alive(server(42)));
+    before_boot.pid_file = file("42", T0 - 90_000);
+    let mut unreadable_pid = base();
+    unreadable_pid.pid_file = LockFile::Present {
+        stat: FileStat {
+            dev: 1,
+            ino: 3,
+            size: 4,
+            uid: Some(0),
+            modified: Some(at(T0)),
+        },
+        content: Err("Permission denied (os error 13)".into()),
+        truncated: false,
+    };
+    let mut flock_unknown = base();
+    flock_unknown.lock_file = file("", T0);
+    flock_unknown.flock = Some(FlockState::Unknown("cannot read /proc/locks".into()));
+    let mut anonymous = base();
+    anonymous.lock_file = file("", T0);
+    anonymous.flock = Some(FlockState::Held {
+        holders: vec![],
+        recorded_pid: Some(9),
+        note: Some("no holder found".into()),
+    });
+    let mut held_but_unreadable_pid = flock_held(base(), &[server(50)], 50);
+    held_but_unreadable_pid.pid_file = LockFile::Inaccessible("Permission denied".into());
+
+    vec![
+        Case {
+            name: "empty directory",
+            facts: base(),
+            verdict: Verdict::Free,
+            owners: &[],
+            reason: "no lock file",
+        },
+        Case {
+            name: "no directory",
+            facts: missing,
+            verdict: Verdict::Free,
+            owners: &[],
+            reason: "would create it",
+        },
+        Case {
+            name: "path is a file",
+            facts: not_dir,
+            verdict: Verdict::Unknown,
+            owners: &[],
+            reason: "not a directory",
+        },
+        Case {
+            name: "unheld flock file",
+            facts: flock_unheld(base()),
+            verdict: Verdict::Free,
+            owners: &[],
+            reason: "not held",
+        },
+        Case {
+            name: "flock held",
+            facts: flock_held(base(), &[server(50)], 50),
+            verdict: Verdict::Held,
+            owners: &[50],
+            reason: "PID 50",
+        },
+        Case {
+            name: "flock inherited by a forked child",
+            facts: flock_held(base(), &[server(51)], 50),
+            verdict: Verdict::Held,
+            owners: &[51],
+            reason: "inherited the lock from PID 50",
+        },
+        Case {
+            name: "flock held by nobody identifiable",
+            facts: anonymous,
+            verdict: Verdict::Held,
+            owners: &[],
+            reason: "could not be identified",
+        },
+        Case {
+            name: "flock state unreadable",
+            facts: flock_unknown,
+            verdict: Verdict::Unknown,
+            owners: &[],
+            reason: "cannot tell",
+        },
+        Case {
+            name: "lock path is a FIFO",
+            facts: fifo_lock,
+            verdict: Verdict::Unknown,
+            owners: &[],
+            reason: "FIFO",
+        },
+        Case {
+            name: "pid file of a live server",
+            facts: pid_file(base(), 42, Lookup::Alive(server(42))),
+            verdict: Verdict::Held,
+            owners: &[42],
+            reason: "looks like OpenViking",
+        },
+        Case {
+            name: "pid file of a dead process",
+            facts: pid_file(base(), 42, Lookup::Gone),
+            verdict: Verdict::Stale,
+            owners: &[],
+            reason: "PID 42 has exited",
+        },
+        Case {
+            name: "pid file of a zombie",
+            facts: pid_file(base(), 42, Lookup::Alive(zombie)),
+            verdict: Verdict::Stale,
+            owners: &[],
+            reason: "waiting to be reaped",
+        },
+        Case {
+            name: "pid recycled by an unrelated process",
+            facts: pid_file(base(), 42, Lookup::Alive(process(42, "sleep", T0))),
+            verdict: Verdict::Stale,
+            owners: &[],
+            reason: "belongs to sleep, which is not OpenViking",
+        },
+        Case {
+            name: "pid file older than its process",
+            facts: pid_file(
+                base(),
+                42,
+                Lookup::Alive(process(42, "openviking-server", T0 + 60)),
+            ),
+            verdict: Verdict::Stale,
+            owners: &[],
+            reason: "started after the lock was written",
+        },
+        Case {
+            name: "process started within the slack of the write",
+            facts: pid_file(
+                base(),
+                42,
+                Lookup::Alive(process(42, "openviking-server", T0 + 12)),
+            ),
+            verdict: Verdict::Held,
+            owners: &[42],
+            reason: "PID 42",
+        },
+        Case {
+            name: "pid file from before the boot",
+            facts: before_boot,
+            verdict: Verdict::Stale,
+            owners: &[],
+            reason: "before the last boot",
+        },
+        Case {
+            name: "pid file naming ovlock itself",
+            facts: pid_file(base(), 777, Lookup::Alive(server(777))),
+            verdict: Verdict::Stale,
+            owners: &[],
+            reason: "this ovlock process",
+        },
+        Case {
+            name: "pid lookup failed",
+            facts: pid_file(base(), 42, Lookup::Unknown("cannot read".into())),
+            verdict: Verdict::Unknown,
+            owners: &[],
+            reason: "cannot read",
+        },
+        Case {
+            name: "pid file is a symlink",
+            facts: symlink_pid,
+            verdict: Verdict::Unknown,
+            owners: &[],
+            reason: "symbolic link",
+        },
+        Case {
+            name: "pid file unreadable",
+            facts: unreadable_pid,
+            verdict: Verdict::Unknown,
+            owners: &[],
+            reason: "Permission denied",
+        },
+        Case {
+            name: "empty pid file being written",
+            facts: empty_young,
+            verdict: Verdict::Unknown,
+            owners: &[],
+            reason: "taking the lock right now",
+        },
+        Case {
+            name: "empty pid file left behind",
+            facts: empty_old,
+            verdict: Verdict::Stale,
+            owners: &[],
+            reason: "it is empty",
+        },
+        Case {
+            name: "garbage pid file",
+            facts: garbage_old,
+            verdict: Verdict::Stale,
+            owners: &[],
+            reason: "not a number",
+        },
+        Case {
+            name: "old and new OpenViking on one directory",
+            facts: flock_held(
+                pid_file(base(), 42, Lookup::Alive(server(42))),
+                &[server(50)],
+                50,
+            ),
+            verdict: Verdict::Contended,
+            owners: &[50, 42],
+            reason: "PID 50",
+        },
+        Case {
+            name: "one process holding both locks",
+            facts: flock_held(
+                pid_file(base(), 50, Lookup::Alive(server(50))),
+                &[server(50)],
+                50,
+            ),
+            verdict: Verdict::Held,
+            owners: &[50],
+            reason: "PID 50",
+        },
+        Case {
+            name: "stale pid file beside a live flock holder",
+            facts: flock_held(pid_file(base(), 42, Lookup::Gone), &[server(50)], 50),
+            verdict: Verdict::Held,
+            owners: &[50],
+            reason: "PID 50",
+        },
+        Case {
+            name: "stale pid file beside an unheld flock file",
+            facts: flock_unheld(pid_file(base(), 42, Lookup::Gone)),
+            verdict: Verdict::Stale,
+            owners: &[],
+            reason: "PID 42 has exited",
+        },
+        Case {
+            name: "a live owner outranks what could not be read",
+            facts: held_but_unreadable_pid,
+            verdict: Verdict::Held,
+            owners: &[50],
+            reason: "PID 50",
+        },
+        Case {
+            name: "what could not be read outranks stale",
+            facts: {
+                let mut f = pid_file(base(), 42, Lookup::Gone);
+                f.lock_file = LockFile::NotRegular(FileKind::Directory);
+                f
+            },
+            verdict: Verdict::Unknown,
+            owners: &[],
+            reason: "a directory",
+        },
+    ]
+}
+
+#[test]
+fn verdicts_over_the_table() {
+    let policy = Policy::new(&[]);
+    for case in cases() {
+        let j = judge(&case.facts, &policy);
+        assert_eq!(j.verdict, case.verdict, "{}: {j:#?}", case.name);
+        let owners: Vec<u32> = j.owners.iter().map(|o| o.process.pid).collect();
+        assert_eq!(owners, case.owners, "{}", case.name);
+        assert!(
+            j.reasons[0].contains(case.reason),
+            "{}: first reason {:?} lacks {:?}",
+            case.name,
+            j.reasons[0],
+            case.reason
+        );
+    }
+}
+
+#[test]
+fn a_match_marker_accepts_other_servers() {
+    let facts = pid_file(base(), 42, Lookup::Alive(process(42, "viking-fork", T0)));
+    assert_eq!(judge(&facts, &Policy::new(&[])).verdict, Verdict::Stale);
+    assert_eq!(
+        judge(&facts, &Policy::new(&["VIKING-F".into()])).verdict,
+        Verdict::Held
+    );
+}
+
+#[test]
+fn openviking_is_recognised_by_name_exe_or_cmdline() {
+    let policy = Policy::new(&[]);
+    let mut p = process(1, "python3", T0);
+    p.cmdline = vec!["python3".into(), "-m".into(), "x".into()];
+    assert!(!policy.is_openviking(&p));
+    p.exe = Some(PathBuf::from("/opt/OpenViking/bin/python3"));
+    assert!(policy.is_openviking(&p));
+    p.exe = None;
+    p.cmdline.push("--config=/etc/openviking/ov.conf".into());
+    assert!(policy.is_openviking(&p));
+}
+
+#[test]
+fn fixes_name_the_real_pids_and_paths() {
+    let policy = Policy::new(&[]);
+    let contended = flock_held(
+        pid_file(base(), 42, Lookup::Alive(server(42))),
+        &[server(50)],
+        50,
+    );
+    let fixes = judge(&contended, &policy).fixes.join("\n");
+    assert!(fixes.contains("over HTTP"), "{fixes}");
+    assert!(
+        fixes.contains("storage.workspace") && fixes.contains("/srv/ov/data"),
+        "{fixes}"
+    );
+    assert!(
+        fixes.contains("kill 42") && fixes.contains("kill 50"),
+        "{fixes}"
+    );
+    assert!(fixes.contains("0.4.20-or-older"), "{fixes}");
+
+    let mut stale = pid_file(base(), 42, Lookup::Gone);
+    stale.workspace.path = PathBuf::from("/srv/my data");
+    assert_eq!(
+        judge(&stale, &policy).fixes,
+        ["Remove the stale .openviking.pid: ovlock clear-stale '/srv/my data'"]
+    );
+
+    assert!(judge(&base(), &policy).fixes.is_empty());
+}
+
+#[test]
+fn warnings_carry_what_a_live_owner_outranked() {
+    let mut facts = flock_held(base(), &[server(50)], 50);
+    facts.pid_file = LockFile::Inaccessible("Permission denied".into());
+    facts.workspace.skip_process_lock = true;
+    let j = judge(&facts, &Policy::new(&[]));
+    assert!(
+        j.warnings.iter().any(|w| w.contains("Permission denied")),
+        "{:?}",
+        j.warnings
+    );
+    assert!(
+        j.warnings.iter().any(|w| w.contains("skip_process_lock")),
+        "{:?}",
+        j.warnings
+    );
+}
+
+#[test]
+fn shell_quoting() {
+    assert_eq!(shell_quote("/srv/ov/data"), "/srv/ov/data");
+    assert_eq!(shell_quote("/srv/it's here"), r"'/srv/it'\''s here'");
+    assert_eq!(shell_quote(""), "''");
+    assert_eq!(shell_quote("$HOME"), "'$HOME'");
+}

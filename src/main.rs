@@ -1,0 +1,206 @@
+//! ovlock: who holds an OpenViking data directory, whether a leftover lock is
+//! stale, and what to do about it.
+//!
+//! Data flows one way: resolve (workspace) → inspect → judge → render → exit code.
+
+mod clear;
+mod cli;
+mod exit_code;
+mod fsread;
+mod inspect;
+mod judge;
+mod ovconf;
+mod pidfile;
+mod render;
+mod timefmt;
+mod workspace;
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser};
+
+use cli::{Cli, Command};
+use exit_code::ExitCode;
+use inspect::{Host, Processes};
+use judge::{Policy, Verdict};
+use render::DirReport;
+use workspace::Workspace;
+
+fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            // --help and --version are not errors.
+            return if err.use_stderr() {
+                ExitCode::Usage
+            } else {
+                ExitCode::Free
+            }
+            .into();
+        }
+    };
+    render::set_color(cli.global.color, std::io::stdout().is_terminal(), |name| {
+        std::env::var(name).ok()
+    });
+    match run(&cli) {
+        Ok(code) => code.into(),
+        Err(err) => {
+            eprintln!("ovlock: {}", render::escape::text(&format!("{err:#}")));
+            ExitCode::Unknown.into()
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<ExitCode> {
+    let global = &cli.global;
+    let dirs = match &cli.command {
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "ovlock", &mut out);
+            emit(&String::from_utf8_lossy(&out));
+            return Ok(ExitCode::Free);
+        }
+        Command::Status(args) | Command::Who(cli::WhoArgs { dirs: args, .. }) => &args.dirs,
+        Command::Check(args) => &args.dirs.dirs,
+        Command::ClearStale(args) => &args.dirs.dirs,
+    };
+    let workspaces = workspace::resolve(
+        dirs,
+        &workspace::Env::from_process(global.config.as_deref())?,
+    )?;
+    let policy = Policy::new(&global.matches);
+    let mut processes = Processes::new();
+
+    let reports = match &cli.command {
+        Command::Check(args) => {
+            let deadline = args.wait.map(|wait| Instant::now() + wait);
+            wait_for_release(&workspaces, &policy, &mut processes, deadline)
+        }
+        Command::ClearStale(args) => {
+            let before = survey(&workspaces, &policy, &mut processes);
+            before
+                .into_iter()
+                .map(|report| {
+                    let removals =
+                        clear::clear(&report.facts, &policy, &mut processes, args.dry_run);
+                    let mut after = examine(
+                        &report.facts.workspace,
+                        &policy,
+                        &mut processes,
+                        &Host::current(),
+                    );
+                    after.removals = Some(removals);
+                    after
+                })
+                .collect()
+        }
+        _ => survey(&workspaces, &policy, &mut processes),
+    };
+
+    let worst = reports
+        .iter()
+        .map(|r| r.judgement.verdict.exit_code())
+        .max()
+        .unwrap_or(ExitCode::Free);
+    let (text, code) = match &cli.command {
+        Command::Status(_) => (render::human::status(&reports), worst),
+        Command::Check(_) => (render::check_lines(&reports), worst),
+        Command::ClearStale(_) => (render::human::clear_stale(&reports), worst),
+        Command::Who(args) => {
+            let code = who_exit_code(&reports);
+            if args.pid {
+                (pid_lines(&reports), code)
+            } else {
+                (render::human::who(&reports), code)
+            }
+        }
+        Command::Completions { .. } => unreachable!("handled above"),
+    };
+    if !global.quiet {
+        emit(&if global.json {
+            render::json::render(&reports)
+        } else {
+            text
+        });
+    }
+    Ok(code)
+}
+
+fn examine(
+    workspace: &Workspace,
+    policy: &Policy,
+    processes: &mut Processes,
+    host: &Host,
+) -> DirReport {
+    let facts = inspect::inspect(workspace, processes, host);
+    let judgement = judge::judge(&facts, policy);
+    DirReport {
+        facts,
+        judgement,
+        removals: None,
+    }
+}
+
+fn survey(workspaces: &[Workspace], policy: &Policy, processes: &mut Processes) -> Vec<DirReport> {
+    let host = Host::current();
+    workspaces
+        .iter()
+        .map(|w| examine(w, policy, processes, &host))
+        .collect()
+}
+
+/// Surveys until every directory is free or stale, or the deadline passes.
+fn wait_for_release(
+    workspaces: &[Workspace],
+    policy: &Policy,
+    processes: &mut Processes,
+    deadline: Option<Instant>,
+) -> Vec<DirReport> {
+    const POLL: Duration = Duration::from_millis(200);
+    loop {
+        let reports = survey(workspaces, policy, processes);
+        let released = reports
+            .iter()
+            .all(|r| matches!(r.judgement.verdict, Verdict::Free | Verdict::Stale));
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match remaining {
+            Some(left) if !released && !left.is_zero() => std::thread::sleep(left.min(POLL)),
+            _ => return reports,
+        }
+    }
+}
+
+/// `who`: 0 when an owner was found, 1 when none, 4 when it could not be told (as pgrep).
+fn who_exit_code(reports: &[DirReport]) -> ExitCode {
+    if reports.iter().any(|r| !r.judgement.owners.is_empty()) {
+        ExitCode::Free
+    } else if reports
+        .iter()
+        .any(|r| r.judgement.verdict == Verdict::Unknown)
+    {
+        ExitCode::Unknown
+    } else {
+        ExitCode::Held
+    }
+}
+
+fn pid_lines(reports: &[DirReport]) -> String {
+    let mut pids: Vec<u32> = reports
+        .iter()
+        .flat_map(|r| r.judgement.owners.iter().map(|o| o.process.pid))
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids.iter().map(|pid| format!("{pid}\n")).collect()
+}
+
+/// Writes to stdout; a reader that went away (`ovlock status | head -1`) ends output quietly.
+fn emit(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}

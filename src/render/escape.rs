@@ -1,0 +1,87 @@
+//! Making untrusted text safe for a terminal: file contents, process names,
+//! command lines and paths may carry control characters and escape sequences.
+
+use std::fmt::Write;
+use std::path::Path;
+
+/// Text with every control character shown as an escape (`\n`, `\x1b`,
+/// `\u{9b}`) and a backslash doubled, so nothing reaches the terminal raw.
+pub fn text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        push_char(&mut out, c);
+    }
+    out
+}
+
+/// Bytes as text: UTF-8 where valid, `\xNN` where not, controls escaped.
+pub fn bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            push_char(&mut out, c);
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
+}
+
+/// A path as text, with the same escaping; non-UTF-8 bytes show as `\xNN`.
+pub fn path(p: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        bytes(p.as_os_str().as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        text(&p.to_string_lossy())
+    }
+}
+
+fn push_char(out: &mut String, c: char) {
+    match c {
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\t' => out.push_str("\\t"),
+        '\r' => out.push_str("\\r"),
+        c if (c as u32) < 0x80 && c.is_control() => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        }
+        // C1 controls, bidirectional overrides and other invisible format characters.
+        c if c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+        {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+        c => out.push(c),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn escapes_controls_and_invalid_bytes() {
+        assert_eq!(text("plain /path ü"), "plain /path ü");
+        assert_eq!(text("a\nb\tc\r"), "a\\nb\\tc\\r");
+        assert_eq!(text("\x1b[31mred\x1b[0m"), "\\x1b[31mred\\x1b[0m");
+        assert_eq!(text("\u{9b}2J"), "\\u{9b}2J");
+        assert_eq!(text("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(text("back\\slash"), "back\\\\slash");
+        assert_eq!(bytes(b"\xff1\x00"), "\\xff1\\x00");
+        assert_eq!(bytes(b"\x7f"), "\\x7f");
+    }
+
+    proptest! {
+        #[test]
+        fn output_has_no_control_characters(input in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let out = bytes(&input);
+            prop_assert!(!out.chars().any(char::is_control), "{out:?}");
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! Human-readable reports: `status`, `who` and `clear-stale`, with tables
+//! fitted to the terminal and every untrusted string escaped.
+
+use std::fmt::Write;
+use std::time::SystemTime;
+
+use colored::Colorize;
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+
+use super::{DirReport, Outcome, escape, owner_pids, paint, verdict_word};
+use crate::inspect::{DirState, Facts, FlockState, LOCK_NAME, LockFile, PID_NAME, ProcessInfo};
+use crate::judge::{Judgement, PidFileVerdict, Protocol, describe_staleness};
+use crate::timefmt;
+use crate::workspace::Source;
+
+/// `status`: the full report for every directory.
+pub fn status(reports: &[DirReport]) -> String {
+    let mut out = String::new();
+    for (i, report) in reports.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        header(&mut out, report);
+        section(&mut out, "Lock files");
+        out.push_str(&lock_table(&report.facts, &report.judgement).to_string());
+        out.push('\n');
+        if !report.judgement.owners.is_empty() {
+            section(&mut out, "Owners");
+            out.push_str(&owner_table(&report.judgement, report.facts.host.now).to_string());
+            out.push('\n');
+        }
+        footer(&mut out, &report.judgement);
+    }
+    out
+}
+
+/// `who`: each owner in detail.
+pub fn who(reports: &[DirReport]) -> String {
+    let mut out = String::new();
+    for (i, report) in reports.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let j = &report.judgement;
+        let path = escape::path(&report.facts.workspace.path);
+        if j.owners.is_empty() {
+            let _ = writeln!(
+                out,
+                "{path}: no owner ({}: {})",
+                verdict_word(j.verdict),
+                escape::text(&j.reasons[0])
+            );
+            continue;
+        }
+        let _ = writeln!(out, "{path}: {}{}", verdict_word(j.verdict), owner_pids(j));
+        for owner in &j.owners {
+            let protocols: Vec<&str> = owner.protocols.iter().map(|p| protocol_file(*p)).collect();
+            let _ = writeln!(
+                out,
+                "\n{} {} {}",
+                format!("PID {}", owner.process.pid).bold(),
+                escape::text(&owner.process.name),
+                format!("(owns it through {})", protocols.join(" and ")).dimmed()
+            );
+            out.push_str(&process_table(&owner.process, report.facts.host.now).to_string());
+            out.push('\n');
+        }
+        for warning in &j.warnings {
+            let _ = writeln!(out, "{} {}", "warning:".yellow(), escape::text(warning));
+        }
+    }
+    out
+}
+
+/// `clear-stale`: what was removed (or would be), then the verdict now.
+pub fn clear_stale(reports: &[DirReport]) -> String {
+    let mut out = String::new();
+    for report in reports {
+        let path = escape::path(&report.facts.workspace.path);
+        for removal in report.removals.iter().flatten() {
+            let file = escape::path(&removal.path);
+            let reason = escape::text(&removal.reason);
+            let _ = match &removal.outcome {
+                Outcome::Removed => writeln!(out, "removed {file}: {reason}"),
+                Outcome::WouldRemove => writeln!(out, "would remove {file}: {reason}"),
+                Outcome::Failed(err) => writeln!(
+                    out,
+                    "{} could not remove {file} ({reason}): {}",
+                    "error:".red(),
+                    escape::text(err)
+                ),
+            };
+        }
+        let j = &report.judgement;
+        let kept = match &j.pid_file {
+            PidFileVerdict::Owned(pid) => format!("; kept {PID_NAME}: PID {pid} is alive"),
+            PidFileVerdict::BeingWritten => format!("; kept {PID_NAME}: it is being written"),
+            PidFileVerdict::Unknown(why) => format!("; kept {PID_NAME}: {}", escape::text(why)),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{path}: {}{}: {}{kept}",
+            verdict_word(j.verdict),
+            owner_pids(j),
+            escape::text(&j.reasons[0])
+        );
+    }
+    out
+}
+
+fn header(out: &mut String, report: &DirReport) {
+    let facts = &report.facts;
+    let j = &report.judgement;
+    let _ = writeln!(out, "{}", escape::path(&facts.workspace.path).bold());
+    let _ = writeln!(
+        out,
+        "  source    {}",
+        escape::text(&describe_source(&facts.workspace.source))
+    );
+    if let DirState::Present { resolved } = &facts.dir {
+        if *resolved != facts.workspace.path {
+            let _ = writeln!(out, "  resolved  {}", escape::path(resolved));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  verdict   {}{}: {}",
+        paint(j.verdict, &j.verdict.as_str().to_uppercase()),
+        owner_pids(j),
+        escape::text(&j.reasons[0])
+    );
+}
+
+fn footer(out: &mut String, j: &Judgement) {
+    if j.reasons.len() > 1 {
+        section(out, "Why");
+        for reason in &j.reasons {
+            let _ = writeln!(out, "  - {}", escape::text(reason));
+        }
+    }
+    if !j.warnings.is_empty() {
+        section(out, "Warnings");
+        for warning in &j.warnings {
+            let _ = writeln!(out, "  ! {}", escape::text(warning).yellow());
+        }
+    }
+    section(out, "What to do");
+    if j.fixes.is_empty() {
+        let _ = writeln!(out, "  Nothing: OpenViking can start on this directory.");
+    }
+    for (i, fix) in j.fixes.iter().enumerate() {
+        let _ = writeln!(out, "  {}. {}", i + 1, escape::text(fix));
+    }
+}
+
+fn section(out: &mut String, title: &str) {
+    let _ = writeln!(out, "\n{}", title.bold());
+}
+
+pub fn describe_source(source: &Source) -> String {
+    match source {
+        Source::Argument => "command-line argument".to_string(),
+        Source::Config { file, via } => {
+            format!(
+                "storage.workspace in {} (found via {})",
+                file.display(),
+                via.describe()
+            )
+        }
+        Source::Default { config: None } => "default ./data (no ov.conf found)".to_string(),
+        Source::Default {
+            config: Some((file, _)),
+        } => {
+            format!(
+                "default ./data ({} sets no storage.workspace)",
+                file.display()
+            )
+        }
+    }
+}
+
+fn new_table() -> Table {
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    table
+}
+
+fn lock_table(facts: &Facts, j: &Judgement) -> Table {
+    let mut table = new_table();
+    table.set_header(["File", "Protocol", "State", "PID", "Content", "Modified"]);
+    let flock_state = match (&facts.lock_file, &facts.flock) {
+        (LockFile::Present { .. }, Some(FlockState::Held { .. })) => "held".to_string(),
+        (LockFile::Present { .. }, Some(FlockState::Unheld)) => "not held".to_string(),
+        (LockFile::Present { .. }, _) => "cannot tell".to_string(),
+        (file, _) => presence(file),
+    };
+    let flock_pid = match &facts.flock {
+        Some(FlockState::Held {
+            holders,
+            recorded_pid,
+            ..
+        }) => {
+            let holders: Vec<String> = holders.iter().map(u32::to_string).collect();
+            match (holders.is_empty(), recorded_pid) {
+                (false, _) => holders.join(", "),
+                (true, Some(pid)) => format!("{pid} (exited)"),
+                (true, None) => "?".to_string(),
+            }
+        }
+        _ => String::new(),
+    };
+    row(
+        &mut table,
+        facts,
+        LOCK_NAME,
+        "flock (0.4.21+)",
+        flock_state,
+        flock_pid,
+        &facts.lock_file,
+    );
+
+    let pid_state = match &j.pid_file {
+        PidFileVerdict::Absent => presence(&facts.pid_file),
+        PidFileVerdict::Owned(_) => "owner alive".to_string(),
+        PidFileVerdict::Stale(why) => format!("stale: {}", describe_staleness(why)),
+        PidFileVerdict::BeingWritten => "being written".to_string(),
+        PidFileVerdict::Unknown(_) => "cannot tell".to_string(),
+    };
+    let pid = match &facts.pid_file {
+        LockFile::Present {
+            content: Ok(c),
+            truncated: false,
+            ..
+        } => crate::pidfile::parse(c)
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    row(
+        &mut table,
+        facts,
+        PID_NAME,
+        "pid file (<= 0.4.20)",
+        pid_state,
+        pid,
+        &facts.pid_file,
+    );
+    table
+}
+
+fn presence(file: &LockFile) -> String {
+    match file {
+        LockFile::Absent => "absent".to_string(),
+        LockFile::NotRegular(kind) => format!("not a file: {}", kind.describe()),
+        LockFile::Inaccessible(err) => format!("cannot inspect: {err}"),
+        LockFile::Present { .. } => "present".to_string(),
+    }
+}
+
+fn row(
+    table: &mut Table,
+    facts: &Facts,
+    name: &str,
+    protocol: &str,
+    state: String,
+    pid: String,
+    file: &LockFile,
+) {
+    let (content, modified) = match file {
+        LockFile::Present {
+            stat,
+            content,
+            truncated,
+        } => {
+            let content = match content {
+                Ok(c) if c.is_empty() => "(empty)".to_string(),
+                Ok(c) => format!(
+                    "{}{}",
+                    escape::bytes(c),
+                    if *truncated { "..." } else { "" }
+                ),
+                Err(err) => format!("unreadable: {err}"),
+            };
+            let modified = stat
+                .modified
+                .map(|m| timefmt::ago(m, facts.host.now))
+                .unwrap_or_default();
+            (content, modified)
+        }
+        _ => (String::new(), String::new()),
+    };
+    table.add_row([
+        name.to_string(),
+        protocol.to_string(),
+        escape::text(&state),
+        pid,
+        content,
+        modified,
+    ]);
+}
+
+fn owner_table(j: &Judgement, now: SystemTime) -> Table {
+    let mut table = new_table();
+    table.set_header([
+        "PID",
+        "User",
+        "Name",
+        "Lock",
+        "Started",
+        "Running for",
+        "Command",
+    ]);
+    for owner in &j.owners {
+        let p = &owner.process;
+        let protocols: Vec<&str> = owner.protocols.iter().map(|p| protocol_file(*p)).collect();
+        table.add_row([
+            p.pid.to_string(),
+            escape::text(p.user.as_deref().unwrap_or("?")),
+            escape::text(&p.name),
+            protocols.join(", "),
+            p.started.map(timefmt::rfc3339).unwrap_or_default(),
+            p.started
+                .and_then(|s| now.duration_since(s).ok())
+                .map(timefmt::short)
+                .unwrap_or_default(),
+            escape::text(&command_line(p)),
+        ]);
+    }
+    table
+}
+
+fn process_table(p: &ProcessInfo, now: SystemTime) -> Table {
+    let mut table = new_table();
+    let unknown = || "?".to_string();
+    let started = p
+        .started
+        .map(|s| format!("{} ({})", timefmt::rfc3339(s), timefmt::ago(s, now)))
+        .unwrap_or_else(unknown);
+    let rows = [
+        (
+            "PPID",
+            p.ppid.map(|v| v.to_string()).unwrap_or_else(unknown),
+        ),
+        ("User", escape::text(p.user.as_deref().unwrap_or("?"))),
+        (
+            "Exe",
+            p.exe.as_deref().map(escape::path).unwrap_or_else(unknown),
+        ),
+        ("Command", escape::text(&command_line(p))),
+        (
+            "Cwd",
+            p.cwd.as_deref().map(escape::path).unwrap_or_else(unknown),
+        ),
+        ("Started", started),
+        ("Memory", p.memory.map(mebibytes).unwrap_or_else(unknown)),
+    ];
+    for (key, value) in rows {
+        table.add_row([key.to_string(), value]);
+    }
+    table
+}
+
+fn protocol_file(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Flock => LOCK_NAME,
+        Protocol::Pidfile => PID_NAME,
+    }
+}
+
+fn command_line(p: &ProcessInfo) -> String {
+    if p.cmdline.is_empty() {
+        format!("[{}]", p.name)
+    } else {
+        p.cmdline.join(" ")
+    }
+}
+
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}

@@ -1,0 +1,226 @@
+//! The JSON document, schema_version 1. Fields may be added, never renamed
+//! or removed; the README documents every one.
+
+use serde::Serialize;
+
+use super::{DirReport, Outcome, Removal};
+use crate::inspect::{FlockState, LOCK_NAME, LockFile, PID_NAME};
+use crate::judge::{PidFileVerdict, Protocol};
+use crate::timefmt;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct Document<'a> {
+    schema_version: u32,
+    data_dirs: Vec<DataDir<'a>>,
+}
+
+#[derive(Serialize)]
+struct DataDir<'a> {
+    path: String,
+    resolved_path: String,
+    source: &'static str,
+    config_file: Option<String>,
+    exists: bool,
+    verdict: &'static str,
+    exit_code: u8,
+    owners: Vec<Owner<'a>>,
+    locks: Vec<Lock>,
+    reasons: &'a [String],
+    warnings: &'a [String],
+    fixes: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removed: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    would_remove: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct Owner<'a> {
+    pid: u32,
+    ppid: Option<u32>,
+    name: &'a str,
+    exe: Option<String>,
+    cmdline: &'a [String],
+    user: Option<&'a str>,
+    started_at: Option<String>,
+    cwd: Option<String>,
+    memory_bytes: Option<u64>,
+    protocol: Protocol,
+    protocols: &'a [Protocol],
+}
+
+#[derive(Serialize)]
+struct Lock {
+    protocol: Protocol,
+    path: String,
+    present: bool,
+    /// What is at the path: "regular", "symlink", "fifo", ... or null when absent.
+    kind: Option<&'static str>,
+    held: Option<bool>,
+    pid: Option<u32>,
+    content: Option<String>,
+    size: Option<u64>,
+    modified_at: Option<String>,
+}
+
+/// The whole document, pretty-printed, with a final newline.
+pub fn render(reports: &[DirReport]) -> String {
+    let doc = Document {
+        schema_version: SCHEMA_VERSION,
+        data_dirs: reports.iter().map(data_dir).collect(),
+    };
+    let mut out = serde_json::to_string_pretty(&doc).expect("the document serialises");
+    out.push('\n');
+    out
+}
+
+fn data_dir(report: &DirReport) -> DataDir<'_> {
+    let facts = &report.facts;
+    let j = &report.judgement;
+    let (removed, would_remove) = match &report.removals {
+        None => (None, None),
+        Some(removals) => {
+            let paths = |want: fn(&Outcome) -> bool| {
+                removals
+                    .iter()
+                    .filter(|r: &&Removal| want(&r.outcome))
+                    .map(|r| r.path.to_string_lossy().into_owned())
+                    .collect()
+            };
+            (
+                Some(paths(|o| matches!(o, Outcome::Removed))),
+                Some(paths(|o| matches!(o, Outcome::WouldRemove))),
+            )
+        }
+    };
+    DataDir {
+        path: facts.workspace.path.to_string_lossy().into_owned(),
+        resolved_path: facts.lock_dir.to_string_lossy().into_owned(),
+        source: facts.workspace.source.kind(),
+        config_file: facts
+            .workspace
+            .source
+            .config_file()
+            .map(|f| f.to_string_lossy().into_owned()),
+        exists: !matches!(facts.dir, crate::inspect::DirState::Missing),
+        verdict: j.verdict.as_str(),
+        exit_code: j.verdict.exit_code().code(),
+        owners: j
+            .owners
+            .iter()
+            .map(|o| Owner {
+                pid: o.process.pid,
+                ppid: o.process.ppid,
+                name: &o.process.name,
+                exe: o
+                    .process
+                    .exe
+                    .as_ref()
+                    .map(|e| e.to_string_lossy().into_owned()),
+                cmdline: &o.process.cmdline,
+                user: o.process.user.as_deref(),
+                started_at: o.process.started.map(timefmt::rfc3339),
+                cwd: o
+                    .process
+                    .cwd
+                    .as_ref()
+                    .map(|c| c.to_string_lossy().into_owned()),
+                memory_bytes: o.process.memory,
+                protocol: o.protocols[0],
+                protocols: &o.protocols,
+            })
+            .collect(),
+        locks: vec![flock_entry(report), pid_entry(report)],
+        reasons: &j.reasons,
+        warnings: &j.warnings,
+        fixes: &j.fixes,
+        removed,
+        would_remove,
+    }
+}
+
+fn lock_entry(protocol: Protocol, path: String, file: &LockFile) -> Lock {
+    let mut lock = Lock {
+        protocol,
+        path,
+        present: false,
+        kind: None,
+        held: None,
+        pid: None,
+        content: None,
+        size: None,
+        modified_at: None,
+    };
+    match file {
+        LockFile::Absent => {}
+        LockFile::NotRegular(kind) => {
+            lock.present = true;
+            lock.kind = Some(kind.name());
+        }
+        LockFile::Inaccessible(_) => lock.present = true,
+        LockFile::Present { stat, content, .. } => {
+            lock.present = true;
+            lock.kind = Some("regular");
+            lock.content = content
+                .as_ref()
+                .ok()
+                .map(|c| String::from_utf8_lossy(c).into_owned());
+            lock.size = Some(stat.size);
+            lock.modified_at = stat.modified.map(timefmt::rfc3339);
+        }
+    }
+    lock
+}
+
+fn flock_entry(report: &DirReport) -> Lock {
+    let facts = &report.facts;
+    let mut lock = lock_entry(
+        Protocol::Flock,
+        facts
+            .lock_dir
+            .join(LOCK_NAME)
+            .to_string_lossy()
+            .into_owned(),
+        &facts.lock_file,
+    );
+    match &facts.flock {
+        Some(FlockState::Unheld) => lock.held = Some(false),
+        Some(FlockState::Held {
+            holders,
+            recorded_pid,
+            ..
+        }) => {
+            lock.held = Some(true);
+            lock.pid = holders.first().copied().or(*recorded_pid);
+        }
+        Some(FlockState::Unknown(_)) => {}
+        None if matches!(facts.lock_file, LockFile::Absent) => lock.held = Some(false),
+        None => {}
+    }
+    lock
+}
+
+fn pid_entry(report: &DirReport) -> Lock {
+    let facts = &report.facts;
+    let mut lock = lock_entry(
+        Protocol::Pidfile,
+        facts.lock_dir.join(PID_NAME).to_string_lossy().into_owned(),
+        &facts.pid_file,
+    );
+    lock.pid = match &facts.pid_file {
+        LockFile::Present {
+            content: Ok(c),
+            truncated: false,
+            ..
+        } => crate::pidfile::parse(c).ok(),
+        _ => None,
+    };
+    lock.held = match &report.judgement.pid_file {
+        PidFileVerdict::Absent | PidFileVerdict::Stale(_) => Some(false),
+        PidFileVerdict::Owned(_) => Some(true),
+        PidFileVerdict::BeingWritten | PidFileVerdict::Unknown(_) => None,
+    };
+    lock
+}

@@ -1,0 +1,103 @@
+//! Turning judgements into output: human tables, one-line summaries, JSON.
+//! Renderers build strings; only `main` writes them.
+
+pub mod escape;
+pub mod human;
+pub mod json;
+
+use std::path::PathBuf;
+
+use colored::{ColoredString, Colorize};
+
+use crate::inspect::Facts;
+use crate::judge::{Judgement, Verdict};
+
+/// One directory's facts and judgement, and what clear-stale did to it.
+pub struct DirReport {
+    pub facts: Facts,
+    pub judgement: Judgement,
+    /// Set by clear-stale only.
+    pub removals: Option<Vec<Removal>>,
+}
+
+/// A stale PID file that clear-stale acted on.
+pub struct Removal {
+    pub path: PathBuf,
+    /// Why it is stale.
+    pub reason: String,
+    pub outcome: Outcome,
+}
+
+pub enum Outcome {
+    Removed,
+    /// `--dry-run`.
+    WouldRemove,
+    /// unlink failed; the text says why.
+    Failed(String),
+}
+
+/// Decides once whether to colour, from `--color` and the environment.
+pub fn set_color(
+    choice: crate::cli::ColorChoice,
+    stdout_is_terminal: bool,
+    env: impl Fn(&str) -> Option<String>,
+) {
+    use crate::cli::ColorChoice;
+    let set = |name: &str| env(name).is_some_and(|v| !v.is_empty());
+    let on = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            !set("NO_COLOR")
+                && (env("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0")
+                    || stdout_is_terminal)
+        }
+    };
+    colored::control::set_override(on);
+}
+
+/// The verdict word, coloured by how urgent it is.
+pub fn verdict_word(verdict: Verdict) -> ColoredString {
+    paint(verdict, verdict.as_str())
+}
+
+/// `word` in the verdict's colour.
+pub fn paint(verdict: Verdict, word: &str) -> ColoredString {
+    match verdict {
+        Verdict::Free => word.green().bold(),
+        Verdict::Held => word.yellow().bold(),
+        Verdict::Stale => word.cyan().bold(),
+        Verdict::Contended => word.red().bold(),
+        Verdict::Unknown => word.magenta().bold(),
+    }
+}
+
+/// `by PID 42` or `by PIDs 42, 50`, or nothing.
+pub fn owner_pids(judgement: &Judgement) -> String {
+    let pids: Vec<String> = judgement
+        .owners
+        .iter()
+        .map(|o| o.process.pid.to_string())
+        .collect();
+    match pids.len() {
+        0 => String::new(),
+        1 => format!(" by PID {}", pids[0]),
+        _ => format!(" by PIDs {}", pids.join(", ")),
+    }
+}
+
+/// `check`: one line a directory.
+pub fn check_lines(reports: &[DirReport]) -> String {
+    reports
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: {}{}: {}\n",
+                escape::path(&r.facts.workspace.path),
+                verdict_word(r.judgement.verdict),
+                owner_pids(&r.judgement),
+                escape::text(&r.judgement.reasons[0])
+            )
+        })
+        .collect()
+}

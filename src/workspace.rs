@@ -1,0 +1,301 @@
+//! Which data directories to inspect, and where each one came from: the
+//! command line, `storage.workspace` of an ov.conf, or OpenViking's default.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use crate::fsread::{self, Symlinks};
+use crate::ovconf;
+
+/// An ov.conf larger than this is not a config file.
+const CONFIG_CAP: usize = 4 << 20;
+
+/// How the config file was found, in OpenViking's order of precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigVia {
+    /// `--config FILE`.
+    Flag,
+    /// `$OPENVIKING_CONFIG_FILE`.
+    Env,
+    /// `~/.openviking/ov.conf`.
+    Home,
+    /// `/etc/openviking/ov.conf`.
+    System,
+}
+
+impl ConfigVia {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ConfigVia::Flag => "--config",
+            ConfigVia::Env => "$OPENVIKING_CONFIG_FILE",
+            ConfigVia::Home => "~/.openviking/ov.conf",
+            ConfigVia::System => "/etc/openviking/ov.conf",
+        }
+    }
+}
+
+/// Where a data directory's path came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Argument,
+    Config {
+        file: PathBuf,
+        via: ConfigVia,
+    },
+    /// OpenViking's default `./data`; `config` names the file that lacked the key, if any.
+    Default {
+        config: Option<(PathBuf, ConfigVia)>,
+    },
+}
+
+impl Source {
+    /// The short name used in JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Argument => "argument",
+            Source::Config { .. } => "config",
+            Source::Default { .. } => "default",
+        }
+    }
+
+    pub fn config_file(&self) -> Option<&Path> {
+        match self {
+            Source::Config { file, .. }
+            | Source::Default {
+                config: Some((file, _)),
+            } => Some(file),
+            _ => None,
+        }
+    }
+}
+
+/// One directory to inspect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    /// Absolute, as given or configured; symlinks in it are not resolved here.
+    pub path: PathBuf,
+    pub source: Source,
+    /// The config says `storage.skip_process_lock: true`.
+    pub skip_process_lock: bool,
+}
+
+/// The outside world that resolution depends on, so tests can set it.
+pub struct Env<'a> {
+    pub config_flag: Option<&'a Path>,
+    pub var: &'a dyn Fn(&str) -> Option<String>,
+    pub home: Option<PathBuf>,
+    pub cwd: PathBuf,
+}
+
+impl Env<'_> {
+    pub fn from_process(config_flag: Option<&Path>) -> Result<Env<'_>> {
+        Ok(Env {
+            config_flag,
+            var: &|name| std::env::var(name).ok(),
+            home: std::env::home_dir(),
+            cwd: std::env::current_dir().context("cannot determine the current directory")?,
+        })
+    }
+}
+
+/// The directories to inspect: the arguments, or else the configured workspace.
+///
+/// The config is read only when no directory is named: it describes its own
+/// workspace, not whatever directory the user points at.
+pub fn resolve(args: &[PathBuf], env: &Env) -> Result<Vec<Workspace>> {
+    if !args.is_empty() {
+        return Ok(args
+            .iter()
+            .map(|dir| Workspace {
+                path: absolute(&env.cwd, dir),
+                source: Source::Argument,
+                skip_process_lock: false,
+            })
+            .collect());
+    }
+    let Some((file, via)) = find_config(env)? else {
+        return Ok(vec![Workspace {
+            path: env.cwd.join("data"),
+            source: Source::Default { config: None },
+            skip_process_lock: false,
+        }]);
+    };
+    let raw = match fsread::read_capped(&file, CONFIG_CAP, Symlinks::Follow) {
+        Ok(snapshot) if snapshot.truncated => {
+            bail!(
+                "config file {} is larger than {} MiB; it is not an ov.conf",
+                file.display(),
+                CONFIG_CAP >> 20
+            )
+        }
+        Ok(snapshot) => snapshot.content,
+        Err(err) => bail!(
+            "cannot read config file {} ({}): {err}",
+            file.display(),
+            via.describe()
+        ),
+    };
+    let home = env.home.as_deref();
+    let config = ovconf::parse(&raw, env.var, home)
+        .map_err(|err| anyhow::anyhow!("config file {} {err}", file.display()))?;
+    let (path, source) = match config.workspace {
+        Some(workspace) => (absolute(&env.cwd, &workspace), Source::Config { file, via }),
+        None => (
+            env.cwd.join("data"),
+            Source::Default {
+                config: Some((file, via)),
+            },
+        ),
+    };
+    Ok(vec![Workspace {
+        path,
+        source,
+        skip_process_lock: config.skip_process_lock,
+    }])
+}
+
+/// OpenViking's search order; an explicitly named file must exist.
+fn find_config(env: &Env) -> Result<Option<(PathBuf, ConfigVia)>> {
+    if let Some(flag) = env.config_flag {
+        return explicit(absolute(&env.cwd, flag), ConfigVia::Flag).map(Some);
+    }
+    if let Some(var) = (env.var)("OPENVIKING_CONFIG_FILE").filter(|v| !v.is_empty()) {
+        return explicit(absolute(&env.cwd, Path::new(&var)), ConfigVia::Env).map(Some);
+    }
+    let home = env
+        .home
+        .as_ref()
+        .map(|h| (h.join(".openviking/ov.conf"), ConfigVia::Home));
+    let system = Some((PathBuf::from("/etc/openviking/ov.conf"), ConfigVia::System));
+    Ok([home, system]
+        .into_iter()
+        .flatten()
+        .find(|(path, _)| path.exists()))
+}
+
+fn explicit(path: PathBuf, via: ConfigVia) -> Result<(PathBuf, ConfigVia)> {
+    match std::fs::metadata(&path) {
+        Ok(_) => Ok((path, via)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            bail!(
+                "config file {} (from {}) does not exist",
+                path.display(),
+                via.describe()
+            )
+        }
+        Err(err) => bail!(
+            "cannot read config file {} (from {}): {err}",
+            path.display(),
+            via.describe()
+        ),
+    }
+}
+
+fn absolute(cwd: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_with<'a>(
+        dir: &Path,
+        flag: Option<&'a Path>,
+        var: &'a dyn Fn(&str) -> Option<String>,
+    ) -> Env<'a> {
+        Env {
+            config_flag: flag,
+            var,
+            home: Some(dir.join("home")),
+            cwd: dir.join("cwd"),
+        }
+    }
+
+    #[test]
+    fn arguments_win_and_are_made_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = |_: &str| None;
+        let got = resolve(
+            &[PathBuf::from("rel"), PathBuf::from("/abs")],
+            &env_with(dir.path(), None, &none),
+        )
+        .unwrap();
+        assert_eq!(got[0].path, dir.path().join("cwd/rel"));
+        assert_eq!(got[1].path, PathBuf::from("/abs"));
+        assert!(got.iter().all(|w| w.source == Source::Argument));
+    }
+
+    #[test]
+    fn env_var_config_with_variables_and_skip_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("ov.conf");
+        std::fs::write(
+            &conf,
+            r#"{"storage":{"workspace":"${ROOT}/ws","skip_process_lock":true}}"#,
+        )
+        .unwrap();
+        let conf_s = conf.to_str().unwrap().to_string();
+        let var = move |name: &str| match name {
+            "OPENVIKING_CONFIG_FILE" => Some(conf_s.clone()),
+            "ROOT" => Some("/srv".into()),
+            _ => None,
+        };
+        let got = resolve(&[], &env_with(dir.path(), None, &var)).unwrap();
+        assert_eq!(got[0].path, PathBuf::from("/srv/ws"));
+        assert_eq!(
+            got[0].source,
+            Source::Config {
+                file: conf,
+                via: ConfigVia::Env
+            }
+        );
+        assert!(got[0].skip_process_lock);
+    }
+
+    #[test]
+    fn home_config_without_workspace_means_default() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home/.openviking")).unwrap();
+        let conf = dir.path().join("home/.openviking/ov.conf");
+        std::fs::write(&conf, "{}").unwrap();
+        let none = |_: &str| None;
+        let got = resolve(&[], &env_with(dir.path(), None, &none)).unwrap();
+        assert_eq!(got[0].path, dir.path().join("cwd/data"));
+        assert_eq!(
+            got[0].source,
+            Source::Default {
+                config: Some((conf, ConfigVia::Home))
+            }
+        );
+    }
+
+    #[test]
+    fn explicit_config_must_exist_and_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = |_: &str| None;
+        let missing = dir.path().join("nope.conf");
+        let err = resolve(&[], &env_with(dir.path(), Some(&missing), &none)).unwrap_err();
+        assert!(
+            err.to_string().contains("nope.conf") && err.to_string().contains("does not exist"),
+            "{err}"
+        );
+
+        let bad = dir.path().join("bad.conf");
+        std::fs::write(&bad, "{\"storage\": ").unwrap();
+        let err = resolve(&[], &env_with(dir.path(), Some(&bad), &none))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bad.conf") && err.contains("line 1, column"),
+            "{err}"
+        );
+    }
+}
