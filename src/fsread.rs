@@ -7,6 +7,8 @@ use std::path::Path;
 use std::time::SystemTime;
 
 /// What is at a path, without following a final symlink.
+// Windows has no FIFOs, sockets or device nodes to find.
+#[cfg_attr(not(unix), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     Regular,

@@ -5,6 +5,7 @@
 
 mod clear;
 mod cli;
+mod completions;
 mod exit_code;
 mod fsread;
 mod inspect;
@@ -19,7 +20,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 
 use cli::{Cli, Command};
 use exit_code::ExitCode;
@@ -58,9 +59,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let global = &cli.global;
     let dirs = match &cli.command {
         Command::Completions { shell } => {
-            let mut out = Vec::new();
-            clap_complete::generate(*shell, &mut Cli::command(), "ovlock", &mut out);
-            emit(&String::from_utf8_lossy(&out));
+            emit(&completions::script(*shell));
             return Ok(ExitCode::Free);
         }
         Command::Status(args) | Command::Who(cli::WhoArgs { dirs: args, .. }) => &args.dirs,

@@ -2,10 +2,12 @@
 //! plain facts for `judge` and decides nothing.
 
 pub mod flock;
+#[cfg(target_os = "linux")]
 pub mod kernel_locks;
 pub mod process;
 #[cfg(target_os = "linux")]
 mod procfs;
+#[cfg(target_os = "linux")]
 mod scan;
 
 use std::path::{Path, PathBuf};

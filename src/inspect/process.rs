@@ -51,19 +51,27 @@ impl Processes {
 
     /// Looks one PID up; the kernel is asked first, so a PID that exists but
     /// cannot be read is told apart from one that is gone.
+    #[cfg(unix)]
     pub fn lookup(&mut self, pid: u32) -> Lookup {
         match signal_probe(pid) {
             Probe::Gone => return Lookup::Gone,
             Probe::Unknown(why) => return Lookup::Unknown(why),
-            // Without kill(2), the process table is the only witness.
-            #[cfg(not(unix))]
-            Probe::Unsupported => return self.info(pid).map_or(Lookup::Gone, Lookup::Alive),
             Probe::Exists => {}
         }
         match self.info(pid) {
             Some(info) => Lookup::Alive(info),
             None if signal_probe(pid) == Probe::Gone => Lookup::Gone,
             None => Lookup::Unknown(format!("PID {pid} exists but its details cannot be read")),
+        }
+    }
+
+    /// Looks one PID up in the process table, the only witness without kill(2).
+    #[cfg(not(unix))]
+    pub fn lookup(&mut self, pid: u32) -> Lookup {
+        match self.info(pid) {
+            Some(info) => Lookup::Alive(info),
+            None if self.system.is_some() => Lookup::Gone,
+            None => Lookup::Unknown("the process table cannot be read on this platform".into()),
         }
     }
 
@@ -127,12 +135,11 @@ pub fn boot_time() -> Option<SystemTime> {
         .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
 }
 
+#[cfg(unix)]
 #[derive(Debug, PartialEq, Eq)]
 enum Probe {
     Exists,
     Gone,
-    #[cfg(not(unix))]
-    Unsupported,
     Unknown(String),
 }
 
@@ -151,11 +158,6 @@ fn signal_probe(pid: u32) -> Probe {
         Err(Errno::SRCH) => Probe::Gone,
         Err(err) => Probe::Unknown(format!("kill({pid}, 0) failed: {err}")),
     }
-}
-
-#[cfg(not(unix))]
-fn signal_probe(_pid: u32) -> Probe {
-    Probe::Unsupported
 }
 
 #[cfg(all(test, unix))]

@@ -1,0 +1,132 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'ovlock' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'ovlock'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'ovlock' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
+            [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document (schema_version 1) instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Full report: lock files, owners, verdict, reasons and what to do')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'One line per directory; the exit code is the verdict')
+            [CompletionResult]::new('who', 'who', [CompletionResultType]::ParameterValue, 'The processes that own the directory')
+            [CompletionResult]::new('clear-stale', 'clear-stale', [CompletionResultType]::ParameterValue, 'Remove .openviking.pid files whose owner is gone (never .openviking.lock)')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'ovlock;status' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
+            [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document (schema_version 1) instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ovlock;check' {
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Poll until every directory is free or stale, for at most SECONDS')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
+            [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document (schema_version 1) instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ovlock;who' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
+            [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"')
+            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Print only the owners'' PIDs, one per line')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document (schema_version 1) instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ovlock;clear-stale' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
+            [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Say what would be removed, and remove nothing')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Say what would be removed, and remove nothing')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document (schema_version 1) instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ovlock;completions' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
+            [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document (schema_version 1) instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ovlock;help' {
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Full report: lock files, owners, verdict, reasons and what to do')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'One line per directory; the exit code is the verdict')
+            [CompletionResult]::new('who', 'who', [CompletionResultType]::ParameterValue, 'The processes that own the directory')
+            [CompletionResult]::new('clear-stale', 'clear-stale', [CompletionResultType]::ParameterValue, 'Remove .openviking.pid files whose owner is gone (never .openviking.lock)')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'ovlock;help;status' {
+            break
+        }
+        'ovlock;help;check' {
+            break
+        }
+        'ovlock;help;who' {
+            break
+        }
+        'ovlock;help;clear-stale' {
+            break
+        }
+        'ovlock;help;completions' {
+            break
+        }
+        'ovlock;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

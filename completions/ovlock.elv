@@ -1,0 +1,114 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[ovlock] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'ovlock'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'ovlock'= {
+            cand --color 'When to colour the output'
+            cand --config 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
+            cand --match 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"'
+            cand --json 'Print one JSON document (schema_version 1) instead of text'
+            cand -q 'Print nothing; only the exit code speaks'
+            cand --quiet 'Print nothing; only the exit code speaks'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand status 'Full report: lock files, owners, verdict, reasons and what to do'
+            cand check 'One line per directory; the exit code is the verdict'
+            cand who 'The processes that own the directory'
+            cand clear-stale 'Remove .openviking.pid files whose owner is gone (never .openviking.lock)'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ovlock;status'= {
+            cand --color 'When to colour the output'
+            cand --config 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
+            cand --match 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"'
+            cand --json 'Print one JSON document (schema_version 1) instead of text'
+            cand -q 'Print nothing; only the exit code speaks'
+            cand --quiet 'Print nothing; only the exit code speaks'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ovlock;check'= {
+            cand --wait 'Poll until every directory is free or stale, for at most SECONDS'
+            cand --color 'When to colour the output'
+            cand --config 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
+            cand --match 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"'
+            cand --json 'Print one JSON document (schema_version 1) instead of text'
+            cand -q 'Print nothing; only the exit code speaks'
+            cand --quiet 'Print nothing; only the exit code speaks'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ovlock;who'= {
+            cand --color 'When to colour the output'
+            cand --config 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
+            cand --match 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"'
+            cand --pid 'Print only the owners'' PIDs, one per line'
+            cand --json 'Print one JSON document (schema_version 1) instead of text'
+            cand -q 'Print nothing; only the exit code speaks'
+            cand --quiet 'Print nothing; only the exit code speaks'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ovlock;clear-stale'= {
+            cand --color 'When to colour the output'
+            cand --config 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
+            cand --match 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"'
+            cand -n 'Say what would be removed, and remove nothing'
+            cand --dry-run 'Say what would be removed, and remove nothing'
+            cand --json 'Print one JSON document (schema_version 1) instead of text'
+            cand -q 'Print nothing; only the exit code speaks'
+            cand --quiet 'Print nothing; only the exit code speaks'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ovlock;completions'= {
+            cand --color 'When to colour the output'
+            cand --config 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
+            cand --match 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"'
+            cand --json 'Print one JSON document (schema_version 1) instead of text'
+            cand -q 'Print nothing; only the exit code speaks'
+            cand --quiet 'Print nothing; only the exit code speaks'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ovlock;help'= {
+            cand status 'Full report: lock files, owners, verdict, reasons and what to do'
+            cand check 'One line per directory; the exit code is the verdict'
+            cand who 'The processes that own the directory'
+            cand clear-stale 'Remove .openviking.pid files whose owner is gone (never .openviking.lock)'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ovlock;help;status'= {
+        }
+        &'ovlock;help;check'= {
+        }
+        &'ovlock;help;who'= {
+        }
+        &'ovlock;help;clear-stale'= {
+        }
+        &'ovlock;help;completions'= {
+        }
+        &'ovlock;help;help'= {
+        }
+    ]
+    $completions[$command]
+}
