@@ -24,7 +24,7 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 use exit_code::ExitCode;
-use inspect::{Host, Processes};
+use inspect::{Processes, Survey};
 use judge::{Policy, Verdict};
 use render::DirReport;
 use workspace::Workspace;
@@ -89,7 +89,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                         &report.facts.workspace,
                         &policy,
                         &mut processes,
-                        &Host::current(),
+                        &Survey::now(),
                     );
                     after.removals = Some(removals);
                     after
@@ -132,9 +132,9 @@ fn examine(
     workspace: &Workspace,
     policy: &Policy,
     processes: &mut Processes,
-    host: &Host,
+    survey: &Survey,
 ) -> DirReport {
-    let facts = inspect::inspect(workspace, processes, host);
+    let facts = inspect::inspect(workspace, processes, survey);
     let judgement = judge::judge(&facts, policy);
     DirReport {
         facts,
@@ -144,10 +144,10 @@ fn examine(
 }
 
 fn survey(workspaces: &[Workspace], policy: &Policy, processes: &mut Processes) -> Vec<DirReport> {
-    let host = Host::current();
+    let survey = Survey::now();
     workspaces
         .iter()
-        .map(|w| examine(w, policy, processes, &host))
+        .map(|w| examine(w, policy, processes, &survey))
         .collect()
 }
 

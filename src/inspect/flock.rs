@@ -25,14 +25,32 @@ pub enum FlockState {
     Unknown(String),
 }
 
+/// The kernel lock table, read at most once per survey however many
+/// directories are asked about.
+#[derive(Default)]
+pub struct LockTable {
+    #[cfg(target_os = "linux")]
+    cached: std::cell::OnceCell<Result<Vec<super::kernel_locks::KernelLock>, String>>,
+}
+
+#[cfg(target_os = "linux")]
+impl LockTable {
+    fn get(&self) -> Result<&[super::kernel_locks::KernelLock], &str> {
+        self.cached
+            .get_or_init(|| super::procfs::lock_table().map_err(|err| err.to_string()))
+            .as_deref()
+            .map_err(String::as_str)
+    }
+}
+
 /// Reads the flock state of the lock file at `path`, whose metadata is `stat`.
 #[cfg(target_os = "linux")]
-pub fn state(path: &Path, stat: &FileStat) -> FlockState {
+pub fn state(path: &Path, stat: &FileStat, locks: &LockTable) -> FlockState {
     use super::kernel_locks::LockClass;
     use super::procfs::{self, FileId};
     use super::scan;
 
-    let table = match procfs::lock_table() {
+    let table = match locks.get() {
         Ok(table) => table,
         Err(err) => return FlockState::Unknown(format!("cannot read /proc/locks: {err}")),
     };
@@ -122,7 +140,7 @@ pub fn state(path: &Path, stat: &FileStat) -> FlockState {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn state(_path: &Path, _stat: &FileStat) -> FlockState {
+pub fn state(_path: &Path, _stat: &FileStat, _locks: &LockTable) -> FlockState {
     FlockState::Unknown(format!(
         "on {} ovlock cannot read the kernel's lock table, and it never takes the lock to test it",
         std::env::consts::OS

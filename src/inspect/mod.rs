@@ -17,7 +17,7 @@ use crate::fsread::{self, FileKind, FileStat, ReadError, Symlinks};
 use crate::pidfile;
 use crate::workspace::Workspace;
 
-pub use flock::FlockState;
+pub use flock::{FlockState, LockTable};
 pub use process::{Lookup, ProcessInfo, Processes};
 
 /// Name of the flock file (OpenViking 0.4.21 and later).
@@ -94,8 +94,23 @@ impl Host {
     }
 }
 
+/// What one survey reads once and shares across its directories.
+pub struct Survey {
+    pub host: Host,
+    pub locks: LockTable,
+}
+
+impl Survey {
+    pub fn now() -> Survey {
+        Survey {
+            host: Host::current(),
+            locks: LockTable::default(),
+        }
+    }
+}
+
 /// Inspects one data directory.
-pub fn inspect(workspace: &Workspace, processes: &mut Processes, host: &Host) -> Facts {
+pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey) -> Facts {
     let dir = dir_state(&workspace.path);
     let lock_dir = match &dir {
         DirState::Present { resolved } => resolved.clone(),
@@ -106,7 +121,9 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, host: &Host) ->
         _ => LockFile::Absent,
     };
     let flock = match &lock_file {
-        LockFile::Present { stat, .. } => Some(flock::state(&lock_dir.join(LOCK_NAME), stat)),
+        LockFile::Present { stat, .. } => {
+            Some(flock::state(&lock_dir.join(LOCK_NAME), stat, &survey.locks))
+        }
         _ => None,
     };
     let flock_holders = match &flock {
@@ -128,7 +145,7 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, host: &Host) ->
         flock_holders,
         pid_file,
         pid_owner,
-        host: host.clone(),
+        host: survey.host.clone(),
     }
 }
 
