@@ -224,6 +224,18 @@ impl Acc {
             _ => Verdict::Free,
         };
         let mut reasons = Vec::new();
+        if verdict == Verdict::Contended {
+            let who: Vec<String> = self
+                .owners
+                .iter()
+                .map(|o| format!("PID {} ({})", o.process.pid, o.process.name))
+                .collect();
+            reasons.push(format!(
+                "{} live processes own it: {}",
+                who.len(),
+                who.join(" and ")
+            ));
+        }
         match verdict {
             Verdict::Held | Verdict::Contended => {
                 reasons.append(&mut self.owned);

@@ -10,7 +10,7 @@ use comfy_table::{ContentArrangement, Table};
 
 use super::{DirReport, Outcome, escape, owner_pids, paint, verdict_word};
 use crate::inspect::{DirState, Facts, FlockState, LOCK_NAME, LockFile, PID_NAME, ProcessInfo};
-use crate::judge::{Judgement, PidFileVerdict, Protocol, describe_staleness};
+use crate::judge::{Judgement, PidFileVerdict, Protocol, describe_staleness, shell_quote};
 use crate::timefmt;
 use crate::workspace::Source;
 
@@ -327,7 +327,8 @@ fn owner_table(j: &Judgement, now: SystemTime) -> Table {
                 .and_then(|s| now.duration_since(s).ok())
                 .map(timefmt::short)
                 .unwrap_or_default(),
-            escape::text(&command_line(p)),
+            // The table stays readable; `who` shows the whole command.
+            abbreviate(command_line(p), 72),
         ]);
     }
     table
@@ -350,7 +351,7 @@ fn process_table(p: &ProcessInfo, now: SystemTime) -> Table {
             "Exe",
             p.exe.as_deref().map(escape::path).unwrap_or_else(unknown),
         ),
-        ("Command", escape::text(&command_line(p))),
+        ("Command", command_line(p)),
         (
             "Cwd",
             p.cwd.as_deref().map(escape::path).unwrap_or_else(unknown),
@@ -371,11 +372,25 @@ fn protocol_file(protocol: Protocol) -> &'static str {
     }
 }
 
+/// The command line as a shell would need it typed, escaped for the terminal;
+/// a process without one (a kernel thread) shows its name in brackets, as ps does.
 fn command_line(p: &ProcessInfo) -> String {
     if p.cmdline.is_empty() {
-        format!("[{}]", p.name)
-    } else {
-        p.cmdline.join(" ")
+        return escape::text(&format!("[{}]", p.name));
+    }
+    let words: Vec<String> = p
+        .cmdline
+        .iter()
+        .map(|arg| escape::text(&shell_quote(arg)))
+        .collect();
+    words.join(" ")
+}
+
+/// At most `max` characters, the cut marked with an ellipsis.
+fn abbreviate(text: String, max: usize) -> String {
+    match text.char_indices().nth(max.saturating_sub(1)) {
+        Some((cut, _)) if text.chars().count() > max => format!("{}…", &text[..cut]),
+        _ => text,
     }
 }
 
