@@ -334,7 +334,7 @@ fn judge_pid_file(facts: &Facts, policy: &Policy, j: &mut Acc) -> PidFileVerdict
                 j.add_owner(p, Protocol::Pidfile);
             }
         }
-        PidFileVerdict::Stale(why) => j.stale.push(format!("{PID_NAME} is stale: {}", describe_staleness(why))),
+        PidFileVerdict::Stale(why) => j.stale.push(format!("{PID_NAME} is left over: {}", describe_staleness(why))),
         PidFileVerdict::BeingWritten => j.unknown.push(format!(
             "{PID_NAME} is empty or unfinished and was written less than {}s ago: a server may be taking the lock right now",
             SLACK.as_secs()

@@ -172,17 +172,18 @@ fn wait_for_release(
     }
 }
 
-/// `who`: 0 when an owner was found, 1 when none, 4 when it could not be told (as pgrep).
+/// `who`: 0 when an owner was found, 1 when there is none, 4 when it could not
+/// be told (as pgrep). A held lock whose holder could not be identified is not "none".
 fn who_exit_code(reports: &[DirReport]) -> ExitCode {
     if reports.iter().any(|r| !r.judgement.owners.is_empty()) {
         ExitCode::Free
     } else if reports
         .iter()
-        .any(|r| r.judgement.verdict == Verdict::Unknown)
+        .all(|r| matches!(r.judgement.verdict, Verdict::Free | Verdict::Stale))
     {
-        ExitCode::Unknown
-    } else {
         ExitCode::Held
+    } else {
+        ExitCode::Unknown
     }
 }
 

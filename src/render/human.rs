@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use colored::Colorize;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{ContentArrangement, Table};
+use comfy_table::{ColumnConstraint, ContentArrangement, Table, Width};
 
 use super::{DirReport, Outcome, escape, owner_pids, paint, verdict_word};
 use crate::inspect::{DirState, Facts, FlockState, LOCK_NAME, LockFile, PID_NAME, ProcessInfo};
@@ -181,17 +181,31 @@ pub fn describe_source(source: &Source) -> String {
     }
 }
 
-fn new_table() -> Table {
+/// A table fitted to the terminal, in which only the `flexible` column wraps.
+fn new_table(header: &[&str], flexible: usize) -> Table {
     let mut table = Table::new();
     table
         .load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic);
+    if !header.is_empty() {
+        table.set_header(header.to_vec());
+    }
+    let constraints = (0..header.len().max(2)).map(|i| {
+        if i == flexible {
+            ColumnConstraint::LowerBoundary(Width::Fixed(20))
+        } else {
+            ColumnConstraint::ContentWidth
+        }
+    });
+    table.set_constraints(constraints);
     table
 }
 
 fn lock_table(facts: &Facts, j: &Judgement) -> Table {
-    let mut table = new_table();
-    table.set_header(["File", "Protocol", "State", "PID", "Content", "Modified"]);
+    let mut table = new_table(
+        &["File", "Protocol", "State", "PID", "Content", "Modified"],
+        2,
+    );
     let flock_state = match (&facts.lock_file, &facts.flock) {
         (LockFile::Present { .. }, Some(FlockState::Held { .. })) => "held".to_string(),
         (LockFile::Present { .. }, Some(FlockState::Unheld)) => "not held".to_string(),
@@ -304,19 +318,28 @@ fn row(
 }
 
 fn owner_table(j: &Judgement, now: SystemTime) -> Table {
-    let mut table = new_table();
-    table.set_header([
-        "PID",
-        "User",
-        "Name",
-        "Lock",
-        "Started",
-        "Running for",
-        "Command",
-    ]);
+    let mut table = new_table(
+        &[
+            "PID",
+            "User",
+            "Name",
+            "Via",
+            "Started",
+            "Running for",
+            "Command",
+        ],
+        6,
+    );
     for owner in &j.owners {
         let p = &owner.process;
-        let protocols: Vec<&str> = owner.protocols.iter().map(|p| protocol_file(*p)).collect();
+        let protocols: Vec<&str> = owner
+            .protocols
+            .iter()
+            .map(|p| match p {
+                Protocol::Flock => "flock",
+                Protocol::Pidfile => "pid file",
+            })
+            .collect();
         table.add_row([
             p.pid.to_string(),
             escape::text(p.user.as_deref().unwrap_or("?")),
@@ -335,7 +358,7 @@ fn owner_table(j: &Judgement, now: SystemTime) -> Table {
 }
 
 fn process_table(p: &ProcessInfo, now: SystemTime) -> Table {
-    let mut table = new_table();
+    let mut table = new_table(&[], 1);
     let unknown = || "?".to_string();
     let started = p
         .started

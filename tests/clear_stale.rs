@@ -1,0 +1,201 @@
+//! clear-stale removes exactly the stale `.openviking.pid`, and the read-only
+//! subcommands change nothing at all.
+
+mod support;
+
+use std::fs;
+
+use support::*;
+
+fn write_dead_pid_file(env: &TestEnv) -> u32 {
+    let pid = dead_pid();
+    fs::write(env.pid_path(), pid.to_string()).unwrap();
+    set_mtime(&env.pid_path(), ago(60));
+    pid
+}
+
+fn removed(r: &Report, key: &str) -> Vec<String> {
+    strings(&r.dir[key])
+}
+
+#[test]
+fn removes_a_stale_pid_file() {
+    let env = TestEnv::new();
+    let pid = write_dead_pid_file(&env);
+
+    let run = env.run(&["clear-stale", "--json", &env.ws_str()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let dir = run.dir();
+    assert_eq!(dir["verdict"], "free", "{dir:#}");
+    assert_eq!(strings(&dir["removed"]), [env.pid_path().to_str().unwrap()]);
+    assert_eq!(strings(&dir["would_remove"]), Vec::<String>::new());
+    assert!(!env.pid_path().exists(), "the stale pid file is gone");
+    assert_eq!(
+        fs::read_dir(env.ws()).unwrap().count(),
+        0,
+        "nothing else was created"
+    );
+
+    // The text names the file and why; a second run has nothing to do.
+    fs::write(env.pid_path(), pid.to_string()).unwrap();
+    set_mtime(&env.pid_path(), ago(60));
+    let text = env.run(&["clear-stale", "--color", "never", &env.ws_str()]);
+    assert_eq!(text.code, 0, "{text:?}");
+    assert!(text.stdout.contains("removed"), "{text:?}");
+    assert!(text.stdout.contains(PIDFILE), "{text:?}");
+    assert!(names_pid(&text.stdout, pid), "{text:?}");
+    let again = env.run(&["clear-stale", "--json", &env.ws_str()]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(strings(&again.dir()["removed"]), Vec::<String>::new());
+}
+
+#[test]
+fn keeps_a_live_owners_pid_file() {
+    let env = TestEnv::new();
+    let server = spawn_holder("pidfile", &env.pid_path(), SERVER_TAG);
+    let before = fs::read(env.pid_path()).unwrap();
+
+    let r = env.examine("clear-stale", &[]);
+    r.expect(1, "held", vec![server.pid()]);
+    assert_eq!(removed(&r, "removed"), Vec::<String>::new());
+    assert_eq!(fs::read(env.pid_path()).unwrap(), before);
+}
+
+#[test]
+fn keeps_a_pid_file_being_written() {
+    let env = TestEnv::new();
+    fs::write(env.pid_path(), "").unwrap();
+    let run = env.run(&["clear-stale", "--json", &env.ws_str()]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert_eq!(strings(&run.dir()["removed"]), Vec::<String>::new());
+    assert!(env.pid_path().exists());
+}
+
+#[test]
+fn never_removes_an_unheld_lock_file() {
+    let env = TestEnv::new();
+    let mut server = spawn_holder("flock", &env.lock_path(), SERVER_TAG);
+    server.kill();
+    write_dead_pid_file(&env);
+
+    let r = env.examine("clear-stale", &[]);
+    // The text run found the pid file already gone: only the JSON run removed it.
+    r.expect(0, "free", vec![]);
+    assert_eq!(removed(&r, "removed"), [env.pid_path().to_str().unwrap()]);
+    assert!(
+        env.lock_path().exists(),
+        ".openviking.lock must never be removed"
+    );
+    assert!(!env.pid_path().exists());
+}
+
+#[test]
+fn never_removes_a_held_lock_file() {
+    let env = TestEnv::new();
+    let server = spawn_holder("flock", &env.lock_path(), SERVER_TAG);
+
+    let r = env.examine("clear-stale", &[]);
+    r.expect(1, "held", vec![server.pid()]);
+    assert_eq!(removed(&r, "removed"), Vec::<String>::new());
+    assert!(env.lock_path().exists());
+}
+
+#[test]
+fn removes_a_stale_pid_file_next_to_a_live_flock_holder() {
+    let env = TestEnv::new();
+    let server = spawn_holder("flock", &env.lock_path(), SERVER_TAG);
+    write_dead_pid_file(&env);
+
+    let run = env.run(&["clear-stale", "--json", &env.ws_str()]);
+    assert_eq!(run.code, 1, "held after clearing: {run:?}");
+    let dir = run.dir();
+    assert_eq!(dir["verdict"], "held");
+    assert_eq!(owner_pids(&dir), [server.pid()]);
+    assert_eq!(strings(&dir["removed"]), [env.pid_path().to_str().unwrap()]);
+    assert!(!env.pid_path().exists());
+    assert!(env.lock_path().exists());
+}
+
+#[test]
+fn dry_run_removes_nothing_and_says_what_it_would_remove() {
+    let env = TestEnv::new();
+    let pid = write_dead_pid_file(&env);
+    let before = snapshot(&env.ws());
+
+    for flag in ["--dry-run", "-n"] {
+        let run = env.run(&["clear-stale", flag, "--json", &env.ws_str()]);
+        assert_eq!(run.code, 2, "still stale: {run:?}");
+        let dir = run.dir();
+        assert_eq!(dir["verdict"], "stale");
+        assert_eq!(
+            strings(&dir["would_remove"]),
+            [env.pid_path().to_str().unwrap()]
+        );
+        assert_eq!(strings(&dir["removed"]), Vec::<String>::new());
+    }
+    let text = env.run(&[
+        "clear-stale",
+        "--dry-run",
+        "--color",
+        "never",
+        &env.ws_str(),
+    ]);
+    assert_eq!(text.code, 2, "{text:?}");
+    assert!(text.stdout.contains("would remove"), "{text:?}");
+    assert!(names_pid(&text.stdout, pid), "{text:?}");
+    assert_eq!(snapshot(&env.ws()), before);
+}
+
+#[test]
+fn read_only_subcommands_change_nothing() {
+    let env = TestEnv::new();
+    let _server = spawn_holder("flock", &env.lock_path(), SERVER_TAG);
+    write_dead_pid_file(&env);
+    fs::create_dir(env.ws().join("vectordb")).unwrap();
+    fs::write(env.ws().join("vectordb/LOCK"), "").unwrap();
+    let before = snapshot(&env.ws());
+
+    let ws = env.ws_str();
+    let runs: &[&[&str]] = &[
+        &["status", &ws],
+        &["status", "--json", &ws],
+        &["check", &ws],
+        &["check", "--json", &ws],
+        &["check", "--wait", "0", &ws],
+        &["who", &ws],
+        &["who", "--pid", &ws],
+        &["who", "--json", &ws],
+        &["clear-stale", "--dry-run", &ws],
+        &["clear-stale", "-n", "--json", &ws],
+    ];
+    for args in runs {
+        let run = env.run(args);
+        assert!(
+            [0, 1].contains(&run.code),
+            "{args:?} exited {}: {run:?}",
+            run.code
+        );
+        assert_eq!(
+            snapshot(&env.ws()),
+            before,
+            "{args:?} changed the directory"
+        );
+    }
+}
+
+#[test]
+fn read_only_subcommands_change_nothing_in_a_stale_directory() {
+    let env = TestEnv::new();
+    fs::write(env.lock_path(), "").unwrap();
+    fs::write(env.pid_path(), "not a pid").unwrap();
+    set_mtime(&env.pid_path(), ago(60));
+    let before = snapshot(&env.ws());
+
+    let ws = env.ws_str();
+    for sub in ["status", "check", "who"] {
+        let run = env.run(&[sub, &ws]);
+        let want = if sub == "who" { 1 } else { 2 };
+        assert_eq!(run.code, want, "{sub}: {run:?}");
+        assert_eq!(snapshot(&env.ws()), before, "{sub} changed the directory");
+    }
+}
