@@ -565,12 +565,8 @@ fn an_unprivileged_user_still_sees_a_root_server() {
 
 /// An unprivileged ovlock cannot name the process that inherited a root
 /// server's flock, but the directory is still held, and `who` must not
-/// answer "no owner" (exit 1) for it.
-///
-/// FAILS as of commit a71d141 because of a bug in src/main.rs
-/// (who_exit_code): `who` exits 1 ("none") and prints "no owner (held: ...)"
-/// when the verdict is held by an unidentified holder; it should exit 4
-/// (it could not be told), as for unknown.
+/// answer "no owner" (exit 1) for it: a script doing `who --pid || start`
+/// would start a second server.
 #[test]
 fn an_unprivileged_user_sees_an_inherited_flock_as_held() {
     let env = TestEnv::new();
