@@ -449,15 +449,28 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) {
 /// Starts holder.py in `mode` on `path` with a command-line `tag`, and waits
 /// for its "ready <pid>" line.
 pub fn spawn_holder(mode: &str, path: &Path, tag: &str) -> Proc {
-    let mut child = Command::new(python())
-        .arg(holder_script())
+    let mut cmd = Command::new(python());
+    cmd.arg(holder_script())
         .args([mode, tag])
-        .env("HOLDER_PATH", path)
+        .env("HOLDER_PATH", path);
+    spawn_ready(
+        cmd,
+        mode == "fork-flock",
+        &format!("holder.py {mode} {}", path.display()),
+    )
+}
+
+/// Starts a child that prints "ready <pid>" once it holds what it should and
+/// then blocks until its stdin closes. With `forks`, the ready line comes from
+/// a forked child and the parent exits on its own; it is reaped here, so only
+/// the child remains.
+pub fn spawn_ready(mut cmd: Command, forks: bool, what: &str) -> Proc {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn holder.py");
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
     let stdin = child.stdin.take();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
@@ -470,12 +483,9 @@ pub fn spawn_holder(mode: &str, path: &Path, tag: &str) -> Proc {
         let mut err = String::new();
         let _ = child.stderr.take().unwrap().read_to_string(&mut err);
         let _ = child.wait();
-        panic!(
-            "holder.py {mode} {} did not get ready: {line:?}\n{err}",
-            path.display()
-        );
+        panic!("{what} did not get ready: {line:?}\n{err}");
     };
-    if mode == "fork-flock" {
+    if forks {
         // The parent exits by itself; reap it, so only the forked child holds
         // the lock and the parent is gone for good.
         let status = child.wait().unwrap();
@@ -493,7 +503,7 @@ pub fn spawn_holder(mode: &str, path: &Path, tag: &str) -> Proc {
             parent: Some(child.id()),
         }
     } else {
-        assert_eq!(pid, child.id(), "holder.py reported another PID");
+        assert_eq!(pid, child.id(), "{what} reported another PID");
         Proc {
             child: Some(child),
             stdin,
