@@ -85,7 +85,7 @@ _ovlock() {
             return 0
             ;;
         ovlock__subcmd__check)
-            opts="-q -h --wait --json --color --quiet --config --match --help"
+            opts="-q -h --scan --wait --json --color --quiet --config --match --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

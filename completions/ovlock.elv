@@ -50,6 +50,7 @@ set edit:completion:arg-completer[ovlock] = {|@words|
             cand --color 'When to colour the output'
             cand --config 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
             cand --match 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"'
+            cand --scan 'Also scan every process for users of the directory, as status does (otherwise only when the answer needs it)'
             cand --json 'Print one JSON document (schema_version 1) instead of text'
             cand -q 'Print nothing; only the exit code speaks'
             cand --quiet 'Print nothing; only the exit code speaks'

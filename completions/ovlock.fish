@@ -53,6 +53,7 @@ always\t''
 never\t''"
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l config -d 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]' -r -F
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l match -d 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"' -r
+complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l scan -d 'Also scan every process for users of the directory, as status does (otherwise only when the answer needs it)'
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l json -d 'Print one JSON document (schema_version 1) instead of text'
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -s q -l quiet -d 'Print nothing; only the exit code speaks'
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'

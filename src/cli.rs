@@ -88,6 +88,11 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub dirs: DirArgs,
 
+    /// Also scan every process for users of the directory, as status does
+    /// (otherwise only when the answer needs it).
+    #[arg(long)]
+    pub scan: bool,
+
     /// Poll until every directory is free or stale, for at most SECONDS.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub wait: Option<Duration>,

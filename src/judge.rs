@@ -2,14 +2,15 @@
 //! reasons for it and what to do. No OS access, so every rule is table-tested.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use crate::exit_code::ExitCode;
 use crate::fsread::FileKind;
 use crate::inspect::{
-    DirState, Facts, FlockState, LOCK_NAME, LockFile, Lookup, PID_NAME, ProcessInfo,
+    Ancestor, DirState, Facts, FlockState, LOCK_NAME, LockFile, Lookup, PID_NAME, ProcessInfo,
+    Touched,
 };
 use crate::pidfile::{self, BadPid};
 
@@ -60,14 +61,34 @@ pub enum Protocol {
     Flock,
     /// Is named by a live `.openviking.pid` (OpenViking up to 0.4.20).
     Pidfile,
+    /// Uses the storage (open files, mapped files or kernel locks under the
+    /// directory) without any lock file: `skip_process_lock`, or a version
+    /// older than any lock.
+    Storage,
 }
 
 /// A live process that owns the directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Owner {
     pub process: ProcessInfo,
     /// Every protocol through which it owns the directory, flock first.
     pub protocols: Vec<Protocol>,
+    /// Its PID inside its own PID namespace, when the pid file names that one.
+    pub ns_pid: Option<u32>,
+    /// What it touches under the directory (known after a scan).
+    pub files: Vec<Touched>,
+    /// Its descendants that use the directory too: one server, not contenders.
+    pub workers: Vec<u32>,
+    /// Its parents up to PID 1, nearest first (known after a scan).
+    pub ancestry: Vec<Ancestor>,
+}
+
+/// A process that uses the directory but does not own it: a shell whose
+/// current directory it is, a `tail -f` on a log, a backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherUser {
+    pub process: ProcessInfo,
+    pub files: Vec<Touched>,
 }
 
 /// Why a PID file no longer names its owner.
@@ -86,7 +107,12 @@ pub enum Staleness {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PidFileVerdict {
     Absent,
-    Owned(u32),
+    /// `pid` owns it; `ns_pid` is the PID the file holds when the owner runs
+    /// in another PID namespace (a container).
+    Owned {
+        pid: u32,
+        ns_pid: Option<u32>,
+    },
     Stale(Staleness),
     /// Empty or unparsable, but young: a server may be writing it right now.
     BeingWritten,
@@ -98,6 +124,8 @@ pub enum PidFileVerdict {
 pub struct Judgement {
     pub verdict: Verdict,
     pub owners: Vec<Owner>,
+    /// Processes that use the directory without owning it (known after a scan).
+    pub other_users: Vec<OtherUser>,
     pub pid_file: PidFileVerdict,
     /// Why the verdict is what it is, most decisive first.
     pub reasons: Vec<String>,
@@ -169,6 +197,7 @@ pub fn judge(facts: &Facts, policy: &Policy) -> Judgement {
         }
     }
     let pid_file = judge_pid_file(facts, policy, &mut j);
+    storage::judge_usage(facts, policy, &mut j);
     if facts.workspace.skip_process_lock {
         let config = facts
             .workspace
@@ -186,6 +215,7 @@ pub fn judge(facts: &Facts, policy: &Policy) -> Judgement {
 #[derive(Default)]
 struct Acc {
     owners: Vec<Owner>,
+    other_users: Vec<OtherUser>,
     /// Reasons that name owners.
     owned: Vec<String>,
     /// Facts that could not be read or decided.
@@ -210,6 +240,7 @@ impl Acc {
             None => self.owners.push(Owner {
                 process: process.clone(),
                 protocols: vec![protocol],
+                ..Owner::default()
             }),
         }
     }
@@ -265,6 +296,7 @@ impl Acc {
         Judgement {
             verdict,
             owners: self.owners,
+            other_users: self.other_users,
             pid_file,
             reasons,
             warnings: self.warnings,
@@ -282,6 +314,16 @@ fn judge_flock(facts: &Facts, j: &mut Acc) {
         (LockFile::Present { .. }, None | Some(FlockState::Unheld)) => j.settled.push(format!(
             "{LOCK_NAME} is not held: no server has it locked (the file stays after a server exits, by design)"
         )),
+        (LockFile::Present { .. }, Some(FlockState::Unidentified { recorded_pid, certain })) => {
+            // Only when no scan ran: with one, inspect settles this state.
+            let recorded = recorded_pid.map(|p| format!(" (the kernel records PID {p}, which no longer holds it)")).unwrap_or_default();
+            if *certain {
+                j.anonymous_holder = true;
+                j.owned.push(format!("{LOCK_NAME} is locked (flock) by a process not yet identified{recorded}"));
+            } else {
+                j.unknown.push(format!("cannot tell whether {LOCK_NAME} is held{recorded}"));
+            }
+        }
         (LockFile::Present { .. }, Some(FlockState::Unknown(why))) => {
             j.unknown.push(format!("cannot tell whether {LOCK_NAME} is held: {why}"));
         }
@@ -328,10 +370,24 @@ fn judge_pid_file(facts: &Facts, policy: &Policy, j: &mut Acc) -> PidFileVerdict
     let path = facts.lock_dir.join(PID_NAME);
     match &verdict {
         PidFileVerdict::Absent => {}
-        PidFileVerdict::Owned(_) => {
+        PidFileVerdict::Owned { ns_pid: None, .. } => {
             if let Some(Lookup::Alive(p)) = &facts.pid_owner {
                 j.owned.push(format!("{PID_NAME} names PID {} ({}), which is alive and looks like OpenViking", p.pid, p.name));
                 j.add_owner(p, Protocol::Pidfile);
+            }
+        }
+        PidFileVerdict::Owned { pid, ns_pid: Some(ns_pid) } => {
+            if let Some(user) = storage::user(facts, *pid) {
+                let p = &user.process;
+                j.owned.push(format!(
+                    "{PID_NAME} names PID {ns_pid} of another PID namespace (a container): PID {} ({}) here, \
+                     which uses this directory and looks like OpenViking",
+                    p.pid, p.name
+                ));
+                j.add_owner(p, Protocol::Pidfile);
+                if let Some(owner) = j.owners.iter_mut().find(|o| o.process.pid == *pid) {
+                    owner.ns_pid = Some(*ns_pid);
+                }
             }
         }
         PidFileVerdict::Stale(why) => j.stale.push(format!("{PID_NAME} is left over: {}", describe_staleness(why))),
@@ -394,6 +450,27 @@ pub fn pid_file_verdict(facts: &Facts, policy: &Policy) -> PidFileVerdict {
     if facts.host.boot_time.is_some_and(|boot| written < boot) {
         return PidFileVerdict::Stale(Staleness::WrittenBeforeBoot { pid });
     }
+    match host_pid_verdict(facts, policy, pid, written) {
+        // The PID may be one of another PID namespace (a container), where
+        // the server that wrote it sees itself under that number.
+        PidFileVerdict::Stale(why) => match storage::namespace_owner(facts, policy, pid, written) {
+            Some(owner) => PidFileVerdict::Owned {
+                pid: owner.process.pid,
+                ns_pid: Some(pid),
+            },
+            None => PidFileVerdict::Stale(why),
+        },
+        verdict => verdict,
+    }
+}
+
+/// Judges a PID file's number as a PID of this namespace.
+fn host_pid_verdict(
+    facts: &Facts,
+    policy: &Policy,
+    pid: u32,
+    written: SystemTime,
+) -> PidFileVerdict {
     if pid == facts.host.self_pid {
         return PidFileVerdict::Stale(Staleness::IsOvlock { pid });
     }
@@ -408,14 +485,20 @@ pub fn pid_file_verdict(facts: &Facts, policy: &Policy) -> PidFileVerdict {
     }
     if process
         .started
-        .is_some_and(|started| started > written + SLACK)
+        .is_some_and(|started| started_after_write(started, written))
     {
         return PidFileVerdict::Stale(Staleness::StartedAfterWrite { pid, name });
     }
     if !policy.is_openviking(process) {
         return PidFileVerdict::Stale(Staleness::NotOpenViking { pid, name });
     }
-    PidFileVerdict::Owned(pid)
+    PidFileVerdict::Owned { pid, ns_pid: None }
+}
+
+/// Whether a process started more than [`SLACK`] after its PID file was
+/// written, which no owner can have done. Never overflows, whatever the mtime.
+fn started_after_write(started: SystemTime, written: SystemTime) -> bool {
+    started.duration_since(written).is_ok_and(|gap| gap > SLACK)
 }
 
 /// One sentence on why a PID file is stale.
@@ -514,6 +597,10 @@ pub fn shell_quote(s: &str) -> String {
         format!("'{}'", s.replace('\'', r"'\''"))
     }
 }
+
+mod storage;
+
+pub use storage::{describe_touch, needs_scan};
 
 #[cfg(test)]
 mod tests;

@@ -71,32 +71,38 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         &workspace::Env::from_process(global.config.as_deref())?,
     )?;
     let policy = Policy::new(&global.matches);
-    let mut processes = Processes::new();
 
+    let mut run = Run {
+        workspaces: &workspaces,
+        policy: &policy,
+        processes: Processes::new(),
+    };
     let reports = match &cli.command {
         Command::Check(args) => {
-            let deadline = args.wait.map(|wait| Instant::now() + wait);
-            wait_for_release(&workspaces, &policy, &mut processes, deadline)
+            let scan = if args.scan {
+                Scan::Always
+            } else {
+                Scan::IfNeeded
+            };
+            // A wait longer than the clock can count is a wait without end.
+            let deadline = args.wait.map(|wait| Instant::now().checked_add(wait));
+            run.wait_for_release(scan, deadline)
         }
         Command::ClearStale(args) => {
-            let before = survey(&workspaces, &policy, &mut processes);
-            before
-                .into_iter()
+            let before = run.survey(Scan::IfNeeded);
+            let removals: Vec<_> = before
+                .iter()
                 .map(|report| {
-                    let removals =
-                        clear::clear(&report.facts, &policy, &mut processes, args.dry_run);
-                    let mut after = examine(
-                        &report.facts.workspace,
-                        &policy,
-                        &mut processes,
-                        &Survey::now(),
-                    );
-                    after.removals = Some(removals);
-                    after
+                    clear::clear(&report.facts, &policy, &mut run.processes, args.dry_run)
                 })
-                .collect()
+                .collect();
+            let mut after = run.survey(Scan::IfNeeded);
+            for (report, removals) in after.iter_mut().zip(removals) {
+                report.removals = Some(removals);
+            }
+            after
         }
-        _ => survey(&workspaces, &policy, &mut processes),
+        _ => run.survey(Scan::Always),
     };
 
     let worst = reports
@@ -128,46 +134,69 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     Ok(code)
 }
 
-fn examine(
-    workspace: &Workspace,
-    policy: &Policy,
-    processes: &mut Processes,
-    survey: &Survey,
-) -> DirReport {
-    let facts = inspect::inspect(workspace, processes, survey);
-    let judgement = judge::judge(&facts, policy);
-    DirReport {
-        facts,
-        judgement,
-        removals: None,
-    }
+/// Whether a survey scans every process for the users of each directory.
+#[derive(Clone, Copy)]
+enum Scan {
+    Always,
+    /// Only for the directories whose answer needs it (`judge::needs_scan`).
+    IfNeeded,
 }
 
-fn survey(workspaces: &[Workspace], policy: &Policy, processes: &mut Processes) -> Vec<DirReport> {
-    let survey = Survey::now();
-    workspaces
-        .iter()
-        .map(|w| examine(w, policy, processes, &survey))
-        .collect()
+/// What every survey of one run shares.
+struct Run<'a> {
+    workspaces: &'a [Workspace],
+    policy: &'a Policy,
+    processes: Processes,
 }
 
-/// Surveys until every directory is free or stale, or the deadline passes.
-fn wait_for_release(
-    workspaces: &[Workspace],
-    policy: &Policy,
-    processes: &mut Processes,
-    deadline: Option<Instant>,
-) -> Vec<DirReport> {
-    const POLL: Duration = Duration::from_millis(200);
-    loop {
-        let reports = survey(workspaces, policy, processes);
-        let released = reports
+impl Run<'_> {
+    /// Inspects every directory, scans every process once if needed, and judges.
+    fn survey(&mut self, scan: Scan) -> Vec<DirReport> {
+        let survey = Survey::now();
+        let mut all: Vec<inspect::Facts> = self
+            .workspaces
             .iter()
-            .all(|r| matches!(r.judgement.verdict, Verdict::Free | Verdict::Stale));
-        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        match remaining {
-            Some(left) if !released && !left.is_zero() => std::thread::sleep(left.min(POLL)),
-            _ => return reports,
+            .map(|w| inspect::inspect(w, &mut self.processes, &survey))
+            .collect();
+        let policy = self.policy;
+        let scanned = all
+            .iter_mut()
+            .filter(|f| matches!(scan, Scan::Always) || judge::needs_scan(f, policy));
+        inspect::usage::attach(scanned, &mut self.processes);
+        all.into_iter()
+            .map(|facts| DirReport {
+                judgement: judge::judge(&facts, self.policy),
+                facts,
+                removals: None,
+            })
+            .collect()
+    }
+
+    /// Surveys until every directory is free or stale, or the deadline
+    /// passes (`Some(None)`: a deadline too far away to count).
+    fn wait_for_release(
+        &mut self,
+        scan: Scan,
+        deadline: Option<Option<Instant>>,
+    ) -> Vec<DirReport> {
+        const POLL: Duration = Duration::from_millis(200);
+        loop {
+            let reports = self.survey(scan);
+            let released = reports
+                .iter()
+                .all(|r| matches!(r.judgement.verdict, Verdict::Free | Verdict::Stale));
+            let pause = match deadline {
+                _ if released => return reports,
+                None => return reports,
+                Some(None) => POLL,
+                Some(Some(deadline)) => {
+                    deadline.saturating_duration_since(Instant::now()).min(POLL)
+                }
+            };
+            if pause.is_zero() {
+                return reports;
+            }
+            std::thread::sleep(pause);
         }
     }
 }

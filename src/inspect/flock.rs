@@ -2,8 +2,6 @@
 //! ever taking the lock (a probe could make a server that starts at that
 //! instant fail).
 
-use std::path::Path;
-
 use crate::fsread::FileStat;
 
 /// The kernel's answer for one lock file.
@@ -20,6 +18,15 @@ pub enum FlockState {
         /// The PID the kernel recorded when the lock was taken.
         recorded_pid: Option<u32>,
         note: Option<String>,
+    },
+    /// /proc/locks shows a flock on this inode, but the PID it records does not
+    /// hold it (it exited, leaving the lock to a forked child): a scan of every
+    /// process must find the holder. `certain` is false when only the inode
+    /// number matched, not the device (btrfs subvolumes and overlayfs show
+    /// another device in /proc/locks).
+    Unidentified {
+        recorded_pid: Option<u32>,
+        certain: bool,
     },
     /// It could not be told; the text says why.
     Unknown(String),
@@ -45,10 +52,9 @@ impl LockTable {
 
 /// Reads the flock state of the lock file at `path`, whose metadata is `stat`.
 #[cfg(target_os = "linux")]
-pub fn state(path: &Path, stat: &FileStat, locks: &LockTable) -> FlockState {
+pub fn state(stat: &FileStat, locks: &LockTable) -> FlockState {
     use super::kernel_locks::LockClass;
     use super::procfs::{self, FileId};
-    use super::scan;
 
     let table = match locks.get() {
         Ok(table) => table,
@@ -100,47 +106,60 @@ pub fn state(path: &Path, stat: &FileStat, locks: &LockTable) -> FlockState {
     }
 
     // The recorded holder has exited or no longer has the file: a process that
-    // inherited the open file (a fork without exec) holds it now.
-    let name = path.file_name().unwrap_or_default();
-    let mut holders = Vec::new();
-    let coverage = scan::each_descriptor(|pid, fd, open| {
-        if open.file_name() == Some(name)
-            && procfs::fd_holds_flock(pid, fd, target).unwrap_or(false)
-        {
-            holders.push(pid);
-        }
-    });
-    holders.dedup();
-    match coverage {
-        Ok(_) if !holders.is_empty() => FlockState::Held {
+    // inherited the open file (a fork without exec) holds it now, and only a
+    // scan of every process can name it.
+    FlockState::Unidentified {
+        recorded_pid,
+        certain,
+    }
+}
+
+#[cfg(target_os = "linux")]
+/// Settles an [`FlockState::Unidentified`] lock with what the scan found:
+/// the processes that own a flock on the file through a descriptor of theirs.
+pub fn settle(state: FlockState, holders: Vec<u32>, uninspected: usize) -> FlockState {
+    let FlockState::Unidentified {
+        recorded_pid,
+        certain,
+    } = state
+    else {
+        return state;
+    };
+    if !holders.is_empty() {
+        return FlockState::Held {
             holders,
             recorded_pid,
             note: None,
-        },
-        Ok(coverage) if certain => FlockState::Held {
+        };
+    }
+    match (certain, uninspected) {
+        (true, 0) => FlockState::Held {
             holders,
             recorded_pid,
-            note: Some(match (recorded_pid, coverage.uninspected) {
-                (_, n) if n > 0 => format!(
-                    "no readable process holds it; {n} processes could not be inspected (run as root to see them)"
-                ),
-                (Some(pid), _) => format!(
+            note: Some(match recorded_pid {
+                Some(pid) => format!(
                     "the kernel records PID {pid}, which no longer holds it, and no other holder was found"
                 ),
-                (None, _) => "no holder was found".to_string(),
+                None => "no holder was found".to_string(),
             }),
         },
-        Ok(coverage) if coverage.uninspected > 0 => FlockState::Unknown(format!(
-            "/proc/locks shows a flock on inode {} that may be this file; {} processes could not be inspected to confirm it",
-            stat.ino, coverage.uninspected
+        (true, n) => FlockState::Held {
+            holders,
+            recorded_pid,
+            note: Some(format!(
+                "no readable process holds it; {n} processes could not be inspected (run as root to see them)"
+            )),
+        },
+        (false, 0) => FlockState::Unheld,
+        (false, n) => FlockState::Unknown(format!(
+            "/proc/locks shows a flock on an inode of the same number on another device view; \
+             {n} processes could not be inspected to tell whether it is this file"
         )),
-        Ok(_) => FlockState::Unheld,
-        Err(err) => FlockState::Unknown(format!("cannot list processes: {err}")),
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn state(_path: &Path, _stat: &FileStat, _locks: &LockTable) -> FlockState {
+pub fn state(_stat: &FileStat, _locks: &LockTable) -> FlockState {
     FlockState::Unknown(format!(
         "on {} ovlock cannot read the kernel's lock table, and it never takes the lock to test it",
         std::env::consts::OS

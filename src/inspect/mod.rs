@@ -2,13 +2,13 @@
 //! plain facts for `judge` and decides nothing.
 
 pub mod flock;
-#[cfg(target_os = "linux")]
 pub mod kernel_locks;
 pub mod process;
 #[cfg(target_os = "linux")]
 mod procfs;
 #[cfg(target_os = "linux")]
 mod scan;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -19,6 +19,7 @@ use crate::workspace::Workspace;
 
 pub use flock::{FlockState, LockTable};
 pub use process::{Lookup, ProcessInfo, Processes};
+pub use usage::{Ancestor, Touch, Touched, Usage, User};
 
 /// Name of the flock file (OpenViking 0.4.21 and later).
 pub const LOCK_NAME: &str = ".openviking.lock";
@@ -70,6 +71,8 @@ pub struct Facts {
     pub pid_file: LockFile,
     /// The process the PID file names, when it names one.
     pub pid_owner: Option<Lookup>,
+    /// Every process that uses the directory; None when no scan was run.
+    pub usage: Option<Result<Usage, String>>,
     pub host: Host,
 }
 
@@ -121,9 +124,7 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         _ => LockFile::Absent,
     };
     let flock = match &lock_file {
-        LockFile::Present { stat, .. } => {
-            Some(flock::state(&lock_dir.join(LOCK_NAME), stat, &survey.locks))
-        }
+        LockFile::Present { stat, .. } => Some(flock::state(stat, &survey.locks)),
         _ => None,
     };
     let flock_holders = match &flock {
@@ -145,6 +146,7 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         flock_holders,
         pid_file,
         pid_owner,
+        usage: None,
         host: survey.host.clone(),
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
@@ -76,4 +77,151 @@ pub fn holds_flock(pid: u32, target: FileId) -> io::Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// What `/proc/PID/fdinfo/FD` says: the inode and the locks owned through this open file.
+pub fn fdinfo(pid: u32, fd: u32) -> io::Result<(Option<u64>, Vec<KernelLock>)> {
+    let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))?;
+    let mut ino = None;
+    let mut locks = Vec::new();
+    for line in info.lines() {
+        if let Some(value) = line.strip_prefix("ino:") {
+            ino = value.trim().parse().ok();
+        } else if let Some(lock) = line
+            .strip_prefix("lock:")
+            .and_then(kernel_locks::parse_line)
+        {
+            if !lock.waiting {
+                locks.push(lock);
+            }
+        }
+    }
+    Ok((ino, locks))
+}
+
+/// A process's current directory.
+pub fn cwd(pid: u32) -> io::Result<PathBuf> {
+    fs::read_link(format!("/proc/{pid}/cwd"))
+}
+
+/// The files a process has mapped into memory, each once.
+pub fn mapped_files(pid: u32) -> io::Result<Vec<PathBuf>> {
+    let maps = fs::read(format!("/proc/{pid}/maps"))?;
+    let mut paths: Vec<PathBuf> = maps
+        .split(|&b| b == b'\n')
+        .filter_map(maps_path)
+        .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}
+
+/// The pathname of one /proc/PID/maps line, when it names a file:
+/// `address perms offset dev inode   pathname`.
+fn maps_path(line: &[u8]) -> Option<&[u8]> {
+    let mut rest = line;
+    for _ in 0..5 {
+        let start = rest.iter().position(|&b| b != b' ')?;
+        rest = &rest[start..];
+        let end = rest.iter().position(|&b| b == b' ')?;
+        rest = &rest[end..];
+    }
+    let start = rest.iter().position(|&b| b != b' ')?;
+    Some(&rest[start..]).filter(|path| path.first() == Some(&b'/'))
+}
+
+/// A process's command name and parent, from /proc/PID/stat.
+pub fn name_and_parent(pid: u32) -> io::Result<(String, u32)> {
+    let stat = fs::read(format!("/proc/{pid}/stat"))?;
+    let malformed = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("malformed /proc/{pid}/stat"),
+        )
+    };
+    // The name sits in parentheses and may itself contain ") ", so cut at the last one.
+    let open = stat.iter().position(|&b| b == b'(').ok_or_else(malformed)?;
+    let close = stat
+        .iter()
+        .rposition(|&b| b == b')')
+        .ok_or_else(malformed)?;
+    let name =
+        String::from_utf8_lossy(stat.get(open + 1..close).ok_or_else(malformed)?).into_owned();
+    let rest = std::str::from_utf8(&stat[close + 1..]).map_err(|_| malformed())?;
+    let ppid = rest
+        .split_ascii_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(malformed)?;
+    Ok((name, ppid))
+}
+
+/// The PID in each PID namespace the process belongs to, outermost first
+/// (the `NSpid:` line of /proc/PID/status).
+pub fn ns_pids(pid: u32) -> io::Result<Vec<u32>> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    Ok(status
+        .lines()
+        .find_map(|line| line.strip_prefix("NSpid:"))
+        .map(parse_ns_pids)
+        .unwrap_or_default())
+}
+
+/// The numbers of an `NSpid:` line; an unparsable line yields none.
+pub fn parse_ns_pids(value: &str) -> Vec<u32> {
+    let pids: Option<Vec<u32>> = value
+        .split_ascii_whitespace()
+        .map(|p| p.parse().ok())
+        .collect();
+    pids.unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn reads_map_paths() {
+        let line = b"7f1c2a000000-7f1c2a021000 r--s 00000000 fe:00 10010770                   /srv/ws/queue.db-shm";
+        assert_eq!(maps_path(line), Some(&b"/srv/ws/queue.db-shm"[..]));
+        assert_eq!(
+            maps_path(b"7ffd1000-7ffd2000 rw-p 00000000 00:00 0                          [stack]"),
+            None
+        );
+        assert_eq!(maps_path(b"7ffd1000-7ffd2000 rw-p 00000000 00:00 0"), None);
+        assert_eq!(
+            maps_path(b"55d0-55d1 r-xp 0 fe:00 12 /a b/c (deleted)"),
+            Some(&b"/a b/c (deleted)"[..])
+        );
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        let (name, ppid) = name_and_parent(me).unwrap();
+        assert!(!name.is_empty());
+        assert_eq!(
+            ppid,
+            rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32)
+        );
+        assert_eq!(ns_pids(me).unwrap().last(), Some(&me));
+        assert!(mapped_files(me).unwrap().iter().any(|p| p.is_absolute()));
+    }
+
+    #[test]
+    fn parses_nspid_lines() {
+        assert_eq!(parse_ns_pids("\t4242\t1"), [4242, 1]);
+        assert_eq!(parse_ns_pids(" 7"), [7]);
+        assert!(parse_ns_pids("x 1").is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn maps_and_nspid_parsers_never_panic(line in proptest::collection::vec(any::<u8>(), 0..120), text in "\\PC{0,40}") {
+            let _ = maps_path(&line);
+            let _ = parse_ns_pids(&text);
+        }
+    }
 }

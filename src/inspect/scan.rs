@@ -1,8 +1,13 @@
 //! The one pass over every process on the machine. It is the only code whose
 //! cost grows with the number of processes, so callers run it only when the
-//! answer needs it. Linux only: elsewhere there is no /proc to walk.
+//! answer needs it, and then once for all directories. Linux only: elsewhere
+//! there is no /proc to walk.
 
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::procfs;
+use super::usage::{Touch, Touched};
 
 /// How complete a pass was.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -13,22 +18,91 @@ pub struct Coverage {
     pub uninspected: usize,
 }
 
-/// Calls `visit(pid, fd, target)` for every open descriptor of every process.
-pub fn each_descriptor(mut visit: impl FnMut(u32, u32, &Path)) -> std::io::Result<Coverage> {
-    use super::procfs;
+/// Everything one process touches under one of the roots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Use {
+    pub pid: u32,
+    /// Index into the roots the scan was given.
+    pub root: usize,
+    pub touched: Vec<Touched>,
+}
+
+/// Finds every process that has a file open, its current directory, or a file
+/// mapped under one of `roots` (resolved paths), reading each process's
+/// descriptor table, current directory and memory map once, whatever the
+/// number of roots.
+pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<Use>, Coverage)> {
     let mut coverage = Coverage::default();
+    let mut uses = Vec::new();
     for pid in procfs::pids()? {
-        match procfs::fds(pid) {
-            Ok(fds) => {
-                coverage.inspected += 1;
-                for (fd, target) in fds {
-                    visit(pid, fd, &target);
+        let fds = match procfs::fds(pid) {
+            Ok(fds) => fds,
+            // It exited while we looked: it uses nothing any more.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(_) => {
+                coverage.uninspected += 1;
+                continue;
+            }
+        };
+        coverage.inspected += 1;
+        let mut found: Vec<Use> = Vec::new();
+        let mut add =
+            |root: usize, touched: Touched| match found.iter_mut().find(|u| u.root == root) {
+                Some(u) => u.touched.push(touched),
+                None => found.push(Use {
+                    pid,
+                    root,
+                    touched: vec![touched],
+                }),
+            };
+        for (fd, target) in fds {
+            if let Some(root) = root_of(roots, &target) {
+                let locks = procfs::fdinfo(pid, fd)
+                    .map(|(_, locks)| locks)
+                    .unwrap_or_default();
+                add(
+                    root,
+                    Touched {
+                        path: target,
+                        touch: Touch::Open,
+                        locks,
+                    },
+                );
+            }
+        }
+        if let Ok(cwd) = procfs::cwd(pid)
+            && let Some(root) = root_of(roots, &cwd)
+        {
+            add(
+                root,
+                Touched {
+                    path: cwd,
+                    touch: Touch::Cwd,
+                    locks: Vec::new(),
+                },
+            );
+        }
+        // A file can stay mapped after its descriptor is closed.
+        if let Ok(mapped) = procfs::mapped_files(pid) {
+            for path in mapped {
+                if let Some(root) = root_of(roots, &path) {
+                    add(
+                        root,
+                        Touched {
+                            path,
+                            touch: Touch::Mapped,
+                            locks: Vec::new(),
+                        },
+                    );
                 }
             }
-            // It exited while we looked: it uses nothing any more.
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(_) => coverage.uninspected += 1,
         }
+        uses.extend(found);
     }
-    Ok(coverage)
+    Ok((uses, coverage))
+}
+
+/// Which root `path` lies under, if any (component-wise, so /a/bc is not under /a/b).
+fn root_of(roots: &[PathBuf], path: &Path) -> Option<usize> {
+    roots.iter().position(|root| path.starts_with(root))
 }

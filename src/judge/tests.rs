@@ -40,6 +40,7 @@ fn base() -> Facts {
         flock_holders: Vec::new(),
         pid_file: LockFile::Absent,
         pid_owner: None,
+        usage: None,
         host: host(),
     }
 }

@@ -9,8 +9,12 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ColumnConstraint, ContentArrangement, Table, Width};
 
 use super::{DirReport, Outcome, escape, owner_pids, paint, verdict_word};
-use crate::inspect::{DirState, Facts, FlockState, LOCK_NAME, LockFile, PID_NAME, ProcessInfo};
-use crate::judge::{Judgement, PidFileVerdict, Protocol, describe_staleness, shell_quote};
+use crate::inspect::{
+    DirState, Facts, FlockState, LOCK_NAME, LockFile, PID_NAME, ProcessInfo, Touched,
+};
+use crate::judge::{
+    Judgement, Owner, PidFileVerdict, Protocol, describe_staleness, describe_touch, shell_quote,
+};
 use crate::timefmt;
 use crate::workspace::Source;
 
@@ -28,6 +32,11 @@ pub fn status(reports: &[DirReport]) -> String {
         if !report.judgement.owners.is_empty() {
             section(&mut out, "Owners");
             out.push_str(&owner_table(&report.judgement, report.facts.host.now).to_string());
+            out.push('\n');
+        }
+        if !report.judgement.other_users.is_empty() {
+            section(&mut out, "Also using it (not owners)");
+            out.push_str(&other_users_table(report).to_string());
             out.push('\n');
         }
         footer(&mut out, &report.judgement);
@@ -63,7 +72,12 @@ pub fn who(reports: &[DirReport]) -> String {
                 escape::text(&owner.process.name),
                 format!("(owns it through {})", protocols.join(" and ")).dimmed()
             );
-            out.push_str(&process_table(&owner.process, report.facts.host.now).to_string());
+            out.push_str(&owner_detail(owner, report).to_string());
+            out.push('\n');
+        }
+        if !j.other_users.is_empty() {
+            let _ = writeln!(out, "\n{}", "Also using it (not owners)".bold());
+            out.push_str(&other_users_table(report).to_string());
             out.push('\n');
         }
         for warning in &j.warnings {
@@ -94,7 +108,7 @@ pub fn clear_stale(reports: &[DirReport]) -> String {
         }
         let j = &report.judgement;
         let kept = match &j.pid_file {
-            PidFileVerdict::Owned(pid) => format!("; kept {PID_NAME}: PID {pid} is alive"),
+            PidFileVerdict::Owned { pid, .. } => format!("; kept {PID_NAME}: PID {pid} is alive"),
             PidFileVerdict::BeingWritten => format!("; kept {PID_NAME}: it is being written"),
             PidFileVerdict::Unknown(why) => format!("; kept {PID_NAME}: {}", escape::text(why)),
             _ => String::new(),
@@ -209,6 +223,9 @@ fn lock_table(facts: &Facts, j: &Judgement) -> Table {
     let flock_state = match (&facts.lock_file, &facts.flock) {
         (LockFile::Present { .. }, Some(FlockState::Held { .. })) => "held".to_string(),
         (LockFile::Present { .. }, Some(FlockState::Unheld)) => "not held".to_string(),
+        (LockFile::Present { .. }, Some(FlockState::Unidentified { certain: true, .. })) => {
+            "held (holder not yet identified)".to_string()
+        }
         (LockFile::Present { .. }, _) => "cannot tell".to_string(),
         (file, _) => presence(file),
     };
@@ -239,7 +256,13 @@ fn lock_table(facts: &Facts, j: &Judgement) -> Table {
 
     let pid_state = match &j.pid_file {
         PidFileVerdict::Absent => presence(&facts.pid_file),
-        PidFileVerdict::Owned(_) => "owner alive".to_string(),
+        PidFileVerdict::Owned { ns_pid: None, .. } => "owner alive".to_string(),
+        PidFileVerdict::Owned {
+            pid,
+            ns_pid: Some(_),
+        } => {
+            format!("owner alive in another PID namespace (PID {pid} here)")
+        }
         PidFileVerdict::Stale(why) => format!("stale: {}", describe_staleness(why)),
         PidFileVerdict::BeingWritten => "being written".to_string(),
         PidFileVerdict::Unknown(_) => "cannot tell".to_string(),
@@ -338,6 +361,7 @@ fn owner_table(j: &Judgement, now: SystemTime) -> Table {
             .map(|p| match p {
                 Protocol::Flock => "flock",
                 Protocol::Pidfile => "pid file",
+                Protocol::Storage => "storage, no lock",
             })
             .collect();
         table.add_row([
@@ -355,6 +379,64 @@ fn owner_table(j: &Judgement, now: SystemTime) -> Table {
         ]);
     }
     table
+}
+
+/// `who`'s table for one owner: the process, where it came from, what it touches.
+fn owner_detail(owner: &Owner, report: &DirReport) -> Table {
+    let mut table = process_table(&owner.process, report.facts.host.now);
+    if let Some(ns_pid) = owner.ns_pid {
+        table.add_row(["PID in its namespace".to_string(), ns_pid.to_string()]);
+    }
+    if !owner.ancestry.is_empty() {
+        let chain: Vec<String> = owner
+            .ancestry
+            .iter()
+            .map(|a| format!("{} ({})", escape::text(&a.name), a.pid))
+            .collect();
+        table.add_row(["Launched by".to_string(), chain.join(" < ")]);
+    }
+    if !owner.files.is_empty() {
+        table.add_row([
+            "Files".to_string(),
+            file_lines(&owner.files, &report.facts.lock_dir),
+        ]);
+    }
+    if !owner.workers.is_empty() {
+        let workers: Vec<String> = owner.workers.iter().map(u32::to_string).collect();
+        table.add_row(["Workers".to_string(), workers.join(", ")]);
+    }
+    table
+}
+
+fn other_users_table(report: &DirReport) -> Table {
+    let mut table = new_table(&["PID", "User", "Name", "Files"], 3);
+    for other in &report.judgement.other_users {
+        let p = &other.process;
+        table.add_row([
+            p.pid.to_string(),
+            escape::text(p.user.as_deref().unwrap_or("?")),
+            escape::text(&p.name),
+            file_lines(&other.files, &report.facts.lock_dir),
+        ]);
+    }
+    table
+}
+
+/// One line a file, relative to the directory, with how it is used.
+fn file_lines(files: &[Touched], dir: &std::path::Path) -> String {
+    let lines: Vec<String> = files
+        .iter()
+        .map(|t| {
+            let path = t.path.strip_prefix(dir).unwrap_or(&t.path);
+            let path = if path.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                path
+            };
+            format!("{} ({})", escape::path(path), describe_touch(t))
+        })
+        .collect();
+    lines.join("\n")
 }
 
 fn process_table(p: &ProcessInfo, now: SystemTime) -> Table {
@@ -392,6 +474,7 @@ fn protocol_file(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Flock => LOCK_NAME,
         Protocol::Pidfile => PID_NAME,
+        Protocol::Storage => "its open storage files, with no lock file",
     }
 }
 

@@ -4,7 +4,8 @@
 use serde::Serialize;
 
 use super::{DirReport, Outcome, Removal};
-use crate::inspect::{FlockState, LOCK_NAME, LockFile, PID_NAME};
+use crate::inspect::kernel_locks::LockClass;
+use crate::inspect::{FlockState, LOCK_NAME, LockFile, PID_NAME, Touch, Touched};
 use crate::judge::{PidFileVerdict, Protocol};
 use crate::timefmt;
 
@@ -30,6 +31,11 @@ struct DataDir<'a> {
     reasons: &'a [String],
     warnings: &'a [String],
     fixes: &'a [String],
+    /// Whether every process was scanned for this directory.
+    scanned: bool,
+    other_users: Vec<OtherUser<'a>>,
+    /// Processes that could not be inspected; null without a scan.
+    uninspected: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     removed: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -49,6 +55,40 @@ struct Owner<'a> {
     memory_bytes: Option<u64>,
     protocol: Protocol,
     protocols: &'a [Protocol],
+    ns_pid: Option<u32>,
+    ancestry: Vec<Link<'a>>,
+    files: Vec<File>,
+    workers: &'a [u32],
+}
+
+#[derive(Serialize)]
+struct Link<'a> {
+    pid: u32,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct OtherUser<'a> {
+    pid: u32,
+    name: &'a str,
+    cmdline: &'a [String],
+    why: &'static str,
+    files: Vec<File>,
+}
+
+#[derive(Serialize)]
+struct File {
+    path: String,
+    #[serde(rename = "use")]
+    touch: &'static str,
+    lock: Option<FileLock>,
+}
+
+#[derive(Serialize)]
+struct FileLock {
+    #[serde(rename = "type")]
+    class: &'static str,
+    mode: &'static str,
 }
 
 #[derive(Serialize)]
@@ -60,6 +100,9 @@ struct Lock {
     kind: Option<&'static str>,
     held: Option<bool>,
     pid: Option<u32>,
+    /// flock only: the PID the kernel recorded when the lock was taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recorded_pid: Option<u32>,
     content: Option<String>,
     size: Option<u64>,
     modified_at: Option<String>,
@@ -130,14 +173,73 @@ fn data_dir(report: &DirReport) -> DataDir<'_> {
                 memory_bytes: o.process.memory,
                 protocol: o.protocols[0],
                 protocols: &o.protocols,
+                ns_pid: o.ns_pid,
+                ancestry: o
+                    .ancestry
+                    .iter()
+                    .map(|a| Link {
+                        pid: a.pid,
+                        name: &a.name,
+                    })
+                    .collect(),
+                files: files(&o.files),
+                workers: &o.workers,
             })
             .collect(),
         locks: vec![flock_entry(report), pid_entry(report)],
         reasons: &j.reasons,
         warnings: &j.warnings,
         fixes: &j.fixes,
+        scanned: matches!(facts.usage, Some(Ok(_))),
+        other_users: j
+            .other_users
+            .iter()
+            .map(|u| OtherUser {
+                pid: u.process.pid,
+                name: &u.process.name,
+                cmdline: &u.process.cmdline,
+                why: u
+                    .files
+                    .iter()
+                    .map(|f| f.touch)
+                    .max()
+                    .map_or("cwd", touch_name),
+                files: files(&u.files),
+            })
+            .collect(),
+        uninspected: match &facts.usage {
+            Some(Ok(usage)) => Some(usage.uninspected),
+            _ => None,
+        },
         removed,
         would_remove,
+    }
+}
+
+fn files(touched: &[Touched]) -> Vec<File> {
+    touched
+        .iter()
+        .map(|t| File {
+            path: t.path.to_string_lossy().into_owned(),
+            touch: touch_name(t.touch),
+            lock: t.locks.first().map(|l| FileLock {
+                class: match l.class {
+                    LockClass::Flock => "flock",
+                    LockClass::Posix => "posix",
+                    LockClass::Ofd => "ofd",
+                    LockClass::Other => "lease",
+                },
+                mode: if l.exclusive { "write" } else { "read" },
+            }),
+        })
+        .collect()
+}
+
+fn touch_name(touch: Touch) -> &'static str {
+    match touch {
+        Touch::Cwd => "cwd",
+        Touch::Open => "open file",
+        Touch::Mapped => "mapped file",
     }
 }
 
@@ -149,6 +251,7 @@ fn lock_entry(protocol: Protocol, path: String, file: &LockFile) -> Lock {
         kind: None,
         held: None,
         pid: None,
+        recorded_pid: None,
         content: None,
         size: None,
         modified_at: None,
@@ -193,8 +296,10 @@ fn flock_entry(report: &DirReport) -> Lock {
             ..
         }) => {
             lock.held = Some(true);
-            lock.pid = holders.first().copied().or(*recorded_pid);
+            lock.pid = holders.first().copied();
+            lock.recorded_pid = *recorded_pid;
         }
+        Some(FlockState::Unidentified { recorded_pid, .. }) => lock.recorded_pid = *recorded_pid,
         Some(FlockState::Unknown(_)) => {}
         None if matches!(facts.lock_file, LockFile::Absent) => lock.held = Some(false),
         None => {}
@@ -219,7 +324,7 @@ fn pid_entry(report: &DirReport) -> Lock {
     };
     lock.held = match &report.judgement.pid_file {
         PidFileVerdict::Absent | PidFileVerdict::Stale(_) => Some(false),
-        PidFileVerdict::Owned(_) => Some(true),
+        PidFileVerdict::Owned { .. } => Some(true),
         PidFileVerdict::BeingWritten | PidFileVerdict::Unknown(_) => None,
     };
     lock

@@ -1,0 +1,173 @@
+//! Who uses a data directory, whatever its lock files say: the processes with
+//! a file open, their current directory or a file mapped under it, the kernel
+//! locks they own there, and the process trees they belong to. One scan of
+//! every process serves all directories of a survey.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::kernel_locks::KernelLock;
+use super::{Facts, ProcessInfo, Processes};
+
+/// How a process touches a path.
+// Built only by the Linux scan; elsewhere the judge still reads the type.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Touch {
+    /// Its current directory.
+    Cwd,
+    /// Mapped into its memory.
+    Mapped,
+    /// An open descriptor.
+    Open,
+}
+
+/// One path a process touches, with the kernel locks it owns through it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touched {
+    pub path: PathBuf,
+    pub touch: Touch,
+    pub locks: Vec<KernelLock>,
+}
+
+/// A process that touches the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub process: ProcessInfo,
+    /// Its PID in each PID namespace, outermost (ours) first.
+    pub ns_pids: Vec<u32>,
+    pub touched: Vec<Touched>,
+}
+
+/// One link of a process's ancestry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ancestor {
+    pub pid: u32,
+    pub name: String,
+}
+
+/// What the scan found for one directory.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub users: Vec<User>,
+    /// Processes whose files could not be read (other users', when not root).
+    pub uninspected: usize,
+    /// Parents up to PID 1 of every user and lock owner, nearest first.
+    pub lineage: BTreeMap<u32, Vec<Ancestor>>,
+}
+
+/// Scans every process once and attaches what it found to each directory
+/// that exists; settles flocks whose recorded holder had gone.
+#[cfg(target_os = "linux")]
+pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mut Processes) {
+    use super::{DirState, FlockState, LOCK_NAME, LockFile, Lookup, flock, scan};
+
+    let mut all: Vec<&mut Facts> = facts.into_iter().collect();
+    if all.is_empty() {
+        return;
+    }
+    let roots: Vec<PathBuf> = all
+        .iter()
+        .filter(|f| matches!(f.dir, DirState::Present { .. }))
+        .map(|f| f.lock_dir.clone())
+        .collect();
+    let (uses, coverage) = match scan::scan(&roots) {
+        Ok(found) => found,
+        Err(err) => {
+            for facts in all {
+                facts.usage = Some(Err(format!("cannot list processes: {err}")));
+            }
+            return;
+        }
+    };
+    for facts in all.iter_mut() {
+        let Some(root) = roots.iter().position(|r| *r == facts.lock_dir) else {
+            continue;
+        };
+        let mut usage = Usage {
+            uninspected: coverage.uninspected,
+            ..Usage::default()
+        };
+        for found in uses.iter().filter(|u| u.root == root) {
+            match processes.lookup(found.pid) {
+                Lookup::Alive(process) if !process.zombie => usage.users.push(User {
+                    ns_pids: super::procfs::ns_pids(found.pid).unwrap_or_default(),
+                    process,
+                    touched: found.touched.clone(),
+                }),
+                Lookup::Alive(_) | Lookup::Gone => {}
+                Lookup::Unknown(_) => usage.uninspected += 1,
+            }
+        }
+
+        if let (Some(state @ FlockState::Unidentified { .. }), LockFile::Present { stat, .. }) =
+            (&facts.flock, &facts.lock_file)
+        {
+            let lock_path = facts.lock_dir.join(LOCK_NAME);
+            let holders = usage
+                .users
+                .iter()
+                .filter(|u| {
+                    u.touched.iter().any(|t| {
+                        t.path == lock_path
+                            && t.locks.iter().any(|l| {
+                                l.class == super::kernel_locks::LockClass::Flock
+                                    && l.ino == stat.ino
+                            })
+                    })
+                })
+                .map(|u| u.process.pid)
+                .collect();
+            let settled = flock::settle(state.clone(), holders, usage.uninspected);
+            if let FlockState::Held { holders, .. } = &settled {
+                facts.flock_holders = holders.iter().map(|&pid| processes.lookup(pid)).collect();
+            }
+            facts.flock = Some(settled);
+        }
+
+        let mut pids: Vec<u32> = usage.users.iter().map(|u| u.process.pid).collect();
+        pids.extend(
+            facts
+                .flock_holders
+                .iter()
+                .chain(&facts.pid_owner)
+                .filter_map(|l| match l {
+                    Lookup::Alive(p) => Some(p.pid),
+                    _ => None,
+                }),
+        );
+        for pid in pids {
+            usage.lineage.entry(pid).or_insert_with(|| lineage(pid));
+        }
+        facts.usage = Some(Ok(usage));
+    }
+}
+
+/// Off Linux there is no /proc to scan: every directory says so.
+#[cfg(not(target_os = "linux"))]
+pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, _processes: &mut Processes) {
+    for facts in facts {
+        facts.usage = Some(Err(format!(
+            "finding every process that uses a directory is implemented only on Linux, not on {}",
+            std::env::consts::OS
+        )));
+    }
+}
+
+/// The parents of `pid`, nearest first, up to PID 1.
+#[cfg(target_os = "linux")]
+fn lineage(pid: u32) -> Vec<Ancestor> {
+    let mut chain = Vec::new();
+    let Ok((_, mut parent)) = super::procfs::name_and_parent(pid) else {
+        return chain;
+    };
+    // The cap guards against a process table that changes under our feet.
+    while parent != 0 && chain.len() < 64 {
+        let Ok((name, grandparent)) = super::procfs::name_and_parent(parent) else {
+            break;
+        };
+        chain.push(Ancestor { pid: parent, name });
+        parent = grandparent;
+    }
+    chain
+}
