@@ -30,13 +30,14 @@ pub fn clear(
             outcome: Outcome::WouldRemove,
         }];
     }
-    let (pid_file, pid_owner) = inspect::inspect_pid_file(&facts.lock_dir, processes);
-    if !same_file(&facts.pid_file, &pid_file) {
+    let pid = inspect::inspect_pid_file(&facts.lock_dir, processes);
+    if !same_file(&facts.pid_file, &pid.file) {
         return Vec::new();
     }
     let fresh = Facts {
-        pid_file,
-        pid_owner,
+        pid_file: pid.file,
+        pid_owner: pid.owner,
+        pid_owner_uses_dir: pid.owner_uses_dir,
         ..facts.clone()
     };
     if !matches!(

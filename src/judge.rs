@@ -328,24 +328,34 @@ fn judge_flock(facts: &Facts, j: &mut Acc) {
             j.unknown.push(format!("cannot tell whether {LOCK_NAME} is held: {why}"));
         }
         (LockFile::Present { .. }, Some(FlockState::Held { recorded_pid, note, .. })) => {
-            let mut identified = false;
+            // Every holder shares the one open file that took the exclusive
+            // lock (forked from it): one server, the first its owner.
+            let mut owner: Option<u32> = None;
             for lookup in &facts.flock_holders {
                 match lookup {
-                    Lookup::Alive(p) if !p.zombie => {
-                        identified = true;
-                        let inherited = match recorded_pid {
-                            Some(recorded) if *recorded != p.pid => {
-                                format!(" (it inherited the lock from PID {recorded}, which took it and has exited)")
+                    Lookup::Alive(p) if !p.zombie => match owner {
+                        Some(first) => {
+                            if let Some(o) = j.owners.iter_mut().find(|o| o.process.pid == first) {
+                                o.workers.push(p.pid);
                             }
-                            _ => String::new(),
-                        };
-                        j.owned.push(format!("{LOCK_NAME} is locked (flock) by PID {} ({}){inherited}", p.pid, p.name));
-                        j.add_owner(p, Protocol::Flock);
-                    }
+                        }
+                        None => {
+                            owner = Some(p.pid);
+                            let inherited = match recorded_pid {
+                                Some(recorded) if *recorded != p.pid => {
+                                    format!(" (it inherited the lock from PID {recorded}, which took it and has exited)")
+                                }
+                                _ => String::new(),
+                            };
+                            j.owned.push(format!("{LOCK_NAME} is locked (flock) by PID {} ({}){inherited}", p.pid, p.name));
+                            j.add_owner(p, Protocol::Flock);
+                        }
+                    },
                     Lookup::Alive(_) | Lookup::Gone => {}
                     Lookup::Unknown(why) => j.unknown.push(why.clone()),
                 }
             }
+            let identified = owner.is_some();
             if !identified {
                 j.anonymous_holder = true;
                 j.owned.push(format!("{LOCK_NAME} is locked (flock), but its holder could not be identified"));
@@ -447,9 +457,6 @@ pub fn pid_file_verdict(facts: &Facts, policy: &Policy) -> PidFileVerdict {
             };
         }
     };
-    if facts.host.boot_time.is_some_and(|boot| written < boot) {
-        return PidFileVerdict::Stale(Staleness::WrittenBeforeBoot { pid });
-    }
     match host_pid_verdict(facts, policy, pid, written) {
         // The PID may be one of another PID namespace (a container), where
         // the server that wrote it sees itself under that number.
@@ -483,13 +490,23 @@ fn host_pid_verdict(
     if process.zombie {
         return PidFileVerdict::Stale(Staleness::Zombie { pid, name });
     }
+    let openviking = policy.is_openviking(process);
+    // Evidence beats clocks: an OpenViking process with files open in the
+    // directory owns it, even where a clock stepped after boot (machines
+    // without a real-time clock) makes the timestamps below lie.
+    if openviking && facts.pid_owner_uses_dir == Some(true) {
+        return PidFileVerdict::Owned { pid, ns_pid: None };
+    }
+    if facts.host.boot_time.is_some_and(|boot| written < boot) {
+        return PidFileVerdict::Stale(Staleness::WrittenBeforeBoot { pid });
+    }
     if process
         .started
         .is_some_and(|started| started_after_write(started, written))
     {
         return PidFileVerdict::Stale(Staleness::StartedAfterWrite { pid, name });
     }
-    if !policy.is_openviking(process) {
+    if !openviking {
         return PidFileVerdict::Stale(Staleness::NotOpenViking { pid, name });
     }
     PidFileVerdict::Owned { pid, ns_pid: None }
@@ -528,7 +545,7 @@ fn fixes(
     pid_file: &PidFileVerdict,
     facts: &Facts,
 ) -> Vec<String> {
-    let dir = shell_quote(&facts.workspace.path.to_string_lossy());
+    let dir = quoted_path(&facts.workspace.path);
     let mut fixes = Vec::new();
     match verdict {
         Verdict::Held | Verdict::Contended => {
@@ -586,15 +603,65 @@ fn fixes(
     fixes
 }
 
-/// Quotes a string for a POSIX shell when it needs quoting.
+/// Quotes a string for a POSIX shell when it needs quoting, so that a
+/// suggested command can be pasted as it is shown.
 pub fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b));
+    shell_quote_bytes(s.as_bytes())
+}
+
+/// Quotes bytes for a shell: bare when safe, in single quotes when printable,
+/// else as `$'...'` with escapes, so the result holds no control character
+/// and names exactly these bytes (bash, zsh, ksh and busybox sh read `$'...'`).
+pub fn shell_quote_bytes(bytes: &[u8]) -> String {
+    let plain = !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(b));
     if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !text.chars().any(char::is_control) => {
+            format!("'{}'", text.replace('\'', r"'\''"))
+        }
+        _ => {
+            let mut out = String::from("$'");
+            for chunk in bytes.utf8_chunks() {
+                for c in chunk.valid().chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\'' => out.push_str("\\'"),
+                        '\n' => out.push_str("\\n"),
+                        '\t' => out.push_str("\\t"),
+                        c if c.is_control() => {
+                            let mut buf = [0; 4];
+                            for b in c.encode_utf8(&mut buf).bytes() {
+                                out.push_str(&format!("\\x{b:02x}"));
+                            }
+                        }
+                        c => out.push(c),
+                    }
+                }
+                for b in chunk.invalid() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            out.push('\'');
+            out
+        }
+    }
+}
+
+/// A path, quoted for a shell.
+fn quoted_path(path: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        shell_quote_bytes(path.as_os_str().as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        shell_quote(&path.to_string_lossy())
     }
 }
 

@@ -49,7 +49,12 @@ fn main() -> std::process::ExitCode {
     match run(&cli) {
         Ok(code) => code.into(),
         Err(err) => {
-            eprintln!("ovlock: {}", render::escape::text(&format!("{err:#}")));
+            let message = format!("{err:#}");
+            eprintln!("ovlock: {}", render::escape::text(&message));
+            // A script reading JSON gets a document it can parse, not nothing.
+            if cli.global.json && !cli.global.quiet {
+                let _ = emit(&render::json::error(&message));
+            }
             ExitCode::Unknown.into()
         }
     }
@@ -59,7 +64,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let global = &cli.global;
     let dirs = match &cli.command {
         Command::Completions { shell } => {
-            emit(&completions::script(*shell));
+            emit(&completions::script(*shell))?;
             return Ok(ExitCode::Free);
         }
         Command::Status(args) | Command::Who(cli::WhoArgs { dirs: args, .. }) => &args.dirs,
@@ -129,7 +134,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             render::json::render(&reports)
         } else {
             text
-        });
+        })?;
     }
     Ok(code)
 }
@@ -226,10 +231,17 @@ fn pid_lines(reports: &[DirReport]) -> String {
     pids.iter().map(|pid| format!("{pid}\n")).collect()
 }
 
-/// Writes to stdout; a reader that went away (`ovlock status | head -1`) ends output quietly.
-fn emit(text: &str) {
+/// Writes to stdout. A reader that went away (`ovlock status | head -1`)
+/// ends the output quietly; any other failure (a full disk) is an error.
+fn emit(text: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout
+    match stdout
         .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush());
+        .and_then(|()| stdout.flush())
+    {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(err).context("cannot write the output"))
+        }
+        _ => Ok(()),
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::fsread::{self, Symlinks};
@@ -87,7 +87,9 @@ pub struct Env<'a> {
     pub config_flag: Option<&'a Path>,
     pub var: &'a dyn Fn(&str) -> Option<String>,
     pub home: Option<PathBuf>,
-    pub cwd: PathBuf,
+    /// The current directory, or why it cannot be had (it was deleted):
+    /// needed only for relative paths.
+    pub cwd: Result<PathBuf, String>,
 }
 
 impl Env<'_> {
@@ -96,7 +98,7 @@ impl Env<'_> {
             config_flag,
             var: &|name| std::env::var(name).ok(),
             home: std::env::home_dir(),
-            cwd: std::env::current_dir().context("cannot determine the current directory")?,
+            cwd: std::env::current_dir().map_err(|err| err.to_string()),
         })
     }
 }
@@ -107,18 +109,20 @@ impl Env<'_> {
 /// workspace, not whatever directory the user points at.
 pub fn resolve(args: &[PathBuf], env: &Env) -> Result<Vec<Workspace>> {
     if !args.is_empty() {
-        return Ok(args
+        return args
             .iter()
-            .map(|dir| Workspace {
-                path: absolute(&env.cwd, dir),
-                source: Source::Argument,
-                skip_process_lock: false,
+            .map(|dir| {
+                Ok(Workspace {
+                    path: absolute(&env.cwd, dir)?,
+                    source: Source::Argument,
+                    skip_process_lock: false,
+                })
             })
-            .collect());
+            .collect();
     }
     let Some((file, via)) = find_config(env)? else {
         return Ok(vec![Workspace {
-            path: env.cwd.join("data"),
+            path: absolute(&env.cwd, Path::new("data"))?,
             source: Source::Default { config: None },
             skip_process_lock: false,
         }]);
@@ -142,9 +146,12 @@ pub fn resolve(args: &[PathBuf], env: &Env) -> Result<Vec<Workspace>> {
     let config = ovconf::parse(&raw, env.var, home)
         .map_err(|err| anyhow::anyhow!("config file {} {err}", file.display()))?;
     let (path, source) = match config.workspace {
-        Some(workspace) => (absolute(&env.cwd, &workspace), Source::Config { file, via }),
+        Some(workspace) => (
+            absolute(&env.cwd, &workspace)?,
+            Source::Config { file, via },
+        ),
         None => (
-            env.cwd.join("data"),
+            absolute(&env.cwd, Path::new("data"))?,
             Source::Default {
                 config: Some((file, via)),
             },
@@ -160,10 +167,10 @@ pub fn resolve(args: &[PathBuf], env: &Env) -> Result<Vec<Workspace>> {
 /// OpenViking's search order; an explicitly named file must exist.
 fn find_config(env: &Env) -> Result<Option<(PathBuf, ConfigVia)>> {
     if let Some(flag) = env.config_flag {
-        return explicit(absolute(&env.cwd, flag), ConfigVia::Flag).map(Some);
+        return explicit(absolute(&env.cwd, flag)?, ConfigVia::Flag).map(Some);
     }
     if let Some(var) = (env.var)("OPENVIKING_CONFIG_FILE").filter(|v| !v.is_empty()) {
-        return explicit(absolute(&env.cwd, Path::new(&var)), ConfigVia::Env).map(Some);
+        return explicit(absolute(&env.cwd, Path::new(&var))?, ConfigVia::Env).map(Some);
     }
     let home = env
         .home
@@ -194,12 +201,21 @@ fn explicit(path: PathBuf, via: ConfigVia) -> Result<(PathBuf, ConfigVia)> {
     }
 }
 
-fn absolute(cwd: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
+/// `path` made absolute against the current directory, with `.` components
+/// and repeated separators dropped (`..` stays: it may cross a symlink).
+fn absolute(cwd: &Result<PathBuf, String>, path: &Path) -> Result<PathBuf> {
+    let joined = if path.is_absolute() {
         path.to_path_buf()
     } else {
-        cwd.join(path)
-    }
+        match cwd {
+            Ok(cwd) => cwd.join(path),
+            Err(why) => bail!(
+                "cannot make {} absolute: the current directory cannot be determined ({why})",
+                path.display()
+            ),
+        }
+    };
+    Ok(joined.components().collect())
 }
 
 #[cfg(test)]
@@ -215,7 +231,7 @@ mod tests {
             config_flag: flag,
             var,
             home: Some(dir.join("home")),
-            cwd: dir.join("cwd"),
+            cwd: Ok(dir.join("cwd")),
         }
     }
 

@@ -65,52 +65,55 @@ pub fn state(stat: &FileStat, locks: &LockTable) -> FlockState {
         ino: stat.ino,
     };
     let (major, minor) = (rustix::fs::major(stat.dev), rustix::fs::minor(stat.dev));
-    // Same inode number; the device may still differ on btrfs and overlayfs,
-    // where /proc/locks shows the superblock's device, not the one stat shows.
-    let entries: Vec<_> = table
+    // Entries on an inode of the same number. The device tells this file from
+    // one on another filesystem, except on btrfs and overlayfs, where
+    // /proc/locks shows the superblock's device rather than the one stat
+    // shows: such an entry is this file only if its holder has it open.
+    let mut candidates = Vec::new();
+    let mut unreadable = None;
+    for lock in table
         .iter()
         .filter(|l| l.class == LockClass::Flock && !l.waiting && l.ino == stat.ino)
-        .collect();
-    if entries.is_empty() {
-        return FlockState::Unheld;
-    }
-    let certain = entries
-        .iter()
-        .any(|l| (l.dev_major, l.dev_minor) == (major, minor));
-    let recorded_pid = entries.iter().find_map(|l| l.pid);
-
-    let mut unreadable = None;
-    for pid in entries.iter().filter_map(|l| l.pid) {
-        match procfs::holds_flock(pid, target) {
-            Ok(true) => {
+    {
+        let same_device = (lock.dev_major, lock.dev_minor) == (major, minor);
+        match lock.pid.map(|pid| (pid, procfs::holds_flock(pid, target))) {
+            Some((pid, Ok(true))) => {
                 return FlockState::Held {
                     holders: vec![pid],
-                    recorded_pid,
+                    recorded_pid: Some(pid),
                     note: None,
                 };
             }
-            Ok(false) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => unreadable = Some((pid, err)),
+            // Alive without the file: another file's lock, unless the device
+            // matches, when the taker closed it and a forked child holds it.
+            Some((_, Ok(false))) if !same_device => {}
+            Some((pid, Err(err))) if err.kind() != std::io::ErrorKind::NotFound => {
+                if same_device {
+                    unreadable = Some((pid, err));
+                }
+            }
+            _ => candidates.push((lock, same_device)),
         }
     }
-    if let (true, Some((pid, err))) = (certain, &unreadable) {
+    if let Some((pid, err)) = unreadable {
         // The kernel names a live PID whose descriptors we may not read: trust the kernel.
         return FlockState::Held {
-            holders: vec![*pid],
-            recorded_pid,
+            holders: vec![pid],
+            recorded_pid: Some(pid),
             note: Some(format!(
                 "the kernel records PID {pid} as the holder; its descriptors could not be read to confirm it ({err})"
             )),
         };
     }
-
+    if candidates.is_empty() {
+        return FlockState::Unheld;
+    }
     // The recorded holder has exited or no longer has the file: a process that
     // inherited the open file (a fork without exec) holds it now, and only a
     // scan of every process can name it.
     FlockState::Unidentified {
-        recorded_pid,
-        certain,
+        recorded_pid: candidates.iter().find_map(|(l, _)| l.pid),
+        certain: candidates.iter().any(|(_, same_device)| *same_device),
     }
 }
 

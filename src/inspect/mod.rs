@@ -71,6 +71,9 @@ pub struct Facts {
     pub pid_file: LockFile,
     /// The process the PID file names, when it names one.
     pub pid_owner: Option<Lookup>,
+    /// Whether that process has a file open or its current directory in the
+    /// directory; None when it could not be told.
+    pub pid_owner_uses_dir: Option<bool>,
     /// Every process that uses the directory; None when no scan was run.
     pub usage: Option<Result<Usage, String>>,
     pub host: Host,
@@ -117,7 +120,7 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
     let dir = dir_state(&workspace.path);
     let lock_dir = match &dir {
         DirState::Present { resolved } => resolved.clone(),
-        _ => workspace.path.clone(),
+        _ => resolve_existing_part(&workspace.path),
     };
     let lock_file = match &dir {
         DirState::Present { .. } => read_lock_file(&lock_dir.join(LOCK_NAME)),
@@ -133,9 +136,13 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         }
         _ => Vec::new(),
     };
-    let (pid_file, pid_owner) = match &dir {
+    let pid = match &dir {
         DirState::Present { .. } => inspect_pid_file(&lock_dir, processes),
-        _ => (LockFile::Absent, None),
+        _ => PidFileFacts {
+            file: LockFile::Absent,
+            owner: None,
+            owner_uses_dir: None,
+        },
     };
     Facts {
         workspace: workspace.clone(),
@@ -144,15 +151,24 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         lock_file,
         flock,
         flock_holders,
-        pid_file,
-        pid_owner,
+        pid_file: pid.file,
+        pid_owner: pid.owner,
+        pid_owner_uses_dir: pid.owner_uses_dir,
         usage: None,
         host: survey.host.clone(),
     }
 }
 
-/// Reads `.openviking.pid` in `lock_dir` and looks up the process it names.
-pub fn inspect_pid_file(lock_dir: &Path, processes: &mut Processes) -> (LockFile, Option<Lookup>) {
+/// `.openviking.pid` and the process it names.
+pub struct PidFileFacts {
+    pub file: LockFile,
+    pub owner: Option<Lookup>,
+    pub owner_uses_dir: Option<bool>,
+}
+
+/// Reads `.openviking.pid` in `lock_dir`, looks up the process it names, and
+/// whether that process uses the directory (one process's descriptors).
+pub fn inspect_pid_file(lock_dir: &Path, processes: &mut Processes) -> PidFileFacts {
     let file = read_lock_file(&lock_dir.join(PID_NAME));
     let owner = match &file {
         LockFile::Present {
@@ -164,7 +180,47 @@ pub fn inspect_pid_file(lock_dir: &Path, processes: &mut Processes) -> (LockFile
             .map(|pid| processes.lookup(pid)),
         _ => None,
     };
-    (file, owner)
+    let owner_uses_dir = match &owner {
+        Some(Lookup::Alive(p)) => uses_dir(p.pid, lock_dir),
+        _ => None,
+    };
+    PidFileFacts {
+        file,
+        owner,
+        owner_uses_dir,
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn uses_dir(pid: u32, dir: &Path) -> Option<bool> {
+    let open = procfs::fds(pid)
+        .ok()?
+        .iter()
+        .any(|(_, target)| target.starts_with(dir));
+    Some(open || procfs::cwd(pid).is_ok_and(|cwd| cwd.starts_with(dir)))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn uses_dir(_pid: u32, _dir: &Path) -> Option<bool> {
+    None
+}
+
+/// The path with symlinks resolved in the part that exists, as realpath
+/// does for a directory OpenViking has yet to create.
+fn resolve_existing_part(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut existing = path;
+    while let Some(parent) = existing.parent() {
+        if let Ok(resolved) = std::fs::canonicalize(existing) {
+            return missing
+                .iter()
+                .rev()
+                .fold(resolved, |acc: PathBuf, part| acc.join(part));
+        }
+        missing.push(existing.file_name().unwrap_or_default());
+        existing = parent;
+    }
+    path.to_path_buf()
 }
 
 fn dir_state(path: &Path) -> DirState {
@@ -179,8 +235,14 @@ fn dir_state(path: &Path) -> DirState {
         Ok(meta) if !meta.is_dir() => {
             DirState::NotADirectory(fsread::kind_of(path).unwrap_or(FileKind::Other))
         }
-        Ok(_) => match std::fs::canonicalize(path) {
-            Ok(resolved) => DirState::Present { resolved },
+                Ok(_) => match std::fs::canonicalize(path) {
+            // Looking inside needs search permission, which `dir/.` tests.
+            Ok(resolved) => match std::fs::symlink_metadata(resolved.join(".")) {
+                Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => DirState::Inaccessible(
+                    "permission denied: ovlock may not look inside it (run as root or as its owner)".into(),
+                ),
+                _ => DirState::Present { resolved },
+            },
             Err(err) => DirState::Inaccessible(err.to_string()),
         },
     }

@@ -61,21 +61,32 @@ pub(super) fn namespace_owner<'a>(
 /// Sorts every scanned user into an owner's server, a new owner that uses
 /// the storage without a lock, or another user.
 pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
+    // Without a lock, only the scan can show who uses the storage: where it
+    // could not see everything, "free" would be a guess.
+    let unlocked = facts.workspace.skip_process_lock;
     let usage = match &facts.usage {
         None => return,
         Some(Err(why)) => {
-            j.warnings.push(format!(
-                "could not look for processes that use the directory: {why}"
-            ));
+            let what = format!("could not look for processes that use the directory: {why}");
+            if unlocked {
+                j.unknown.push(what)
+            } else {
+                j.warnings.push(what)
+            }
             return;
         }
         Some(Ok(usage)) => usage,
     };
     if usage.uninspected > 0 {
-        j.warnings.push(format!(
+        let what = format!(
             "{} processes of other users were not inspected; run as root for a complete answer",
             usage.uninspected
-        ));
+        );
+        if unlocked {
+            j.unknown.push(what)
+        } else {
+            j.warnings.push(what)
+        }
     }
     let ancestors = |pid: u32| -> Vec<u32> {
         usage
@@ -103,7 +114,10 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
     users.sort_by_key(|u| (ancestors(u.process.pid).len(), u.process.pid));
     for u in users {
         let pid = u.process.pid;
-        if j.owners.iter().any(|o| o.process.pid == pid) {
+        if j.owners
+            .iter()
+            .any(|o| o.process.pid == pid || o.workers.contains(&pid))
+        {
             continue;
         }
         // A process and its descendants are one server.
@@ -114,7 +128,10 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
             j.owners[i].workers.push(pid);
             continue;
         }
-        let uses_storage = u.touched.iter().any(|t| t.touch != Touch::Cwd);
+        let uses_storage = u.touched.iter().any(|t| {
+            !t.locks.is_empty()
+                || (t.touch != Touch::Cwd && is_storage_file(&facts.lock_dir, &t.path))
+        });
         let locks = u.touched.iter().any(|t| !t.locks.is_empty());
         if !(uses_storage && (locks || policy.is_openviking(&u.process))) {
             j.other_users.push(OtherUser {
@@ -164,6 +181,42 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
             ));
         }
     }
+}
+
+/// Whether a path under the directory is part of OpenViking's storage (its
+/// lock file, its vector store, its SQLite queues), rather than, say, a log
+/// someone is tailing.
+fn is_storage_file(dir: &Path, path: &Path) -> bool {
+    let Ok(relative) = path.strip_prefix(dir) else {
+        return false;
+    };
+    let mut components = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy());
+    let first = components.next().unwrap_or_default();
+    if matches!(first.as_ref(), ".openviking.lock" | "vectordb" | "_system") {
+        return true;
+    }
+    let name = relative
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let name = name.trim_end_matches(" (deleted)");
+    [
+        ".db",
+        ".db-wal",
+        ".db-shm",
+        ".db-journal",
+        ".sqlite",
+        ".sqlite3",
+        ".sqlite3-wal",
+        ".sqlite3-shm",
+        ".sst",
+    ]
+    .iter()
+    .any(|ext| name.ends_with(ext))
+        || matches!(name, "LOCK" | "CURRENT" | "IDENTITY")
+        || name.starts_with("MANIFEST-")
 }
 
 /// A short list of touched files relative to the directory, with their locks.

@@ -40,6 +40,7 @@ fn base() -> Facts {
         flock_holders: Vec::new(),
         pid_file: LockFile::Absent,
         pid_owner: None,
+        pid_owner_uses_dir: Some(false),
         usage: None,
         host: host(),
     }
@@ -130,6 +131,7 @@ fn cases() -> Vec<Case> {
     garbage_old.pid_file = file("not a pid", T0);
     let mut before_boot = pid_file(base(), 42, Lookup::Alive(server(42)));
     before_boot.pid_file = file("42", T0 - 90_000);
+    let before_boot_in_use = before_boot.clone();
     let mut unreadable_pid = base();
     unreadable_pid.pid_file = LockFile::Present {
         stat: FileStat {
@@ -275,6 +277,17 @@ fn cases() -> Vec<Case> {
             verdict: Verdict::Stale,
             owners: &[],
             reason: "before the last boot",
+        },
+        Case {
+            name: "a clock that stepped after boot cannot outvote files open in the directory",
+            facts: {
+                let mut f = before_boot_in_use.clone();
+                f.pid_owner_uses_dir = Some(true);
+                f
+            },
+            verdict: Verdict::Held,
+            owners: &[42],
+            reason: "PID 42",
         },
         Case {
             name: "pid file naming ovlock itself",
@@ -477,4 +490,8 @@ fn shell_quoting() {
     assert_eq!(shell_quote("/srv/it's here"), r"'/srv/it'\''s here'");
     assert_eq!(shell_quote(""), "''");
     assert_eq!(shell_quote("$HOME"), "'$HOME'");
+    assert_eq!(shell_quote("back\\slash"), "'back\\slash'");
+    assert_eq!(shell_quote("new\nline"), "$'new\\nline'");
+    assert_eq!(shell_quote("it's\x1b[0m"), "$'it\\'s\\x1b[0m'");
+    assert_eq!(shell_quote_bytes(b"/srv/\xff"), "$'/srv/\\xff'");
 }

@@ -5,7 +5,9 @@ use std::fmt::Write;
 use std::path::Path;
 
 /// Text with every control character shown as an escape (`\n`, `\x1b`,
-/// `\u{9b}`) and a backslash doubled, so nothing reaches the terminal raw.
+/// `\u{9b}`), so nothing reaches the terminal raw. Backslashes stay as they
+/// are, so that shell-quoted commands (whose own escapes hold no control
+/// characters) can be pasted as shown.
 pub fn text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -43,7 +45,6 @@ pub fn path(p: &Path) -> String {
 
 fn push_char(out: &mut String, c: char) {
     match c {
-        '\\' => out.push_str("\\\\"),
         '\n' => out.push_str("\\n"),
         '\t' => out.push_str("\\t"),
         '\r' => out.push_str("\\r"),
@@ -72,7 +73,7 @@ mod tests {
         assert_eq!(text("\x1b[31mred\x1b[0m"), "\\x1b[31mred\\x1b[0m");
         assert_eq!(text("\u{9b}2J"), "\\u{9b}2J");
         assert_eq!(text("x\u{202e}y"), "x\\u{202e}y");
-        assert_eq!(text("back\\slash"), "back\\\\slash");
+        assert_eq!(text("back\\slash"), "back\\slash");
         assert_eq!(bytes(b"\xff1\x00"), "\\xff1\\x00");
         assert_eq!(bytes(b"\x7f"), "\\x7f");
     }

@@ -226,8 +226,9 @@ fn lock_table(facts: &Facts, j: &Judgement) -> Table {
         (LockFile::Present { .. }, Some(FlockState::Unidentified { certain: true, .. })) => {
             "held (holder not yet identified)".to_string()
         }
+        (LockFile::Present { .. }, Some(FlockState::Unknown(why))) => format!("cannot tell: {why}"),
         (LockFile::Present { .. }, _) => "cannot tell".to_string(),
-        (file, _) => presence(file),
+        (file, _) => presence(file, &facts.dir),
     };
     let flock_pid = match &facts.flock {
         Some(FlockState::Held {
@@ -255,7 +256,7 @@ fn lock_table(facts: &Facts, j: &Judgement) -> Table {
     );
 
     let pid_state = match &j.pid_file {
-        PidFileVerdict::Absent => presence(&facts.pid_file),
+        PidFileVerdict::Absent => presence(&facts.pid_file, &facts.dir),
         PidFileVerdict::Owned { ns_pid: None, .. } => "owner alive".to_string(),
         PidFileVerdict::Owned {
             pid,
@@ -265,7 +266,10 @@ fn lock_table(facts: &Facts, j: &Judgement) -> Table {
         }
         PidFileVerdict::Stale(why) => format!("stale: {}", describe_staleness(why)),
         PidFileVerdict::BeingWritten => "being written".to_string(),
-        PidFileVerdict::Unknown(_) => "cannot tell".to_string(),
+        PidFileVerdict::Unknown(why) => match &facts.pid_file {
+            LockFile::Present { .. } => format!("cannot tell: {why}"),
+            file => presence(file, &facts.dir),
+        },
     };
     let pid = match &facts.pid_file {
         LockFile::Present {
@@ -289,8 +293,13 @@ fn lock_table(facts: &Facts, j: &Judgement) -> Table {
     table
 }
 
-fn presence(file: &LockFile) -> String {
+fn presence(file: &LockFile, dir: &DirState) -> String {
     match file {
+        LockFile::Absent
+            if matches!(dir, DirState::NotADirectory(_) | DirState::Inaccessible(_)) =>
+        {
+            "not inspected".to_string()
+        }
         LockFile::Absent => "absent".to_string(),
         LockFile::NotRegular(kind) => format!("not a file: {}", kind.describe()),
         LockFile::Inaccessible(err) => format!("cannot inspect: {err}"),
@@ -315,10 +324,10 @@ fn row(
         } => {
             let content = match content {
                 Ok(c) if c.is_empty() => "(empty)".to_string(),
-                Ok(c) => format!(
-                    "{}{}",
-                    escape::bytes(c),
-                    if *truncated { "..." } else { "" }
+                // A PID is short; anything longer is shown in part.
+                Ok(c) => abbreviate(
+                    format!("{}{}", escape::bytes(c), if *truncated { "…" } else { "" }),
+                    24,
                 ),
                 Err(err) => format!("unreadable: {err}"),
             };

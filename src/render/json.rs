@@ -40,6 +40,8 @@ struct DataDir<'a> {
     removed: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     would_remove: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed: Option<Vec<Failure>>,
 }
 
 #[derive(Serialize)]
@@ -59,6 +61,12 @@ struct Owner<'a> {
     ancestry: Vec<Link<'a>>,
     files: Vec<File>,
     workers: &'a [u32],
+}
+
+#[derive(Serialize)]
+struct Failure {
+    path: String,
+    error: String,
 }
 
 #[derive(Serialize)]
@@ -119,25 +127,42 @@ pub fn render(reports: &[DirReport]) -> String {
     out
 }
 
+/// The document for a run that failed before it could judge anything.
+pub fn error(message: &str) -> String {
+    let doc = serde_json::json!({
+        "schema_version": SCHEMA_VERSION,
+        "error": message,
+        "exit_code": crate::exit_code::ExitCode::Unknown.code(),
+        "data_dirs": [],
+    });
+    format!("{doc:#}\n")
+}
+
 fn data_dir(report: &DirReport) -> DataDir<'_> {
     let facts = &report.facts;
     let j = &report.judgement;
-    let (removed, would_remove) = match &report.removals {
-        None => (None, None),
-        Some(removals) => {
-            let paths = |want: fn(&Outcome) -> bool| {
-                removals
-                    .iter()
-                    .filter(|r: &&Removal| want(&r.outcome))
-                    .map(|r| r.path.to_string_lossy().into_owned())
-                    .collect()
-            };
-            (
-                Some(paths(|o| matches!(o, Outcome::Removed))),
-                Some(paths(|o| matches!(o, Outcome::WouldRemove))),
-            )
-        }
+    let removals = report.removals.as_deref();
+    let paths = |want: fn(&Outcome) -> bool| {
+        removals.map(|all| {
+            all.iter()
+                .filter(|r: &&Removal| want(&r.outcome))
+                .map(|r| r.path.to_string_lossy().into_owned())
+                .collect()
+        })
     };
+    let removed = paths(|o| matches!(o, Outcome::Removed));
+    let would_remove = paths(|o| matches!(o, Outcome::WouldRemove));
+    let failed = removals.map(|all| {
+        all.iter()
+            .filter_map(|r| match &r.outcome {
+                Outcome::Failed(error) => Some(Failure {
+                    path: r.path.to_string_lossy().into_owned(),
+                    error: error.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    });
     DataDir {
         path: facts.workspace.path.to_string_lossy().into_owned(),
         resolved_path: facts.lock_dir.to_string_lossy().into_owned(),
@@ -213,6 +238,7 @@ fn data_dir(report: &DirReport) -> DataDir<'_> {
         },
         removed,
         would_remove,
+        failed,
     }
 }
 
