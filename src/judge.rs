@@ -209,7 +209,7 @@ pub fn judge(facts: &Facts, policy: &Policy) -> Judgement {
             "storage.skip_process_lock is true{config}: OpenViking takes no lock on this workspace, so lock files cannot show who uses it"
         ));
     }
-    j.finish(facts, pid_file)
+    j.finish(facts, pid_file, policy)
 }
 
 #[derive(Default)]
@@ -245,7 +245,7 @@ impl Acc {
         }
     }
 
-    fn finish(mut self, facts: &Facts, pid_file: PidFileVerdict) -> Judgement {
+    fn finish(mut self, facts: &Facts, pid_file: PidFileVerdict, policy: &Policy) -> Judgement {
         let verdict = match self.owners.len() {
             2.. => Verdict::Contended,
             1 => Verdict::Held,
@@ -292,7 +292,7 @@ impl Acc {
         if reasons.is_empty() {
             reasons.push("no lock file is present".to_string());
         }
-        let fixes = fixes(verdict, &self.owners, &pid_file, facts);
+        let fixes = fixes(verdict, &self.owners, &pid_file, facts, policy);
         Judgement {
             verdict,
             owners: self.owners,
@@ -544,51 +544,62 @@ fn fixes(
     owners: &[Owner],
     pid_file: &PidFileVerdict,
     facts: &Facts,
+    policy: &Policy,
 ) -> Vec<String> {
     let dir = quoted_path(&facts.workspace.path);
     let mut fixes = Vec::new();
+    let http = "Connect every client to one OpenViking server over HTTP instead of starting another \
+                (MCP hosts that start one stdio server per session collide here)";
+    let workspace = format!(
+        "Give each OpenViking instance its own storage.workspace in ov.conf (this one is {dir})"
+    );
+    let stop = |o: &Owner| {
+        let p = &o.process;
+        if !policy.is_openviking(p) {
+            format!(
+                "PID {} ({}) does not look like OpenViking: see what it is (ovlock who {dir}) before you stop it: kill {}",
+                p.pid, p.name, p.pid
+            )
+        } else if o.protocols.contains(&Protocol::Pidfile) && owners.len() > 1 {
+            format!(
+                "PID {} ({}) is an OpenViking 0.4.20 or older (it uses {PID_NAME}) and cannot see the lock of 0.4.21 and later: stop it: kill {}",
+                p.pid, p.name, p.pid
+            )
+        } else {
+            format!(
+                "Stop PID {} ({}) if it should not run: kill {}",
+                p.pid, p.name, p.pid
+            )
+        }
+    };
     match verdict {
-        Verdict::Held | Verdict::Contended => {
+        Verdict::Contended => {
             fixes.push(
-                "Connect every client to one OpenViking server over HTTP instead of starting another \
-                 (MCP hosts that start one stdio server per session collide here)"
-                    .to_string(),
+                "Keep one OpenViking server on this directory and stop the others".to_string(),
             );
-            fixes.push(format!(
-                "Give each OpenViking instance its own storage.workspace in ov.conf (this one is {dir})"
-            ));
-            if verdict == Verdict::Contended
-                && owners
-                    .iter()
-                    .any(|o| o.protocols.contains(&Protocol::Pidfile))
-            {
-                fixes.push(
-                    "Stop the OpenViking 0.4.20-or-older server (it uses .openviking.pid) before running 0.4.21 or later: \
-                     the two lock protocols do not see each other"
-                        .to_string(),
-                );
-            }
-            for owner in owners {
-                fixes.push(format!(
-                    "Stop PID {} ({}): kill {}",
-                    owner.process.pid, owner.process.name, owner.process.pid
-                ));
-            }
-            if matches!(pid_file, PidFileVerdict::Stale(_)) {
-                fixes.push(format!(
-                    "Remove the leftover {PID_NAME}: ovlock clear-stale {dir}"
-                ));
-            }
+            fixes.extend(owners.iter().map(stop));
+            fixes.push(http.to_string());
+            fixes.push(workspace);
         }
-        Verdict::Stale => {
-            fixes.push(format!(
-                "Remove the stale {PID_NAME}: ovlock clear-stale {dir}"
-            ));
+        Verdict::Held if owners.is_empty() => {
+            fixes.push(if facts.host.privileged {
+                format!("Look for the holder by hand: fuser -v {dir}/{LOCK_NAME}")
+            } else {
+                format!("Run as root to identify the holder: sudo ovlock who {dir}")
+            });
         }
+        Verdict::Held => {
+            fixes.push(http.to_string());
+            fixes.push(workspace);
+            fixes.extend(owners.iter().map(stop));
+        }
+        Verdict::Stale => fixes.push(format!(
+            "Remove the stale {PID_NAME}: ovlock clear-stale {dir}"
+        )),
         Verdict::Unknown => {
             if matches!(pid_file, PidFileVerdict::BeingWritten) {
                 fixes.push(format!(
-                    "Check again in a moment: ovlock check --wait 10 {dir}"
+                    "Look again in a moment: sleep 2; ovlock status {dir}"
                 ));
             }
             if !facts.host.privileged {
@@ -599,6 +610,13 @@ fn fixes(
             fixes.push(format!("Look at the directory by hand: ls -la {dir}"));
         }
         Verdict::Free => {}
+    }
+    if matches!(verdict, Verdict::Held | Verdict::Contended)
+        && matches!(pid_file, PidFileVerdict::Stale(_))
+    {
+        fixes.push(format!(
+            "Remove the leftover {PID_NAME}: ovlock clear-stale {dir}"
+        ));
     }
     fixes
 }

@@ -454,7 +454,31 @@ fn fixes_name_the_real_pids_and_paths() {
         fixes.contains("kill 42") && fixes.contains("kill 50"),
         "{fixes}"
     );
-    assert!(fixes.contains("0.4.20-or-older"), "{fixes}");
+    assert!(
+        fixes.contains("PID 42 (openviking-server) is an OpenViking 0.4.20 or older"),
+        "{fixes}"
+    );
+    assert!(fixes.starts_with("Keep one OpenViking server"), "{fixes}");
+
+    let foreign = flock_held(base(), &[process(60, "backup-tool", T0)], 60);
+    let fixes = judge(&foreign, &policy).fixes.join("\n");
+    assert!(
+        fixes.contains("PID 60 (backup-tool) does not look like OpenViking"),
+        "{fixes}"
+    );
+
+    let mut anonymous = base();
+    anonymous.lock_file = file("", T0);
+    anonymous.flock = Some(FlockState::Held {
+        holders: vec![],
+        recorded_pid: Some(9),
+        note: None,
+    });
+    anonymous.host.privileged = false;
+    assert_eq!(
+        judge(&anonymous, &policy).fixes,
+        ["Run as root to identify the holder: sudo ovlock who /srv/ov/data"]
+    );
 
     let mut stale = pid_file(base(), 42, Lookup::Gone);
     stale.workspace.path = PathBuf::from("/srv/my data");

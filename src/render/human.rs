@@ -6,14 +6,15 @@ use std::time::SystemTime;
 
 use colored::Colorize;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{ColumnConstraint, ContentArrangement, Table, Width};
+use comfy_table::{ColumnConstraint, ContentArrangement, Table};
 
 use super::{DirReport, Outcome, escape, owner_pids, paint, verdict_word};
 use crate::inspect::{
     DirState, Facts, FlockState, LOCK_NAME, LockFile, PID_NAME, ProcessInfo, Touched,
 };
 use crate::judge::{
-    Judgement, Owner, PidFileVerdict, Protocol, describe_staleness, describe_touch, shell_quote,
+    Judgement, Owner, PidFileVerdict, Protocol, Verdict, describe_staleness, describe_touch,
+    shell_quote,
 };
 use crate::timefmt;
 use crate::workspace::Source;
@@ -54,12 +55,22 @@ pub fn who(reports: &[DirReport]) -> String {
         let j = &report.judgement;
         let path = escape::path(&report.facts.workspace.path);
         if j.owners.is_empty() {
+            let what = match j.verdict {
+                Verdict::Held | Verdict::Contended => {
+                    "owned by a process that could not be identified"
+                }
+                Verdict::Unknown => "cannot tell who owns it",
+                _ => "no owner",
+            };
             let _ = writeln!(
                 out,
-                "{path}: no owner ({}: {})",
+                "{path}: {what} ({}: {})",
                 verdict_word(j.verdict),
                 escape::text(&j.reasons[0])
             );
+            for fix in &j.fixes {
+                let _ = writeln!(out, "  {}", escape::text(fix));
+            }
             continue;
         }
         let _ = writeln!(out, "{path}: {}{}", verdict_word(j.verdict), owner_pids(j));
@@ -108,7 +119,7 @@ pub fn clear_stale(reports: &[DirReport]) -> String {
         }
         let j = &report.judgement;
         let kept = match &j.pid_file {
-            PidFileVerdict::Owned { pid, .. } => format!("; kept {PID_NAME}: PID {pid} is alive"),
+            PidFileVerdict::Owned { pid, .. } => format!("; kept {PID_NAME} (PID {pid} is alive)"),
             PidFileVerdict::BeingWritten => format!("; kept {PID_NAME}: it is being written"),
             PidFileVerdict::Unknown(why) => format!("; kept {PID_NAME}: {}", escape::text(why)),
             _ => String::new(),
@@ -140,17 +151,17 @@ fn header(out: &mut String, report: &DirReport) {
     }
     let _ = writeln!(
         out,
-        "  verdict   {}{}: {}",
+        "  verdict   {}: {}",
         paint(j.verdict, &j.verdict.as_str().to_uppercase()),
-        owner_pids(j),
         escape::text(&j.reasons[0])
     );
 }
 
 fn footer(out: &mut String, j: &Judgement) {
+    // The first reason stands in the header already.
     if j.reasons.len() > 1 {
         section(out, "Why");
-        for reason in &j.reasons {
+        for reason in &j.reasons[1..] {
             let _ = writeln!(out, "  - {}", escape::text(reason));
         }
     }
@@ -195,30 +206,52 @@ pub fn describe_source(source: &Source) -> String {
     }
 }
 
-/// A table fitted to the terminal, in which only the `flexible` column wraps.
-fn new_table(header: &[&str], flexible: usize) -> Table {
+/// How a column behaves when the terminal is narrow.
+#[derive(Clone, Copy)]
+enum Col {
+    /// Short (a PID, a duration): never wraps.
+    Fit,
+    /// Long (a command, a reason): wraps to fit.
+    Wrap,
+    /// Shown only on a terminal of 100 columns or more, and in pipes.
+    Wide,
+}
+
+/// A table fitted to the terminal width, which comfy-table reads.
+fn new_table(columns: &[(&str, Col)], header: bool) -> Table {
     let mut table = Table::new();
     table
         .load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic);
-    if !header.is_empty() {
-        table.set_header(header.to_vec());
+    if header {
+        table.set_header(columns.iter().map(|(title, _)| *title).collect::<Vec<_>>());
     }
-    let constraints = (0..header.len().max(2)).map(|i| {
-        if i == flexible {
-            ColumnConstraint::LowerBoundary(Width::Fixed(20))
-        } else {
-            ColumnConstraint::ContentWidth
+    let narrow = table.width().is_some_and(|width| width < 100);
+    for (i, (_, col)) in columns.iter().enumerate() {
+        let constraint = match col {
+            Col::Fit => ColumnConstraint::ContentWidth,
+            Col::Wrap => continue,
+            Col::Wide if narrow => ColumnConstraint::Hidden,
+            Col::Wide => ColumnConstraint::ContentWidth,
+        };
+        if let Some(column) = table.column_mut(i) {
+            column.set_constraint(constraint);
         }
-    });
-    table.set_constraints(constraints);
+    }
     table
 }
 
 fn lock_table(facts: &Facts, j: &Judgement) -> Table {
     let mut table = new_table(
-        &["File", "Protocol", "State", "PID", "Content", "Modified"],
-        2,
+        &[
+            ("File", Col::Fit),
+            ("Protocol", Col::Wide),
+            ("State", Col::Wrap),
+            ("PID", Col::Fit),
+            ("Content", Col::Wrap),
+            ("Modified", Col::Fit),
+        ],
+        true,
     );
     let flock_state = match (&facts.lock_file, &facts.flock) {
         (LockFile::Present { .. }, Some(FlockState::Held { .. })) => "held".to_string(),
@@ -352,15 +385,15 @@ fn row(
 fn owner_table(j: &Judgement, now: SystemTime) -> Table {
     let mut table = new_table(
         &[
-            "PID",
-            "User",
-            "Name",
-            "Via",
-            "Started",
-            "Running for",
-            "Command",
+            ("PID", Col::Fit),
+            ("User", Col::Wrap),
+            ("Name", Col::Wrap),
+            ("Via", Col::Fit),
+            ("Started", Col::Wide),
+            ("Running for", Col::Fit),
+            ("Command", Col::Wrap),
         ],
-        6,
+        true,
     );
     for owner in &j.owners {
         let p = &owner.process;
@@ -370,7 +403,7 @@ fn owner_table(j: &Judgement, now: SystemTime) -> Table {
             .map(|p| match p {
                 Protocol::Flock => "flock",
                 Protocol::Pidfile => "pid file",
-                Protocol::Storage => "storage, no lock",
+                Protocol::Storage => "storage",
             })
             .collect();
         table.add_row([
@@ -418,7 +451,15 @@ fn owner_detail(owner: &Owner, report: &DirReport) -> Table {
 }
 
 fn other_users_table(report: &DirReport) -> Table {
-    let mut table = new_table(&["PID", "User", "Name", "Files"], 3);
+    let mut table = new_table(
+        &[
+            ("PID", Col::Fit),
+            ("User", Col::Wrap),
+            ("Name", Col::Wrap),
+            ("Files", Col::Wrap),
+        ],
+        true,
+    );
     for other in &report.judgement.other_users {
         let p = &other.process;
         table.add_row([
@@ -449,7 +490,7 @@ fn file_lines(files: &[Touched], dir: &std::path::Path) -> String {
 }
 
 fn process_table(p: &ProcessInfo, now: SystemTime) -> Table {
-    let mut table = new_table(&[], 1);
+    let mut table = new_table(&[("", Col::Fit), ("", Col::Wrap)], false);
     let unknown = || "?".to_string();
     let started = p
         .started
