@@ -22,11 +22,10 @@ pub fn clear(
         return Vec::new();
     };
     let path = facts.lock_dir.join(PID_NAME);
-    let reason = judge::describe_staleness(&why);
     if dry_run {
         return vec![Removal {
             path,
-            reason,
+            reason: judge::describe_staleness(&why),
             outcome: Outcome::WouldRemove,
         }];
     }
@@ -40,12 +39,10 @@ pub fn clear(
         pid_owner_uses_dir: pid.owner_uses_dir,
         ..facts.clone()
     };
-    if !matches!(
-        judge::pid_file_verdict(&fresh, policy),
-        PidFileVerdict::Stale(_)
-    ) {
+    let PidFileVerdict::Stale(why) = judge::pid_file_verdict(&fresh, policy) else {
         return Vec::new();
-    }
+    };
+    let reason = judge::describe_staleness(&why);
     // unlink(2) removes a symlink itself, never its target; and the fresh read
     // above refused anything but a regular file.
     match std::fs::remove_file(&path) {

@@ -84,7 +84,6 @@ pub struct FileStat {
     pub dev: u64,
     pub ino: u64,
     pub size: u64,
-    pub uid: Option<u32>,
     pub modified: Option<SystemTime>,
 }
 
@@ -216,7 +215,6 @@ fn stat_of(meta: &std::fs::Metadata) -> FileStat {
         dev: meta.dev(),
         ino: meta.ino(),
         size: meta.size(),
-        uid: Some(meta.uid()),
         modified: meta.modified().ok(),
     }
 }
@@ -227,7 +225,6 @@ fn stat_of(meta: &std::fs::Metadata) -> FileStat {
         dev: 0,
         ino: 0,
         size: meta.len(),
-        uid: None,
         modified: meta.modified().ok(),
     }
 }

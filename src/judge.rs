@@ -21,8 +21,7 @@ use crate::pidfile::{self, BadPid};
 pub const SLACK: Duration = Duration::from_secs(2);
 
 /// The verdict on one data directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verdict {
     Free,
     Held,
@@ -309,7 +308,7 @@ fn judge_flock(facts: &Facts, j: &mut Acc) {
     let path = facts.lock_dir.join(LOCK_NAME);
     match (&facts.lock_file, &facts.flock) {
         (LockFile::Absent, _) => {}
-        (LockFile::NotRegular(kind), _) => j.unknown.push(not_regular(&path, *kind)),
+        (LockFile::NotRegular(kind), _) => j.unknown.push(format!("{}: {}", path.display(), not_regular(*kind))),
         (LockFile::Inaccessible(err), _) => j.unknown.push(format!("cannot inspect {}: {err}", path.display())),
         (LockFile::Present { .. }, None | Some(FlockState::Unheld)) => j.settled.push(format!(
             "{LOCK_NAME} is not held: no server has it locked (the file stays after a server exits, by design)"
@@ -367,10 +366,9 @@ fn judge_flock(facts: &Facts, j: &mut Acc) {
     }
 }
 
-fn not_regular(path: &Path, kind: FileKind) -> String {
+fn not_regular(kind: FileKind) -> String {
     format!(
-        "{} is {}, not a regular file; ovlock neither follows nor opens it",
-        path.display(),
+        "it is {}, not a regular file; ovlock neither follows nor opens it",
         kind.describe()
     )
 }
@@ -414,12 +412,7 @@ fn judge_pid_file(facts: &Facts, policy: &Policy, j: &mut Acc) -> PidFileVerdict
 pub fn pid_file_verdict(facts: &Facts, policy: &Policy) -> PidFileVerdict {
     let (stat, content, truncated) = match &facts.pid_file {
         LockFile::Absent => return PidFileVerdict::Absent,
-        LockFile::NotRegular(kind) => {
-            return PidFileVerdict::Unknown(format!(
-                "it is {}, not a regular file; ovlock neither follows nor opens it",
-                kind.describe()
-            ));
-        }
+        LockFile::NotRegular(kind) => return PidFileVerdict::Unknown(not_regular(*kind)),
         LockFile::Inaccessible(err) => {
             return PidFileVerdict::Unknown(format!("cannot inspect it: {err}"));
         }

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use serde::Serialize;
 
 use crate::fsread::{self, Symlinks};
 use crate::ovconf;
@@ -13,8 +12,7 @@ use crate::ovconf;
 const CONFIG_CAP: usize = 4 << 20;
 
 /// How the config file was found, in OpenViking's order of precedence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigVia {
     /// `--config FILE`.
     Flag,

@@ -4,11 +4,8 @@
 // one shape everywhere.
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
-use serde::Serialize;
-
 /// Which locking call made the lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockClass {
     /// `flock(2)`.
     Flock,

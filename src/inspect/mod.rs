@@ -57,6 +57,20 @@ pub enum LockFile {
     },
 }
 
+impl LockFile {
+    /// The PID a complete, readable pid file names, if it names one.
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            LockFile::Present {
+                content: Ok(content),
+                truncated: false,
+                ..
+            } => pidfile::parse(content).ok(),
+            _ => None,
+        }
+    }
+}
+
 /// Everything ovlock learned about one data directory.
 #[derive(Debug, Clone)]
 pub struct Facts {
@@ -170,16 +184,7 @@ pub struct PidFileFacts {
 /// whether that process uses the directory (one process's descriptors).
 pub fn inspect_pid_file(lock_dir: &Path, processes: &mut Processes) -> PidFileFacts {
     let file = read_lock_file(&lock_dir.join(PID_NAME));
-    let owner = match &file {
-        LockFile::Present {
-            content: Ok(content),
-            truncated: false,
-            ..
-        } => pidfile::parse(content)
-            .ok()
-            .map(|pid| processes.lookup(pid)),
-        _ => None,
-    };
+    let owner = file.pid().map(|pid| processes.lookup(pid));
     let owner_uses_dir = match &owner {
         Some(Lookup::Alive(p)) => uses_dir(p.pid, lock_dir),
         _ => None,

@@ -9,15 +9,6 @@ use std::path::{Path, PathBuf};
 use super::procfs;
 use super::usage::{Touch, Touched};
 
-/// How complete a pass was.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Coverage {
-    /// Processes whose descriptors were read.
-    pub inspected: usize,
-    /// Processes whose descriptors could not be read (other users', when not root).
-    pub uninspected: usize,
-}
-
 /// Everything one process touches under one of the roots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Use {
@@ -30,9 +21,9 @@ pub struct Use {
 /// Finds every process that has a file open, its current directory, or a file
 /// mapped under one of `roots` (resolved paths), reading each process's
 /// descriptor table, current directory and memory map once, whatever the
-/// number of roots.
-pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<Use>, Coverage)> {
-    let mut coverage = Coverage::default();
+/// number of roots. Also counts the processes it could not read.
+pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<Use>, usize)> {
+    let mut uninspected = 0;
     let mut uses = Vec::new();
     for pid in procfs::pids()? {
         let fds = match procfs::fds(pid) {
@@ -40,11 +31,10 @@ pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<Use>, Coverage)> {
             // It exited while we looked: it uses nothing any more.
             Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
             Err(_) => {
-                coverage.uninspected += 1;
+                uninspected += 1;
                 continue;
             }
         };
-        coverage.inspected += 1;
         let mut found: Vec<Use> = Vec::new();
         let mut add =
             |root: usize, touched: Touched| match found.iter_mut().find(|u| u.root == root) {
@@ -99,7 +89,7 @@ pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<Use>, Coverage)> {
         }
         uses.extend(found);
     }
-    Ok((uses, coverage))
+    Ok((uses, uninspected))
 }
 
 /// Which root `path` lies under, if any (component-wise, so /a/bc is not under /a/b).

@@ -71,7 +71,7 @@ pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mu
         .filter(|f| matches!(f.dir, DirState::Present { .. }))
         .map(|f| f.lock_dir.clone())
         .collect();
-    let (uses, coverage) = match scan::scan(&roots) {
+    let (uses, uninspected) = match scan::scan(&roots) {
         Ok(found) => found,
         Err(err) => {
             for facts in all {
@@ -85,7 +85,7 @@ pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mu
             continue;
         };
         let mut usage = Usage {
-            uninspected: coverage.uninspected,
+            uninspected,
             ..Usage::default()
         };
         for found in uses.iter().filter(|u| u.root == root) {

@@ -304,16 +304,11 @@ fn lock_table(facts: &Facts, j: &Judgement) -> Table {
             file => presence(file, &facts.dir),
         },
     };
-    let pid = match &facts.pid_file {
-        LockFile::Present {
-            content: Ok(c),
-            truncated: false,
-            ..
-        } => crate::pidfile::parse(c)
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
+    let pid = facts
+        .pid_file
+        .pid()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
     row(
         &mut table,
         facts,

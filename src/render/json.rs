@@ -340,14 +340,7 @@ fn pid_entry(report: &DirReport) -> Lock {
         facts.lock_dir.join(PID_NAME).to_string_lossy().into_owned(),
         &facts.pid_file,
     );
-    lock.pid = match &facts.pid_file {
-        LockFile::Present {
-            content: Ok(c),
-            truncated: false,
-            ..
-        } => crate::pidfile::parse(c).ok(),
-        _ => None,
-    };
+    lock.pid = facts.pid_file.pid();
     lock.held = match &report.judgement.pid_file {
         PidFileVerdict::Absent | PidFileVerdict::Stale(_) => Some(false),
         PidFileVerdict::Owned { .. } => Some(true),
