@@ -291,7 +291,7 @@ _ovlock() {
             return 0
             ;;
         ovlock__subcmd__who)
-            opts="-q -h --pid --json --color --quiet --config --match --help"
+            opts="-q -h --pid --all --json --color --quiet --config --match --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

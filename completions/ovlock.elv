@@ -62,6 +62,7 @@ set edit:completion:arg-completer[ovlock] = {|@words|
             cand --config 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
             cand --match 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"'
             cand --pid 'Print only the owners'' PIDs, one per line'
+            cand --all 'Every OpenViking process on the machine, with the data directories its open files belong to'
             cand --json 'Print one JSON document (schema_version 1) instead of text'
             cand -q 'Print nothing; only the exit code speaks'
             cand --quiet 'Print nothing; only the exit code speaks'

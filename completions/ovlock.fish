@@ -63,6 +63,7 @@ never\t''"
 complete -c ovlock -n "__fish_ovlock_using_subcommand who" -l config -d 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]' -r -F
 complete -c ovlock -n "__fish_ovlock_using_subcommand who" -l match -d 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"' -r
 complete -c ovlock -n "__fish_ovlock_using_subcommand who" -l pid -d 'Print only the owners\' PIDs, one per line'
+complete -c ovlock -n "__fish_ovlock_using_subcommand who" -l all -d 'Every OpenViking process on the machine, with the data directories its open files belong to'
 complete -c ovlock -n "__fish_ovlock_using_subcommand who" -l json -d 'Print one JSON document (schema_version 1) instead of text'
 complete -c ovlock -n "__fish_ovlock_using_subcommand who" -s q -l quiet -d 'Print nothing; only the exit code speaks'
 complete -c ovlock -n "__fish_ovlock_using_subcommand who" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -106,6 +106,11 @@ pub struct WhoArgs {
     /// Print only the owners' PIDs, one per line.
     #[arg(long)]
     pub pid: bool,
+
+    /// Every OpenViking process on the machine, with the data directories
+    /// its open files belong to.
+    #[arg(long, conflicts_with = "dirs")]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ mod timefmt;
 mod workspace;
 
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -67,6 +68,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             emit(&completions::script(*shell))?;
             return Ok(ExitCode::Free);
         }
+        Command::Who(args) if args.all => return who_all(cli, args.pid),
         Command::Status(args) | Command::Who(cli::WhoArgs { dirs: args, .. }) => &args.dirs,
         Command::Check(args) => &args.dirs.dirs,
         Command::ClearStale(args) => &args.dirs.dirs,
@@ -131,12 +133,49 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     };
     if !global.quiet {
         emit(&if global.json {
-            render::json::render(&reports)
+            render::json::render(&reports, None)
         } else {
             text
         })?;
     }
     Ok(code)
+}
+
+/// `who --all`: every OpenViking process on the machine and the data
+/// directories its open files belong to, each judged as `who` judges it.
+fn who_all(cli: &Cli, pid_only: bool) -> Result<ExitCode> {
+    let global = &cli.global;
+    let policy = Policy::new(&global.matches);
+    let mut processes = Processes::new();
+    let found = inspect::usage::discover(&mut processes, |p| policy.is_openviking(p))
+        .map_err(anyhow::Error::msg)?;
+    let mut dirs: Vec<PathBuf> = found.iter().flat_map(|f| f.dirs.iter().cloned()).collect();
+    dirs.sort();
+    dirs.dedup();
+    let workspaces = workspace::discovered(dirs);
+    let mut run = Run {
+        workspaces: &workspaces,
+        policy: &policy,
+        processes,
+    };
+    let reports = run.survey(Scan::Always);
+    if !global.quiet {
+        emit(&if global.json {
+            render::json::render(&reports, Some(&found))
+        } else if pid_only {
+            found
+                .iter()
+                .map(|f| format!("{}\n", f.process.pid))
+                .collect()
+        } else {
+            render::human::who_all(&found, &reports)
+        })?;
+    }
+    Ok(if found.is_empty() {
+        ExitCode::Held
+    } else {
+        ExitCode::Free
+    })
 }
 
 /// Whether a survey scans every process for the users of each directory.

@@ -47,6 +47,8 @@ pub enum Source {
     Default {
         config: Option<(PathBuf, ConfigVia)>,
     },
+    /// Found among the open files of a running OpenViking process (`who --all`).
+    Discovered,
 }
 
 impl Source {
@@ -56,6 +58,7 @@ impl Source {
             Source::Argument => "argument",
             Source::Config { .. } => "config",
             Source::Default { .. } => "default",
+            Source::Discovered => "process",
         }
     }
 
@@ -160,6 +163,17 @@ pub fn resolve(args: &[PathBuf], env: &Env) -> Result<Vec<Workspace>> {
         source,
         skip_process_lock: config.skip_process_lock,
     }])
+}
+
+/// Directories found in the open files of running processes.
+pub fn discovered(dirs: Vec<PathBuf>) -> Vec<Workspace> {
+    dirs.into_iter()
+        .map(|path| Workspace {
+            path,
+            source: Source::Discovered,
+            skip_process_lock: false,
+        })
+        .collect()
 }
 
 /// OpenViking's search order; an explicitly named file must exist.

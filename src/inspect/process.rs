@@ -78,52 +78,88 @@ impl Processes {
     /// Everything sysinfo can tell about one PID, or None when it is not there.
     pub fn info(&mut self, pid: u32) -> Option<ProcessInfo> {
         let spid = Pid::from_u32(pid);
+        let system = self.system()?;
+        system.refresh_processes_specifics(ProcessesToUpdate::Some(&[spid]), true, refresh_kind());
+        let process = system.process(spid)?;
+        let mut info = describe(process);
+        let uid = process.user_id().cloned();
+        info.user = uid.map(|uid| self.user_name(&uid));
+        Some(info)
+    }
+
+    /// Every process on the machine (not its threads): the full scan that
+    /// `who --all` needs, and nothing else does.
+    pub fn all(&mut self) -> Vec<ProcessInfo> {
+        let Some(system) = self.system() else {
+            return Vec::new();
+        };
+        system.refresh_processes_specifics(ProcessesToUpdate::All, true, refresh_kind());
+        let found: Vec<(ProcessInfo, Option<sysinfo::Uid>)> = system
+            .processes()
+            .values()
+            .filter(|p| p.thread_kind().is_none())
+            .map(|p| (describe(p), p.user_id().cloned()))
+            .collect();
+        found
+            .into_iter()
+            .map(|(mut info, uid)| {
+                info.user = uid.map(|uid| self.user_name(&uid));
+                info
+            })
+            .collect()
+    }
+
+    fn system(&mut self) -> Option<&mut System> {
         if self.system.is_none() {
             self.system = System::new().ok();
         }
-        let system = self.system.as_mut()?;
-        let kind = ProcessRefreshKind::nothing()
-            .with_memory()
-            .with_cmd(UpdateKind::Always)
-            .with_exe(UpdateKind::Always)
-            .with_cwd(UpdateKind::Always)
-            .with_user(UpdateKind::Always)
-            .without_tasks();
-        system.refresh_processes_specifics(ProcessesToUpdate::Some(&[spid]), true, kind);
-        let process = system.process(spid)?;
-        let uid = process.user_id().cloned();
-        let mut info = ProcessInfo {
-            pid,
-            ppid: process.parent().map(Pid::as_u32),
-            name: process.name().to_string_lossy().into_owned(),
-            exe: process.exe().map(PathBuf::from),
-            cmdline: process
-                .cmd()
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect(),
-            user: None,
-            started: Some(process.start_time())
-                .filter(|&secs| secs > 0)
-                .map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
-            memory: Some(process.memory()),
-            cwd: process.cwd().map(PathBuf::from),
-            zombie: matches!(
-                process.status(),
-                ProcessStatus::Zombie | ProcessStatus::Dead
-            ),
-        };
-        if let Some(uid) = uid {
-            if self.users.is_none() {
-                self.users = Users::new_with_refreshed_list().ok();
-            }
-            let name = self
-                .users
-                .as_ref()
-                .and_then(|users| users.get_user_by_id(&uid));
-            info.user = Some(name.map_or_else(|| uid.to_string(), |user| user.name().to_string()));
+        self.system.as_mut()
+    }
+
+    fn user_name(&mut self, uid: &sysinfo::Uid) -> String {
+        if self.users.is_none() {
+            self.users = Users::new_with_refreshed_list().ok();
         }
-        Some(info)
+        let name = self
+            .users
+            .as_ref()
+            .and_then(|users| users.get_user_by_id(uid));
+        name.map_or_else(|| uid.to_string(), |user| user.name().to_string())
+    }
+}
+
+fn refresh_kind() -> ProcessRefreshKind {
+    ProcessRefreshKind::nothing()
+        .with_memory()
+        .with_cmd(UpdateKind::Always)
+        .with_exe(UpdateKind::Always)
+        .with_cwd(UpdateKind::Always)
+        .with_user(UpdateKind::Always)
+        .without_tasks()
+}
+
+/// What sysinfo knows of a process, but its user's name.
+fn describe(process: &sysinfo::Process) -> ProcessInfo {
+    ProcessInfo {
+        pid: process.pid().as_u32(),
+        ppid: process.parent().map(Pid::as_u32),
+        name: process.name().to_string_lossy().into_owned(),
+        exe: process.exe().map(PathBuf::from),
+        cmdline: process
+            .cmd()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        user: None,
+        started: Some(process.start_time())
+            .filter(|&secs| secs > 0)
+            .map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
+        memory: Some(process.memory()),
+        cwd: process.cwd().map(PathBuf::from),
+        zombie: matches!(
+            process.status(),
+            ProcessStatus::Zombie | ProcessStatus::Dead
+        ),
     }
 }
 

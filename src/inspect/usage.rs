@@ -171,3 +171,84 @@ fn lineage(pid: u32) -> Vec<Ancestor> {
     }
     chain
 }
+
+/// An OpenViking process found by `who --all`, with the data directories its
+/// open files belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub process: ProcessInfo,
+    pub dirs: Vec<PathBuf>,
+    /// Its descriptors could not be read (another user's, when not root).
+    pub unreadable: bool,
+}
+
+/// Every process that `is_openviking` accepts, with the data directories it
+/// uses, read from its open files: `.openviking.lock`, and files under
+/// `vectordb/` or `_system/`.
+#[cfg(target_os = "linux")]
+pub fn discover(
+    processes: &mut Processes,
+    is_openviking: impl Fn(&ProcessInfo) -> bool,
+) -> Result<Vec<Found>, String> {
+    let mut found: Vec<Found> = processes
+        .all()
+        .into_iter()
+        // ovlock's own command line may name an OpenViking directory.
+        .filter(|p| !p.zombie && p.pid != std::process::id() && is_openviking(p))
+        .map(|process| {
+            let fds = super::procfs::fds(process.pid);
+            let mut dirs: Vec<PathBuf> = fds
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|(_, target)| workspace_of(target))
+                .collect();
+            dirs.sort();
+            dirs.dedup();
+            Found {
+                unreadable: fds.is_err(),
+                process,
+                dirs,
+            }
+        })
+        .collect();
+    found.sort_by_key(|f| f.process.pid);
+    Ok(found)
+}
+
+/// Off Linux the processes can be listed but not their open files: each is
+/// reported with its directories unknown.
+#[cfg(not(target_os = "linux"))]
+pub fn discover(
+    processes: &mut Processes,
+    is_openviking: impl Fn(&ProcessInfo) -> bool,
+) -> Result<Vec<Found>, String> {
+    Ok(processes
+        .all()
+        .into_iter()
+        .filter(|p| !p.zombie && p.pid != std::process::id() && is_openviking(p))
+        .map(|process| Found {
+            process,
+            dirs: Vec::new(),
+            unreadable: true,
+        })
+        .collect())
+}
+
+/// The data directory an open file of an OpenViking server belongs to.
+#[cfg(target_os = "linux")]
+fn workspace_of(path: &std::path::Path) -> Option<PathBuf> {
+    if path.file_name() == Some(std::ffi::OsStr::new(super::LOCK_NAME)) {
+        return path.parent().map(PathBuf::from);
+    }
+    let mut dir = PathBuf::new();
+    for component in path.components() {
+        if matches!(component.as_os_str().to_str(), Some("vectordb" | "_system"))
+            && dir.parent().is_some()
+        {
+            return Some(dir);
+        }
+        dir.push(component);
+    }
+    None
+}

@@ -9,6 +9,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ColumnConstraint, ContentArrangement, Table};
 
 use super::{DirReport, Outcome, escape, owner_pids, paint, verdict_word};
+use crate::inspect::usage::Found;
 use crate::inspect::{
     DirState, Facts, FlockState, LOCK_NAME, LockFile, PID_NAME, ProcessInfo, Touched,
 };
@@ -94,6 +95,50 @@ pub fn who(reports: &[DirReport]) -> String {
         for warning in &j.warnings {
             let _ = writeln!(out, "{} {}", "warning:".yellow(), escape::text(warning));
         }
+    }
+    out
+}
+
+/// `who --all`: every OpenViking process with its data directories, then a
+/// line for each directory.
+pub fn who_all(found: &[Found], reports: &[DirReport]) -> String {
+    if found.is_empty() {
+        return "no OpenViking process is running\n".to_string();
+    }
+    let mut table = new_table(
+        &[
+            ("PID", Col::Fit),
+            ("User", Col::Wrap),
+            ("Name", Col::Wrap),
+            ("Data directories", Col::Wrap),
+            ("Command", Col::Wrap),
+        ],
+        true,
+    );
+    for f in found {
+        let p = &f.process;
+        let dirs = match (f.dirs.is_empty(), f.unreadable) {
+            (true, true) => "? (its open files cannot be read; run as root)".to_string(),
+            (true, false) => "none open".to_string(),
+            (false, _) => f
+                .dirs
+                .iter()
+                .map(|d| escape::path(d))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        };
+        table.add_row([
+            p.pid.to_string(),
+            escape::text(p.user.as_deref().unwrap_or("?")),
+            escape::text(&p.name),
+            dirs,
+            abbreviate(command_line(p), 72),
+        ]);
+    }
+    let mut out = format!("{table}\n");
+    if !reports.is_empty() {
+        out.push('\n');
+        out.push_str(&super::check_lines(reports));
     }
     out
 }
@@ -187,6 +232,7 @@ fn section(out: &mut String, title: &str) {
 pub fn describe_source(source: &Source) -> String {
     match source {
         Source::Argument => "command-line argument".to_string(),
+        Source::Discovered => "found among the open files of an OpenViking process".to_string(),
         Source::Config { file, via } => {
             format!(
                 "storage.workspace in {} (found via {})",

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::{DirReport, Outcome, Removal};
 use crate::inspect::kernel_locks::LockClass;
+use crate::inspect::usage::Found;
 use crate::inspect::{FlockState, LOCK_NAME, LockFile, PID_NAME, Touch, Touched};
 use crate::judge::{PidFileVerdict, Protocol};
 use crate::timefmt;
@@ -15,6 +16,20 @@ pub const SCHEMA_VERSION: u32 = 1;
 struct Document<'a> {
     schema_version: u32,
     data_dirs: Vec<DataDir<'a>>,
+    /// `who --all` only: every OpenViking process and its data directories.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    processes: Option<Vec<FoundProcess<'a>>>,
+}
+
+#[derive(Serialize)]
+struct FoundProcess<'a> {
+    pid: u32,
+    name: &'a str,
+    cmdline: &'a [String],
+    user: Option<&'a str>,
+    data_dirs: Vec<String>,
+    /// Its open files could not be read, so its directories are unknown.
+    unreadable: bool,
 }
 
 #[derive(Serialize)]
@@ -116,11 +131,29 @@ struct Lock {
     modified_at: Option<String>,
 }
 
-/// The whole document, pretty-printed, with a final newline.
-pub fn render(reports: &[DirReport]) -> String {
+/// The whole document, pretty-printed, with a final newline; `found` comes
+/// from `who --all`.
+pub fn render(reports: &[DirReport], found: Option<&[Found]>) -> String {
     let doc = Document {
         schema_version: SCHEMA_VERSION,
         data_dirs: reports.iter().map(data_dir).collect(),
+        processes: found.map(|found| {
+            found
+                .iter()
+                .map(|f| FoundProcess {
+                    pid: f.process.pid,
+                    name: &f.process.name,
+                    cmdline: &f.process.cmdline,
+                    user: f.process.user.as_deref(),
+                    data_dirs: f
+                        .dirs
+                        .iter()
+                        .map(|d| d.to_string_lossy().into_owned())
+                        .collect(),
+                    unreadable: f.unreadable,
+                })
+                .collect()
+        }),
     };
     let mut out = serde_json::to_string_pretty(&doc).expect("the document serialises");
     out.push('\n');
