@@ -5,7 +5,7 @@ use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::kernel_locks::{self, KernelLock, LockClass};
 
@@ -104,17 +104,36 @@ pub fn cwd(pid: u32) -> io::Result<PathBuf> {
     fs::read_link(format!("/proc/{pid}/cwd"))
 }
 
-/// The files a process has mapped into memory, each once.
-pub fn mapped_files(pid: u32) -> io::Result<Vec<PathBuf>> {
-    let maps = fs::read(format!("/proc/{pid}/maps"))?;
-    let mut paths: Vec<PathBuf> = maps
+/// Reads a whole /proc file into `buf`, reusing its allocation. Files there
+/// report no size, and a short read is the end (seq_file fills what it can).
+pub fn read_into(path: &str, buf: &mut Vec<u8>) -> io::Result<()> {
+    use std::io::Read;
+    let mut file = fs::File::open(path)?;
+    buf.clear();
+    if buf.capacity() < 64 * 1024 {
+        buf.reserve(64 * 1024);
+    }
+    loop {
+        let len = buf.len();
+        let spare = buf.capacity() - len;
+        buf.resize(len + spare, 0);
+        let n = file.read(&mut buf[len..])?;
+        buf.truncate(len + n);
+        if n < spare {
+            return Ok(());
+        }
+        buf.reserve(buf.capacity());
+    }
+}
+
+/// The file paths of a process's memory map (read into `buf` first), with
+/// repeats: one line a mapped region.
+pub fn mapped_paths(pid: u32, buf: &mut Vec<u8>) -> io::Result<impl Iterator<Item = &Path>> {
+    read_into(&format!("/proc/{pid}/maps"), buf)?;
+    Ok(buf
         .split(|&b| b == b'\n')
         .filter_map(maps_path)
-        .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
-        .collect();
-    paths.sort();
-    paths.dedup();
-    Ok(paths)
+        .map(|p| Path::new(std::ffi::OsStr::from_bytes(p))))
 }
 
 /// The pathname of one /proc/PID/maps line, when it names a file:
@@ -207,7 +226,8 @@ mod tests {
             rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32)
         );
         assert_eq!(ns_pids(me).unwrap().last(), Some(&me));
-        assert!(mapped_files(me).unwrap().iter().any(|p| p.is_absolute()));
+        let mut buf = Vec::new();
+        assert!(mapped_paths(me, &mut buf).unwrap().any(|p| p.is_absolute()));
     }
 
     #[test]

@@ -21,11 +21,37 @@ pub struct Use {
 /// Finds every process that has a file open, its current directory, or a file
 /// mapped under one of `roots` (resolved paths), reading each process's
 /// descriptor table, current directory and memory map once, whatever the
-/// number of roots. Also counts the processes it could not read.
+/// number of roots. Also counts the processes it could not read. The
+/// processes are shared out among a few threads: the work is all system
+/// calls, independent from one process to the next.
 pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<Use>, usize)> {
+    let pids = procfs::pids()?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let chunk = pids.len().div_ceil(threads).max(1);
+    let results: Vec<(Vec<Use>, usize)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = pids
+            .chunks(chunk)
+            .map(|pids| scope.spawn(move || scan_some(pids, roots)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    let mut uses = Vec::new();
+    let mut uninspected = 0;
+    for (found, missed) in results {
+        uses.extend(found);
+        uninspected += missed;
+    }
+    Ok((uses, uninspected))
+}
+
+fn scan_some(pids: &[u32], roots: &[PathBuf]) -> (Vec<Use>, usize) {
     let mut uninspected = 0;
     let mut uses = Vec::new();
-    for pid in procfs::pids()? {
+    let mut buf = Vec::new();
+    for &pid in pids {
         let fds = match procfs::fds(pid) {
             Ok(fds) => fds,
             // It exited while we looked: it uses nothing any more.
@@ -73,13 +99,17 @@ pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<Use>, usize)> {
             );
         }
         // A file can stay mapped after its descriptor is closed.
-        if let Ok(mapped) = procfs::mapped_files(pid) {
+        if let Ok(mapped) = procfs::mapped_paths(pid, &mut buf) {
+            let mut seen: Vec<&Path> = Vec::new();
             for path in mapped {
-                if let Some(root) = root_of(roots, &path) {
+                if let Some(root) = root_of(roots, path)
+                    && !seen.contains(&path)
+                {
+                    seen.push(path);
                     add(
                         root,
                         Touched {
-                            path,
+                            path: path.to_path_buf(),
                             touch: Touch::Mapped,
                             locks: Vec::new(),
                         },
@@ -89,7 +119,7 @@ pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<Use>, usize)> {
         }
         uses.extend(found);
     }
-    Ok((uses, uninspected))
+    (uses, uninspected)
 }
 
 /// Which root `path` lies under, if any (component-wise, so /a/bc is not under /a/b).
