@@ -105,7 +105,8 @@ pub fn cwd(pid: u32) -> io::Result<PathBuf> {
 }
 
 /// Reads a whole /proc file into `buf`, reusing its allocation. Files there
-/// report no size, and a short read is the end (seq_file fills what it can).
+/// report no size, and a read may return less than was asked long before
+/// the end (maps gives about a page at a time): only an empty read ends it.
 pub fn read_into(path: &str, buf: &mut Vec<u8>) -> io::Result<()> {
     use std::io::Read;
     let mut file = fs::File::open(path)?;
@@ -114,15 +115,16 @@ pub fn read_into(path: &str, buf: &mut Vec<u8>) -> io::Result<()> {
         buf.reserve(64 * 1024);
     }
     loop {
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.capacity());
+        }
         let len = buf.len();
-        let spare = buf.capacity() - len;
-        buf.resize(len + spare, 0);
+        buf.resize(buf.capacity(), 0);
         let n = file.read(&mut buf[len..])?;
         buf.truncate(len + n);
-        if n < spare {
+        if n == 0 {
             return Ok(());
         }
-        buf.reserve(buf.capacity());
     }
 }
 

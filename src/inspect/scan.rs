@@ -51,7 +51,8 @@ fn scan_some(pids: &[u32], roots: &[PathBuf]) -> (Vec<Use>, usize) {
     let mut uninspected = 0;
     let mut uses = Vec::new();
     let mut buf = Vec::new();
-    for &pid in pids {
+    // ovlock itself may run from inside the directory it looks at.
+    for &pid in pids.iter().filter(|&&pid| pid != std::process::id()) {
         let fds = match procfs::fds(pid) {
             Ok(fds) => fds,
             // It exited while we looked: it uses nothing any more.
@@ -72,40 +73,45 @@ fn scan_some(pids: &[u32], roots: &[PathBuf]) -> (Vec<Use>, usize) {
                 }),
             };
         for (fd, target) in fds {
-            if let Some(root) = root_of(roots, &target) {
+            let mut under = roots_of(roots, &target).peekable();
+            if under.peek().is_some() {
                 let locks = procfs::fdinfo(pid, fd)
                     .map(|(_, locks)| locks)
                     .unwrap_or_default();
+                for root in under {
+                    add(
+                        root,
+                        Touched {
+                            path: target.clone(),
+                            touch: Touch::Open,
+                            locks: locks.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        if let Ok(cwd) = procfs::cwd(pid) {
+            for root in roots_of(roots, &cwd) {
                 add(
                     root,
                     Touched {
-                        path: target,
-                        touch: Touch::Open,
-                        locks,
+                        path: cwd.clone(),
+                        touch: Touch::Cwd,
+                        locks: Vec::new(),
                     },
                 );
             }
-        }
-        if let Ok(cwd) = procfs::cwd(pid)
-            && let Some(root) = root_of(roots, &cwd)
-        {
-            add(
-                root,
-                Touched {
-                    path: cwd,
-                    touch: Touch::Cwd,
-                    locks: Vec::new(),
-                },
-            );
         }
         // A file can stay mapped after its descriptor is closed.
         if let Ok(mapped) = procfs::mapped_paths(pid, &mut buf) {
             let mut seen: Vec<&Path> = Vec::new();
             for path in mapped {
-                if let Some(root) = root_of(roots, path)
-                    && !seen.contains(&path)
-                {
-                    seen.push(path);
+                let mut under = roots_of(roots, path).peekable();
+                if under.peek().is_none() || seen.contains(&path) {
+                    continue;
+                }
+                seen.push(path);
+                for root in under {
                     add(
                         root,
                         Touched {
@@ -122,7 +128,12 @@ fn scan_some(pids: &[u32], roots: &[PathBuf]) -> (Vec<Use>, usize) {
     (uses, uninspected)
 }
 
-/// Which root `path` lies under, if any (component-wise, so /a/bc is not under /a/b).
-fn root_of(roots: &[PathBuf], path: &Path) -> Option<usize> {
-    roots.iter().position(|root| path.starts_with(root))
+/// The roots `path` lies under (component-wise, so /a/bc is not under /a/b);
+/// several when the directories asked about nest.
+fn roots_of<'a>(roots: &'a [PathBuf], path: &'a Path) -> impl Iterator<Item = usize> + 'a {
+    roots
+        .iter()
+        .enumerate()
+        .filter(move |(_, root)| path.starts_with(root))
+        .map(|(i, _)| i)
 }

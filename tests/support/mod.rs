@@ -638,3 +638,259 @@ pub fn wait_until_polling(pid: u32) -> bool {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+// ---------------------------------------------------------------------------
+// Processes that use a data directory (tests/support/user.py)
+
+/// The path of user.py, copied to the temporary directory like holder.py
+/// (see [`holder_script`]).
+pub fn user_script() -> &'static Path {
+    static SCRIPT: OnceLock<PathBuf> = OnceLock::new();
+    SCRIPT.get_or_init(|| {
+        let source = include_str!("user.py");
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in source.bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let path = std::env::temp_dir().join(format!("ovlock-test-user-{hash:016x}.py"));
+        assert!(
+            !path.to_string_lossy().to_lowercase().contains("openviking"),
+            "the temporary directory {} contains \"openviking\"; set TMPDIR elsewhere",
+            path.display()
+        );
+        if fs::read_to_string(&path).ok().as_deref() != Some(source) {
+            let partial = path.with_extension(format!("{}.tmp", std::process::id()));
+            fs::write(&partial, source).expect("write the user script");
+            fs::rename(&partial, &path).expect("install the user script");
+        }
+        path
+    })
+}
+
+/// A process started by a test that uses a data directory, and the workers
+/// it started. Dropping it closes its stdin, so that it kills and reaps its
+/// workers and exits, and reaps it; it is killed if it does not exit.
+pub struct UserProc {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    pid: u32,
+    /// The numbers of its ready line: its PID as it sees it (in its own PID
+    /// namespace), then its workers' PIDs.
+    reported: Vec<u32>,
+}
+
+impl UserProc {
+    /// The PID of the process the test started.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The PID it reported for itself: another number inside another PID namespace.
+    pub fn reported_pid(&self) -> u32 {
+        self.reported[0]
+    }
+
+    /// Its workers' PIDs, forked or spawned, in the order it started them.
+    pub fn workers(&self) -> &[u32] {
+        &self.reported[1..]
+    }
+
+    /// Stops it and its workers, and reaps it.
+    pub fn stop(&mut self) {
+        self.stdin = None;
+        if let Some(mut child) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Normally gone with it; a worker that outlived it is killed.
+        for &worker in &self.reported[1..] {
+            if is_running(worker) {
+                kill_pid(worker);
+            }
+        }
+    }
+}
+
+impl Drop for UserProc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts user.py with `tag` in its command line, doing `actions` (a JSON
+/// list, see user.py) under `dir`, and waits for its ready line.
+pub fn spawn_user(dir: &Path, tag: &str, actions: Value) -> UserProc {
+    let mut cmd = Command::new(python());
+    cmd.arg(user_script()).arg(tag);
+    spawn_user_cmd(cmd, dir, actions)
+}
+
+/// Runs `cmd`, which must end up running user.py (possibly through a
+/// wrapper such as unshare), with `dir` and `actions` in its environment,
+/// and waits for the ready line. The ready PID is not checked against the
+/// child's: a wrapper stands in between.
+pub fn spawn_user_cmd(mut cmd: Command, dir: &Path, actions: Value) -> UserProc {
+    let what = format!("{cmd:?} {actions}");
+    let mut child = cmd
+        .env("USER_DIR", dir)
+        .env("USER_ACTIONS", actions.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let stdin = child.stdin.take();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let reported: Option<Vec<u32>> = line
+        .strip_prefix("ready ")
+        .map(|rest| rest.split_whitespace().map(|p| p.parse().ok()).collect())
+        .and_then(|pids: Option<Vec<u32>>| pids.filter(|p| !p.is_empty()));
+    let Some(reported) = reported else {
+        let _ = child.kill();
+        let mut err = String::new();
+        let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+        let _ = child.wait();
+        panic!("{what} did not get ready: {line:?}\n{err}");
+    };
+    UserProc {
+        pid: child.id(),
+        child: Some(child),
+        stdin,
+        reported,
+    }
+}
+
+/// The parent PID of `pid`, from /proc/PID/stat.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The live children of `pid` (found by scanning /proc).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut out: Vec<u32> = fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| parent_of(p) == Some(pid) && is_running(p))
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The `NSpid:` line of /proc/PID/status: its PID in each namespace, outermost first.
+pub fn ns_pids_of(pid: u32) -> Vec<u32> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs the built ovlock as user nobody (65534) through setpriv(1), from a
+/// copy in the test root (the build directory may sit under a home that
+/// other users cannot enter). As tests/situations.rs does.
+pub fn run_as_nobody(env: &TestEnv, args: &[&str]) -> Run {
+    use std::os::unix::fs::PermissionsExt;
+    let copy = env.root().join("ovlock-copy");
+    if !copy.exists() {
+        fs::copy(env!("CARGO_BIN_EXE_ovlock"), &copy).unwrap();
+        fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut attempts = 0;
+    loop {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&copy)
+            .args(args)
+            .current_dir(env.root())
+            .env("HOME", env.home())
+            .env_remove("OPENVIKING_CONFIG_FILE")
+            .stdin(Stdio::null());
+        let run = run_cmd(&mut cmd);
+        // A process forked by another test thread while the copy was open
+        // for writing keeps it "busy" until that process execs.
+        attempts += 1;
+        if run.stderr.contains("Text file busy") && attempts < 50 {
+            std::thread::yield_now();
+            continue;
+        }
+        return run;
+    }
+}
+
+/// Makes the test root and data directory (and everything in it) readable by
+/// other users; false when not root (there is no other user to become).
+pub fn open_to_others(env: &TestEnv) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("note: not root, so there is no other user to become; nothing to test");
+        return false;
+    }
+    for dir in [env.root(), &env.ws()] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    true
+}
+
+/// `sleep` started with `dir` as its current directory: a shell-like process
+/// that holds nothing and does not look like OpenViking.
+pub fn spawn_sleep_in(dir: &Path) -> Proc {
+    let child = Command::new("sleep")
+        .arg("1000")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn sleep");
+    let pid = child.id();
+    wait_until(Duration::from_secs(10), || {
+        fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    });
+    Proc {
+        child: Some(child),
+        stdin: None,
+        pid,
+        parent: None,
+    }
+}
+
+/// `tail -f FILE`, once it has the file open.
+pub fn spawn_tail(file: &Path) -> Proc {
+    let child = Command::new("tail")
+        .arg("-f")
+        .arg(file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tail");
+    let pid = child.id();
+    wait_until(Duration::from_secs(10), || {
+        fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.filter_map(Result::ok)
+                .any(|fd| fs::read_link(fd.path()).is_ok_and(|t| t == file))
+        })
+    });
+    Proc {
+        child: Some(child),
+        stdin: None,
+        pid,
+        parent: None,
+    }
+}
