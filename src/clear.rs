@@ -1,17 +1,21 @@
 //! clear-stale: removing `.openviking.pid` files whose owner is gone, and
 //! nothing else. `.openviking.lock` is never removed: OpenViking relies on
 //! every contender locking the same inode.
+//!
+//! A starting OpenViking 0.4.20 takes over a stale file by truncating it and
+//! writing its own PID into the same inode, so no re-read before an unlink by
+//! path can close the race: the takeover may land between the two. Instead
+//! the file is first renamed aside, atomically. A server that opens the path
+//! afterwards creates a new file and is unaffected; one that opened it before
+//! truncated it then, which the check of the moved file sees. Only a file
+//! that is still exactly the one judged stale, and is stale still, is
+//! unlinked; anything else is put back.
 
 use crate::inspect::{self, Facts, LockFile, PID_NAME, Processes};
 use crate::judge::{self, PidFileVerdict, Policy};
 use crate::render::{Outcome, Removal};
 
-/// Removes (or, with `dry_run`, names) the stale PID file the judgement found.
-///
-/// The file is judged again from a fresh read immediately before it is
-/// unlinked, and must still be the very file that was judged (same inode,
-/// modification time and content): a server that took the lock in the
-/// meantime keeps it.
+/// Removes (or, with `dry_run`, names) the stale pid file the judgement found.
 pub fn clear(
     facts: &Facts,
     policy: &Policy,
@@ -29,38 +33,143 @@ pub fn clear(
             outcome: Outcome::WouldRemove,
         }];
     }
-    let pid = inspect::inspect_pid_file(&facts.lock_dir, processes);
-    if !same_file(&facts.pid_file, &pid.file) {
-        return Vec::new();
-    }
-    let fresh = Facts {
-        pid_file: pid.file,
-        pid_owner: pid.owner,
-        pid_owner_uses_dir: pid.owner_uses_dir,
-        ..facts.clone()
+    // Judged again from the file as it is when it is removed, with a fresh
+    // look at the process it names.
+    let still_stale = |file: &LockFile, processes: &mut Processes| -> Option<String> {
+        let pid = inspect::pid_file_facts(file.clone(), &facts.lock_dir, processes);
+        let fresh = Facts {
+            pid_file: pid.file,
+            pid_owner: pid.owner,
+            pid_owner_uses_dir: pid.owner_uses_dir,
+            ..facts.clone()
+        };
+        match judge::pid_file_verdict(&fresh, policy) {
+            PidFileVerdict::Stale(why) => Some(judge::describe_staleness(&why)),
+            _ => None,
+        }
     };
-    let PidFileVerdict::Stale(why) = judge::pid_file_verdict(&fresh, policy) else {
-        return Vec::new();
-    };
-    let reason = judge::describe_staleness(&why);
-    // unlink(2) removes a symlink itself, never its target; and the fresh read
-    // above refused anything but a regular file.
-    match std::fs::remove_file(&path) {
-        Ok(()) => vec![Removal {
+    match remove(facts, processes, still_stale) {
+        Ok(Some(reason)) => vec![Removal {
             path,
             reason,
             outcome: Outcome::Removed,
         }],
-        // Someone else (another clear-stale, or OpenViking) removed it first: the goal is met.
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        // Kept: it changed, or someone else (another clear-stale, or
+        // OpenViking) removed it first, which meets the goal.
+        Ok(None) => Vec::new(),
         Err(err) => vec![Removal {
             path,
-            reason,
-            outcome: Outcome::Failed(err.to_string()),
+            reason: judge::describe_staleness(&why),
+            outcome: Outcome::Failed(err),
         }],
     }
 }
 
+/// Moves the pid file aside, checks it, and unlinks it or puts it back.
+/// Returns the reason when it was removed, None when it was kept.
+#[cfg(unix)]
+fn remove(
+    facts: &Facts,
+    processes: &mut Processes,
+    still_stale: impl Fn(&LockFile, &mut Processes) -> Option<String>,
+) -> Result<Option<String>, String> {
+    use rustix::fs::{AtFlags, CWD, Mode, OFlags, openat, renameat, unlinkat};
+    use rustix::io::Errno;
+
+    // Every step goes through one descriptor of the directory, so a parent
+    // swapped for a symlink meanwhile cannot redirect it.
+    let dir = openat(
+        CWD,
+        &facts.lock_dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|err| format!("cannot open {}: {err}", facts.lock_dir.display()))?;
+    let aside = format!("{PID_NAME}.ovlock-clearing-{}", std::process::id());
+    match renameat(&dir, PID_NAME, &dir, &aside) {
+        Ok(()) => {}
+        Err(Errno::NOENT) => return Ok(None),
+        Err(err) => return Err(format!("cannot move it aside: {err}")),
+    }
+    let moved = match fsread_moved(&dir, &aside) {
+        Some(file) if same_file(&facts.pid_file, &file) => file,
+        _ => return put_back(&dir, &aside).map(|()| None),
+    };
+    let Some(reason) = still_stale(&moved, processes) else {
+        return put_back(&dir, &aside).map(|()| None);
+    };
+    unlinkat(&dir, &aside, AtFlags::empty())
+        .map_err(|err| format!("cannot remove {aside}: {err}"))?;
+    Ok(Some(reason))
+}
+
+/// The moved file as a lock file, or None when it cannot be read.
+#[cfg(unix)]
+fn fsread_moved(dir: &std::os::fd::OwnedFd, name: &str) -> Option<LockFile> {
+    use std::os::fd::AsFd;
+    let snapshot = crate::fsread::read_capped_at(dir.as_fd(), name, inspect::READ_CAP).ok()?;
+    Some(LockFile::Present {
+        stat: snapshot.stat,
+        content: Ok(snapshot.content),
+        truncated: snapshot.truncated,
+    })
+}
+
+/// Restores a file moved aside. If a starting server has written a new pid
+/// file meanwhile, neither may be destroyed: the moved one stays aside.
+#[cfg(unix)]
+fn put_back(dir: &std::os::fd::OwnedFd, aside: &str) -> Result<(), String> {
+    let restored = {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            rustix::fs::renameat_with(
+                dir,
+                aside,
+                dir,
+                PID_NAME,
+                rustix::fs::RenameFlags::NOREPLACE,
+            )
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            match rustix::fs::statat(dir, PID_NAME, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(_) => Err(rustix::io::Errno::EXIST),
+                Err(_) => rustix::fs::renameat(dir, aside, dir, PID_NAME),
+            }
+        }
+    };
+    restored.map_err(|err| {
+        format!(
+            "it changed while being cleared and a new {PID_NAME} appeared meanwhile ({err}): \
+             two servers may be starting at once; the changed file was left as {aside}"
+        )
+    })
+}
+
+/// Off Unix there is no renameat: re-read the file just before removing it
+/// by path, which narrows the window a takeover could use.
+#[cfg(not(unix))]
+fn remove(
+    facts: &Facts,
+    processes: &mut Processes,
+    still_stale: impl Fn(&LockFile, &mut Processes) -> Option<String>,
+) -> Result<Option<String>, String> {
+    let path = facts.lock_dir.join(PID_NAME);
+    let now = inspect::read_lock_file(&path);
+    if !same_file(&facts.pid_file, &now) {
+        return Ok(None);
+    }
+    let Some(reason) = still_stale(&now, processes) else {
+        return Ok(None);
+    };
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(Some(reason)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// The same file with the same content: inode, size, modification time and bytes.
 fn same_file(before: &LockFile, after: &LockFile) -> bool {
     match (before, after) {
         (

@@ -164,6 +164,31 @@ pub fn read_capped(path: &Path, cap: usize, symlinks: Symlinks) -> Result<Snapsh
         io::ErrorKind::NotFound => ReadError::Missing,
         _ => ReadError::Io(err),
     })?;
+    snapshot(file, cap)
+}
+
+/// Reads at most `cap` bytes of the regular file `name` in the directory open
+/// as `dir`, never following a symlink and never blocking, as [`read_capped`]
+/// does by path.
+#[cfg(unix)]
+pub fn read_capped_at(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &str,
+    cap: usize,
+) -> Result<Snapshot, ReadError> {
+    use rustix::fs::{Mode, OFlags, openat};
+    let flags =
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NOFOLLOW;
+    match openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => snapshot(File::from(fd), cap),
+        Err(rustix::io::Errno::NOENT) => Err(ReadError::Missing),
+        Err(rustix::io::Errno::LOOP) => Err(ReadError::NotRegular(FileKind::Symlink)),
+        Err(err) => Err(ReadError::Io(err.into())),
+    }
+}
+
+/// The first `cap` bytes of an open file, which must be a regular one.
+fn snapshot(file: File, cap: usize) -> Result<Snapshot, ReadError> {
     let meta = file.metadata().map_err(ReadError::Io)?;
     let kind = FileKind::of(meta.file_type());
     if kind != FileKind::Regular {

@@ -183,7 +183,15 @@ pub struct PidFileFacts {
 /// Reads `.openviking.pid` in `lock_dir`, looks up the process it names, and
 /// whether that process uses the directory (one process's descriptors).
 pub fn inspect_pid_file(lock_dir: &Path, processes: &mut Processes) -> PidFileFacts {
-    let file = read_lock_file(&lock_dir.join(PID_NAME));
+    pid_file_facts(
+        read_lock_file(&lock_dir.join(PID_NAME)),
+        lock_dir,
+        processes,
+    )
+}
+
+/// Looks up the process a pid file names, as it is now.
+pub fn pid_file_facts(file: LockFile, lock_dir: &Path, processes: &mut Processes) -> PidFileFacts {
     let owner = file.pid().map(|pid| processes.lookup(pid));
     let owner_uses_dir = match &owner {
         Some(Lookup::Alive(p)) => uses_dir(p.pid, lock_dir),
