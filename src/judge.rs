@@ -197,6 +197,13 @@ pub fn judge(facts: &Facts, policy: &Policy) -> Judgement {
     }
     let pid_file = judge_pid_file(facts, policy, &mut j);
     storage::judge_usage(facts, policy, &mut j);
+    if let Some(fs) = facts.remote_fs {
+        j.warnings.push(format!(
+            "{} is on {fs}: a lock held by a process on another host is invisible from here, \
+             so free means only free on this host",
+            facts.workspace.path.display()
+        ));
+    }
     if facts.workspace.skip_process_lock {
         let config = facts
             .workspace

@@ -90,6 +90,9 @@ pub struct Facts {
     pub pid_owner_uses_dir: Option<bool>,
     /// Every process that uses the directory; None when no scan was run.
     pub usage: Option<Result<Usage, String>>,
+    /// The network or FUSE filesystem the directory is on, if it is on one:
+    /// a lock held on another host is invisible from here.
+    pub remote_fs: Option<&'static str>,
     pub host: Host,
 }
 
@@ -150,6 +153,10 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         }
         _ => Vec::new(),
     };
+    let remote_fs = match &dir {
+        DirState::Present { resolved } => remote_filesystem(resolved),
+        _ => None,
+    };
     let pid = match &dir {
         DirState::Present { .. } => inspect_pid_file(&lock_dir, processes),
         _ => PidFileFacts {
@@ -169,6 +176,7 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         pid_owner: pid.owner,
         pid_owner_uses_dir: pid.owner_uses_dir,
         usage: None,
+        remote_fs,
         host: survey.host.clone(),
     }
 }
@@ -234,6 +242,31 @@ fn resolve_existing_part(path: &Path) -> PathBuf {
         existing = parent;
     }
     path.to_path_buf()
+}
+
+/// The kind of filesystem `path` is on, when it is one whose locks other
+/// hosts take without this kernel knowing (statfs's magic number).
+#[cfg(target_os = "linux")]
+fn remote_filesystem(path: &Path) -> Option<&'static str> {
+    let magic = rustix::fs::statfs(path).ok()?.f_type as u64 & 0xffff_ffff;
+    Some(match magic {
+        0x6969 => "NFS",
+        0xff53_4d42 => "CIFS",
+        0xfe53_4d42 => "SMB2",
+        0x517b => "SMB",
+        0x6573_5546 => "FUSE",
+        0x00c3_6400 => "CephFS",
+        0x0102_1997 => "9P",
+        0x5346_414f => "AFS",
+        0x0bd0_0bd0 => "Lustre",
+        0x0116_1970 => "GFS2",
+        _ => return None,
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn remote_filesystem(_path: &Path) -> Option<&'static str> {
+    None
 }
 
 fn dir_state(path: &Path) -> DirState {

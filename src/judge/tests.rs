@@ -42,6 +42,7 @@ fn base() -> Facts {
         pid_owner: None,
         pid_owner_uses_dir: Some(false),
         usage: None,
+        remote_fs: None,
         host: host(),
     }
 }
@@ -501,6 +502,21 @@ fn warnings_carry_what_a_live_owner_outranked() {
     );
     assert!(
         j.warnings.iter().any(|w| w.contains("skip_process_lock")),
+        "{:?}",
+        j.warnings
+    );
+}
+
+#[test]
+fn a_network_filesystem_is_named_in_a_warning() {
+    let mut facts = base();
+    facts.remote_fs = Some("NFS");
+    let j = judge(&facts, &Policy::new(&[]));
+    assert_eq!(j.verdict, Verdict::Free);
+    assert!(
+        j.warnings
+            .iter()
+            .any(|w| w.contains("on NFS") && w.contains("only free on this host")),
         "{:?}",
         j.warnings
     );

@@ -46,6 +46,8 @@ struct DataDir<'a> {
     reasons: &'a [String],
     warnings: &'a [String],
     fixes: &'a [String],
+    /// The network or FUSE filesystem it is on, or null.
+    remote_filesystem: Option<&'static str>,
     /// Whether every process was scanned for this directory.
     scanned: bool,
     other_users: Vec<OtherUser<'a>>,
@@ -248,6 +250,7 @@ fn data_dir(report: &DirReport) -> DataDir<'_> {
         reasons: &j.reasons,
         warnings: &j.warnings,
         fixes: &j.fixes,
+        remote_filesystem: facts.remote_fs,
         scanned: matches!(facts.usage, Some(Ok(_))),
         other_users: j
             .other_users
