@@ -503,50 +503,6 @@ fn data_directory_that_is_a_file_is_unknown() {
     );
 }
 
-/// Runs the built ovlock as user nobody (65534) through setpriv(1). The
-/// binary is copied into the test root first: the build directory may sit
-/// under a home directory that other users cannot enter.
-fn run_as_nobody(env: &TestEnv, args: &[&str]) -> Run {
-    let copy = env.root().join("ovlock-copy");
-    if !copy.exists() {
-        fs::copy(env!("CARGO_BIN_EXE_ovlock"), &copy).unwrap();
-        fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let mut attempts = 0;
-    loop {
-        let mut cmd = std::process::Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&copy)
-            .args(args)
-            .current_dir(env.root())
-            .env("HOME", env.home())
-            .env_remove("OPENVIKING_CONFIG_FILE")
-            .stdin(std::process::Stdio::null());
-        let run = run_cmd(&mut cmd);
-        // A process forked by another test thread while the copy was open
-        // for writing keeps it "busy" until that process execs.
-        attempts += 1;
-        if run.stderr.contains("Text file busy") && attempts < 50 {
-            std::thread::yield_now();
-            continue;
-        }
-        return run;
-    }
-}
-
-/// Makes the test root and data directory readable by other users; false
-/// when not root (there is no other user to become).
-fn open_to_others(env: &TestEnv) -> bool {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("note: not root, so there is no other user to become; nothing to test");
-        return false;
-    }
-    for dir in [env.root(), &env.ws()] {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    true
-}
-
 /// ovlock run as an unprivileged user cannot read a root server's
 /// descriptors, but must still see the server as the owner.
 #[test]

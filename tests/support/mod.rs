@@ -804,7 +804,7 @@ pub fn ns_pids_of(pid: u32) -> Vec<u32> {
 
 /// Runs the built ovlock as user nobody (65534) through setpriv(1), from a
 /// copy in the test root (the build directory may sit under a home that
-/// other users cannot enter). As tests/situations.rs does.
+/// other users cannot enter).
 pub fn run_as_nobody(env: &TestEnv, args: &[&str]) -> Run {
     use std::os::unix::fs::PermissionsExt;
     let copy = env.root().join("ovlock-copy");
