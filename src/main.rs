@@ -51,7 +51,12 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code.into(),
         Err(err) => {
             let message = format!("{err:#}");
-            eprintln!("ovlock: {}", render::escape::text(&message));
+            // Not eprintln!: a closed stderr must not turn an error into a panic.
+            let _ = writeln!(
+                std::io::stderr(),
+                "ovlock: {}",
+                render::escape::text(&message)
+            );
             // A script reading JSON gets a document it can parse, not nothing.
             if cli.global.json && !cli.global.quiet {
                 let _ = emit(&render::json::error(&message));
@@ -112,31 +117,26 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         _ => run.survey(Scan::Always),
     };
 
-    let worst = reports
-        .iter()
-        .map(|r| r.judgement.verdict.exit_code())
-        .max()
-        .unwrap_or(ExitCode::Free);
-    let (text, code) = match &cli.command {
-        Command::Status(_) => (render::human::status(&reports), worst),
-        Command::Check(_) => (render::check_lines(&reports), worst),
-        Command::ClearStale(_) => (render::human::clear_stale(&reports), worst),
-        Command::Who(args) => {
-            let code = who_exit_code(&reports);
-            if args.pid {
-                (pid_lines(&reports), code)
-            } else {
-                (render::human::who(&reports), code)
-            }
-        }
-        Command::Completions { .. } => unreachable!("handled above"),
+    let code = match &cli.command {
+        Command::Who(_) => who_exit_code(&reports),
+        _ => reports
+            .iter()
+            .map(|r| r.judgement.verdict.exit_code())
+            .max()
+            .unwrap_or(ExitCode::Free),
     };
     if !global.quiet {
-        emit(&if global.json {
-            render::json::render(&reports, None)
-        } else {
-            text
-        })?;
+        let out = match &cli.command {
+            _ if global.json => render::json::render(&reports, None),
+            Command::Status(_) => render::human::status(&reports),
+            Command::Check(_) => render::check_lines(&reports),
+            Command::ClearStale(_) => render::human::clear_stale(&reports),
+            Command::Who(args) if args.pid => pid_lines(&reports),
+            Command::Who(_) => render::human::who(&reports),
+            // Printed, and returned from, above.
+            Command::Completions { .. } => String::new(),
+        };
+        emit(&out)?;
     }
     Ok(code)
 }
