@@ -7,9 +7,9 @@
 //! path can close the race: the takeover may land between the two. Instead
 //! the file is first renamed aside, atomically. A server that opens the path
 //! afterwards creates a new file and is unaffected; one that opened it before
-//! truncated it then, which the check of the moved file sees. Only a file
-//! that is still exactly the one judged stale, and is stale still, is
-//! unlinked; anything else is put back.
+//! truncated it then, which the judgement of the moved file sees. Only a
+//! moved file that is stale as it is now is unlinked; anything else is put
+//! back.
 
 use crate::inspect::{self, Facts, LockFile, PID_NAME, Processes};
 use crate::judge::{self, PidFileVerdict, Policy};
@@ -85,17 +85,22 @@ fn remove(
         Mode::empty(),
     )
     .map_err(|err| format!("cannot open {}: {err}", facts.lock_dir.display()))?;
+    // Taken over since it was judged (the judgement may have scanned every
+    // process): leave it, rather than move a live lock out of the way.
+    if fsread_at(&dir, PID_NAME).is_none_or(|now| !same_file(&facts.pid_file, &now)) {
+        return Ok(None);
+    }
     let aside = format!("{PID_NAME}.ovlock-clearing-{}", std::process::id());
     match renameat(&dir, PID_NAME, &dir, &aside) {
         Ok(()) => {}
         Err(Errno::NOENT) => return Ok(None),
         Err(err) => return Err(format!("cannot move it aside: {err}")),
     }
-    let moved = match fsread_moved(&dir, &aside) {
-        Some(file) if same_file(&facts.pid_file, &file) => file,
-        _ => return put_back(&dir, &aside).map(|()| None),
-    };
-    let Some(reason) = still_stale(&moved, processes) else {
+    // Judged as it is now that no one can reach it by its name: a server
+    // that took it over just before the move wrote into it, and one that
+    // died since leaves it stale again.
+    let Some(reason) = fsread_at(&dir, &aside).and_then(|moved| still_stale(&moved, processes))
+    else {
         return put_back(&dir, &aside).map(|()| None);
     };
     unlinkat(&dir, &aside, AtFlags::empty())
@@ -103,9 +108,9 @@ fn remove(
     Ok(Some(reason))
 }
 
-/// The moved file as a lock file, or None when it cannot be read.
+/// The file `name` in `dir` as a lock file, or None when it cannot be read.
 #[cfg(unix)]
-fn fsread_moved(dir: &std::os::fd::OwnedFd, name: &str) -> Option<LockFile> {
+fn fsread_at(dir: &std::os::fd::OwnedFd, name: &str) -> Option<LockFile> {
     use std::os::fd::AsFd;
     let snapshot = crate::fsread::read_capped_at(dir.as_fd(), name, inspect::READ_CAP).ok()?;
     Some(LockFile::Present {
@@ -115,8 +120,9 @@ fn fsread_moved(dir: &std::os::fd::OwnedFd, name: &str) -> Option<LockFile> {
     })
 }
 
-/// Restores a file moved aside. If a starting server has written a new pid
-/// file meanwhile, neither may be destroyed: the moved one stays aside.
+/// Restores a live (or unjudgeable) file moved aside. If a starting server
+/// has written a new pid file meanwhile, neither may be destroyed: the moved
+/// one stays aside, and two servers really are starting at once.
 #[cfg(unix)]
 fn put_back(dir: &std::os::fd::OwnedFd, aside: &str) -> Result<(), String> {
     let restored = {

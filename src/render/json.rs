@@ -157,8 +157,27 @@ pub fn render(reports: &[DirReport], found: Option<&[Found]>) -> String {
                 .collect()
         }),
     };
-    let mut out = serde_json::to_string_pretty(&doc).expect("the document serialises");
-    out.push('\n');
+    let out = serde_json::to_string_pretty(&doc).expect("the document serialises");
+    format!("{}\n", escape_controls(&out))
+}
+
+/// serde_json escapes only U+0000 to U+001F. DEL, the C1 controls (U+009B
+/// starts a terminal sequence as ESC [ does) and the bidirectional overrides
+/// are escaped too, so the document is safe to show on a terminal. Outside
+/// strings the document is ASCII, so every such character is inside one.
+fn escape_controls(json: &str) -> String {
+    let unsafe_char = |c: char| matches!(c, '\u{7f}'..='\u{9f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !json.contains(unsafe_char) {
+        return json.to_string();
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
     out
 }
 
@@ -170,7 +189,7 @@ pub fn error(message: &str) -> String {
         "exit_code": crate::exit_code::ExitCode::Unknown.code(),
         "data_dirs": [],
     });
-    format!("{doc:#}\n")
+    format!("{}\n", escape_controls(&format!("{doc:#}")))
 }
 
 fn data_dir(report: &DirReport) -> DataDir<'_> {
@@ -383,4 +402,18 @@ fn pid_entry(report: &DirReport) -> Lock {
         PidFileVerdict::BeingWritten | PidFileVerdict::Unknown(_) => None,
     };
     lock
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c1_controls_del_and_bidi_overrides_become_json_escapes() {
+        let doc = serde_json::to_string(&"a\u{9b}2J\u{7f}\u{202e}z\u{1b}").unwrap();
+        let escaped = escape_controls(&doc);
+        assert_eq!(escaped, r#""a\u009b2J\u007f\u202ez\u001b""#);
+        let back: String = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(back, "a\u{9b}2J\u{7f}\u{202e}z\u{1b}");
+    }
 }
