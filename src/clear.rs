@@ -7,9 +7,9 @@
 //! path can close the race: the takeover may land between the two. Instead
 //! the file is first renamed aside, atomically. A server that opens the path
 //! afterwards creates a new file and is unaffected; one that opened it before
-//! truncated it then, which the judgement of the moved file sees. Only a
-//! moved file that is stale as it is now is unlinked; anything else is put
-//! back.
+//! truncated it then, which the check of the moved file sees. Only a moved
+//! file that is still exactly the one judged, and is judged stale again with
+//! a fresh look at its PID, is unlinked; anything else is put back.
 
 use crate::inspect::{self, Facts, LockFile, PID_NAME, Processes};
 use crate::judge::{self, PidFileVerdict, Policy};
@@ -35,12 +35,15 @@ pub fn clear(
     }
     // Judged again from the file as it is when it is removed, with a fresh
     // look at the process it names.
+    // The clock is read again too: the judgement may have taken seconds (a
+    // scan), and "written less than 2 s ago" must hold for now.
     let still_stale = |file: &LockFile, processes: &mut Processes| -> Option<String> {
         let pid = inspect::pid_file_facts(file.clone(), &facts.lock_dir, processes);
         let fresh = Facts {
             pid_file: pid.file,
             pid_owner: pid.owner,
             pid_owner_uses_dir: pid.owner_uses_dir,
+            host: inspect::Host::current(),
             ..facts.clone()
         };
         match judge::pid_file_verdict(&fresh, policy) {
@@ -96,12 +99,29 @@ fn remove(
         Err(Errno::NOENT) => return Ok(None),
         Err(err) => return Err(format!("cannot move it aside: {err}")),
     }
-    // Judged as it is now that no one can reach it by its name: a server
-    // that took it over just before the move wrote into it, and one that
-    // died since leaves it stale again.
-    let Some(reason) = fsread_at(&dir, &aside).and_then(|moved| still_stale(&moved, processes))
-    else {
-        return put_back(&dir, &aside).map(|()| None);
+    // Now that no one can reach it by its name: a server that took it over
+    // just before the move has written into it, so anything but the very
+    // file judged goes back. That one is judged again, as it is now.
+    let reason = fsread_at(&dir, &aside)
+        .filter(|moved| same_file(&facts.pid_file, moved))
+        .and_then(|moved| still_stale(&moved, processes));
+    let Some(reason) = reason else {
+        return match put_back(&dir, &aside) {
+            Ok(()) => Ok(None),
+            // A new pid file is in the way. The moved one may still go, if
+            // the process it names exists nowhere: not here, and not as the
+            // PID of any other PID namespace.
+            Err(err) => match fsread_at(&dir, &aside).and_then(|moved| moved.pid()) {
+                Some(pid) if inspect::exists_nowhere(pid) => {
+                    unlinkat(&dir, &aside, AtFlags::empty())
+                        .map_err(|err| format!("cannot remove {aside}: {err}"))?;
+                    Ok(Some(format!(
+                        "PID {pid} has exited (it had rewritten the file while it was cleared)"
+                    )))
+                }
+                _ => Err(err),
+            },
+        };
     };
     unlinkat(&dir, &aside, AtFlags::empty())
         .map_err(|err| format!("cannot remove {aside}: {err}"))?;

@@ -2,9 +2,13 @@
 
 use std::time::{Duration, SystemTime};
 
-/// RFC 3339 in UTC, to the second: `2026-11-26T23:24:57Z`.
-pub fn rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time).to_string()
+/// RFC 3339 in UTC, to the second: `2026-11-26T23:24:57Z`; None for a time
+/// RFC 3339 cannot write (before 1970 here, or after the year 9999), which a
+/// file's modification time can be.
+pub fn rfc3339(time: SystemTime) -> Option<String> {
+    const YEAR_10000: Duration = Duration::from_secs(253_402_300_800);
+    let since_epoch = time.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    (since_epoch < YEAR_10000).then(|| humantime::format_rfc3339_seconds(time).to_string())
 }
 
 /// A duration in its two largest units: `3d 4h`, `2h 5m`, `42s`.
@@ -61,7 +65,15 @@ mod tests {
     #[test]
     fn formats_utc_seconds() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
-        assert_eq!(rfc3339(t), "2026-11-18T11:06:40Z");
+        assert_eq!(rfc3339(t).as_deref(), Some("2026-11-18T11:06:40Z"));
+        assert_eq!(
+            rfc3339(SystemTime::UNIX_EPOCH - Duration::from_secs(1)),
+            None
+        );
+        assert_eq!(
+            rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_800)),
+            None
+        );
         assert_eq!(ago(t, t + Duration::from_secs(5)), "5s ago");
         assert_eq!(ago(t + Duration::from_secs(5), t), "5s in the future");
     }

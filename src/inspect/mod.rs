@@ -212,6 +212,27 @@ pub fn pid_file_facts(file: LockFile, lock_dir: &Path, processes: &mut Processes
     }
 }
 
+/// Whether no process has this PID, neither here nor as its innermost PID
+/// in another PID namespace: the one case where a number is surely dead.
+/// Reads every process's status, so it is kept for rare paths.
+#[cfg(target_os = "linux")]
+pub fn exists_nowhere(pid: u32) -> bool {
+    let gone_here = matches!(Processes::new().lookup(pid), Lookup::Gone);
+    gone_here
+        && procfs::pids().is_ok_and(|pids| {
+            pids.into_iter().all(|p| match procfs::ns_pids(p) {
+                Ok(ns) => ns.len() < 2 || ns.last() != Some(&pid),
+                // Exited meanwhile; one that cannot be read might be it.
+                Err(err) => err.kind() == std::io::ErrorKind::NotFound,
+            })
+        })
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+pub fn exists_nowhere(_pid: u32) -> bool {
+    false
+}
+
 #[cfg(target_os = "linux")]
 fn uses_dir(pid: u32, dir: &Path) -> Option<bool> {
     let open = procfs::fds(pid)

@@ -452,7 +452,7 @@ fn owner_table(j: &Judgement, now: SystemTime) -> Table {
             escape::text(p.user.as_deref().unwrap_or("?")),
             escape::text(&p.name),
             protocols.join(", "),
-            p.started.map(timefmt::rfc3339).unwrap_or_default(),
+            p.started.and_then(timefmt::rfc3339).unwrap_or_default(),
             p.started
                 .and_then(|s| now.duration_since(s).ok())
                 .map(timefmt::short)
@@ -535,7 +535,13 @@ fn process_table(p: &ProcessInfo, now: SystemTime) -> Table {
     let unknown = || "?".to_string();
     let started = p
         .started
-        .map(|s| format!("{} ({})", timefmt::rfc3339(s), timefmt::ago(s, now)))
+        .and_then(|s| {
+            Some(format!(
+                "{} ({})",
+                timefmt::rfc3339(s)?,
+                timefmt::ago(s, now)
+            ))
+        })
         .unwrap_or_else(unknown);
     let rows = [
         (

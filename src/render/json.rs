@@ -243,7 +243,7 @@ fn data_dir(report: &DirReport) -> DataDir<'_> {
                     .map(|e| e.to_string_lossy().into_owned()),
                 cmdline: &o.process.cmdline,
                 user: o.process.user.as_deref(),
-                started_at: o.process.started.map(timefmt::rfc3339),
+                started_at: o.process.started.and_then(timefmt::rfc3339),
                 cwd: o
                     .process
                     .cwd
@@ -352,7 +352,7 @@ fn lock_entry(protocol: Protocol, path: String, file: &LockFile) -> Lock {
                 .ok()
                 .map(|c| String::from_utf8_lossy(c).into_owned());
             lock.size = Some(stat.size);
-            lock.modified_at = stat.modified.map(timefmt::rfc3339);
+            lock.modified_at = stat.modified.and_then(timefmt::rfc3339);
         }
     }
     lock
