@@ -563,3 +563,26 @@ fn a_stale_file_rewritten_by_a_crashed_server_is_not_stranded_aside() {
     let run = paused.finish();
     assert_server_kept(&env, &run, server.pid());
 }
+
+/// A server that has only truncated the stale file (its PID not yet
+/// written) when clear-stale moves it: the empty file goes back to its path,
+/// whatever the clock says, and nothing is removed or left aside.
+#[test]
+fn a_file_truncated_just_before_the_move_goes_back() {
+    let env = TestEnv::new();
+    stale_pid_file(&env);
+    let Some(paused) = Paused::start(&env, &["clear-stale", "--json", &env.ws_str()]) else {
+        return;
+    };
+    fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(env.pid_path())
+        .unwrap();
+    let run = paused.finish();
+    assert_eq!(fs::read(env.pid_path()).unwrap(), b"", "{run:?}");
+    assert_eq!(run.dir()["removed"], serde_json::json!([]), "{run:?}");
+    assert_eq!(run.dir()["failed"], serde_json::json!([]), "{run:?}");
+    assert_eq!(aside_files(&env.ws()), Vec::<String>::new(), "{run:?}");
+    assert_eq!(run.code, 4, "being written: {run:?}");
+}
