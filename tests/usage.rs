@@ -849,3 +849,68 @@ fn an_unprivileged_run_counts_what_it_could_not_inspect() {
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(owner_pids(&run.dir()), [server.pid()]);
 }
+
+/// A container that mounts the data directory at another path and runs its
+/// server in its own PID namespace: the server names the directory by a path
+/// the host does not know, and writes its namespace PID. ovlock must match
+/// its files by identity, map its PID through NSpid, say held, and keep the
+/// pid file; a path-only match would call the file stale and remove it.
+#[test]
+fn a_container_with_the_directory_mounted_elsewhere_keeps_its_pid_file() {
+    if !unshare_works() {
+        return;
+    }
+    let env = TestEnv::new();
+    let inside = env.root().join("container-view");
+    fs::create_dir(&inside).unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--pid", "--fork", "--kill-child", "sh", "-c"])
+        .arg(r#"mount --bind "$1" "$2" && exec "$3" "$4" "$5""#)
+        .arg("sh")
+        .args([
+            env.ws().as_os_str(),
+            inside.as_os_str(),
+            python().as_os_str(),
+            user_script().as_os_str(),
+        ])
+        .arg(SERVER_TAG);
+    let ns = spawn_user_cmd(
+        cmd,
+        &inside,
+        json!([["pidfile", PIDFILE], ["lockf", QUEUE_DB], ["cwd", "."]]),
+    );
+    let children = children_of(ns.pid());
+    assert_eq!(children.len(), 1, "unshare's children: {children:?}");
+    let host_pid = children[0];
+    let ns_pid = ns.reported_pid();
+    assert_ne!(host_pid, ns_pid);
+    // The host sees the file under its own path, written with the container's PID.
+    assert_eq!(
+        fs::read_to_string(env.pid_path()).unwrap(),
+        ns_pid.to_string()
+    );
+
+    let check = env.run(&["check", "--json", &env.ws_str()]);
+    assert_eq!(check.code, 1, "{check:?}");
+    let dir = check.dir();
+    assert_eq!(owner_pids(&dir), [host_pid], "{dir:#}");
+    assert_eq!(dir["owners"][0]["ns_pid"], ns_pid, "{dir:#}");
+    let files: Vec<String> = dir["owners"][0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        files.contains(&env.ws().join(QUEUE_DB).to_string_lossy().into_owned()),
+        "{files:?}"
+    );
+
+    let cleared = env.run(&["clear-stale", "--json", &env.ws_str()]);
+    assert_eq!(cleared.code, 1, "{cleared:?}");
+    assert_eq!(cleared.dir()["removed"], json!([]), "{cleared:?}");
+    assert_eq!(
+        fs::read_to_string(env.pid_path()).unwrap(),
+        ns_pid.to_string()
+    );
+}

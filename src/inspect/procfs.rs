@@ -49,21 +49,11 @@ pub fn fds(pid: u32) -> io::Result<Vec<(u32, PathBuf)>> {
 /// lines name the locks owned through this open file; `stat` through the
 /// descriptor confirms it is the same file even where /proc/locks shows a
 /// different device number (btrfs subvolumes, overlayfs).
-pub fn fd_holds_flock(pid: u32, fd: u32, target: FileId) -> io::Result<bool> {
-    let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))?;
-    let locked = info
-        .lines()
-        .filter_map(|line| line.strip_prefix("lock:"))
-        .filter_map(kernel_locks::parse_line)
-        .any(|lock| lock.class == LockClass::Flock && !lock.waiting && lock.ino == target.ino);
-    if !locked {
-        return Ok(false);
-    }
-    let meta = fs::metadata(format!("/proc/{pid}/fd/{fd}"))?;
-    Ok(FileId {
-        dev: meta.dev(),
-        ino: meta.ino(),
-    } == target)
+fn fd_holds_flock(pid: u32, fd: u32, target: FileId) -> io::Result<bool> {
+    let locked = fdinfo_locks(pid, fd)?
+        .iter()
+        .any(|lock| lock.class == LockClass::Flock && lock.ino == target.ino);
+    Ok(locked && file_id(Path::new(&format!("/proc/{pid}/fd/{fd}")))? == target)
 }
 
 /// Does any descriptor of `pid` carry a held flock on `target`?
@@ -79,24 +69,16 @@ pub fn holds_flock(pid: u32, target: FileId) -> io::Result<bool> {
     Ok(false)
 }
 
-/// What `/proc/PID/fdinfo/FD` says: the inode and the locks owned through this open file.
-pub fn fdinfo(pid: u32, fd: u32) -> io::Result<(Option<u64>, Vec<KernelLock>)> {
+/// The locks owned through one open file, from the `lock:` lines of
+/// /proc/PID/fdinfo/FD.
+pub fn fdinfo_locks(pid: u32, fd: u32) -> io::Result<Vec<KernelLock>> {
     let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))?;
-    let mut ino = None;
-    let mut locks = Vec::new();
-    for line in info.lines() {
-        if let Some(value) = line.strip_prefix("ino:") {
-            ino = value.trim().parse().ok();
-        } else if let Some(lock) = line
-            .strip_prefix("lock:")
-            .and_then(kernel_locks::parse_line)
-        {
-            if !lock.waiting {
-                locks.push(lock);
-            }
-        }
-    }
-    Ok((ino, locks))
+    Ok(info
+        .lines()
+        .filter_map(|line| line.strip_prefix("lock:"))
+        .filter_map(kernel_locks::parse_line)
+        .filter(|lock| !lock.waiting)
+        .collect())
 }
 
 /// A process's current directory.
@@ -178,6 +160,37 @@ pub fn name_and_parent(pid: u32) -> io::Result<(String, u32)> {
     Ok((name, ppid))
 }
 
+/// Whether the process is a kernel thread (PF_KTHREAD in /proc/PID/stat's
+/// flags): it has no files of its own, and no user to be hidden from.
+pub fn is_kernel_thread(pid: u32) -> bool {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    let Ok(stat) = fs::read(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+        return false;
+    };
+    std::str::from_utf8(&stat[close + 1..])
+        .ok()
+        .and_then(|rest| rest.split_ascii_whitespace().nth(6)?.parse::<u64>().ok())
+        .is_some_and(|flags| flags & PF_KTHREAD != 0)
+}
+
+/// The mount namespace a process lives in, as /proc names it.
+pub fn mount_namespace(pid: &str) -> io::Result<PathBuf> {
+    fs::read_link(format!("/proc/{pid}/ns/mnt"))
+}
+
+/// The identity of what `path` names, following symlinks (as `stat` does,
+/// which is what /proc's magic links need).
+pub fn file_id(path: &Path) -> io::Result<FileId> {
+    let meta = fs::metadata(path)?;
+    Ok(FileId {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
+}
+
 /// The PID in each PID namespace the process belongs to, outermost first
 /// (the `NSpid:` line of /proc/PID/status).
 pub fn ns_pids(pid: u32) -> io::Result<Vec<u32>> {
@@ -228,6 +241,11 @@ mod tests {
             rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32)
         );
         assert_eq!(ns_pids(me).unwrap().last(), Some(&me));
+        assert!(!is_kernel_thread(me));
+        assert_eq!(
+            mount_namespace("self").unwrap(),
+            mount_namespace(&me.to_string()).unwrap()
+        );
         let mut buf = Vec::new();
         assert!(mapped_paths(me, &mut buf).unwrap().any(|p| p.is_absolute()));
     }

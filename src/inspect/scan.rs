@@ -6,7 +6,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::procfs;
+use super::procfs::{self, FileId};
 use super::usage::{Touch, Touched};
 
 /// Everything one process touches under one of the roots.
@@ -18,24 +18,39 @@ pub struct Use {
     pub touched: Vec<Touched>,
 }
 
+/// The directories asked about, as paths and as files.
+struct Roots<'a> {
+    paths: &'a [PathBuf],
+    ids: Vec<Option<FileId>>,
+    /// Ours: a process in another one sees the directories under other paths.
+    mount_namespace: Option<PathBuf>,
+}
+
 /// Finds every process that has a file open, its current directory, or a file
 /// mapped under one of `roots` (resolved paths), reading each process's
 /// descriptor table, current directory and memory map once, whatever the
-/// number of roots. Also counts the processes it could not read. The
-/// processes are shared out among a few threads: the work is all system
-/// calls, independent from one process to the next.
+/// number of roots. Also counts the processes it could not read (kernel
+/// threads aside, which have no files). The processes are shared out among a
+/// few threads: the work is all system calls, independent from one process
+/// to the next.
 pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<Use>, usize)> {
+    let roots = Roots {
+        paths: roots,
+        ids: roots.iter().map(|r| procfs::file_id(r).ok()).collect(),
+        mount_namespace: procfs::mount_namespace("self").ok(),
+    };
     let pids = procfs::pids()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let chunk = pids.len().div_ceil(threads).max(1);
     let results: Vec<(Vec<Use>, usize)> = std::thread::scope(|scope| {
         let workers: Vec<_> = pids
             .chunks(chunk)
-            .map(|pids| scope.spawn(move || scan_some(pids, roots)))
+            .map(|pids| (pids.len(), scope.spawn(|| scan_some(pids, &roots))))
             .collect();
+        // A worker that failed saw none of its processes: say so, never a silent gap.
         workers
             .into_iter()
-            .map(|w| w.join().unwrap_or_default())
+            .map(|(count, w)| w.join().unwrap_or_else(|_| (Vec::new(), count)))
             .collect()
     });
     let mut uses = Vec::new();
@@ -47,7 +62,7 @@ pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<Use>, usize)> {
     Ok((uses, uninspected))
 }
 
-fn scan_some(pids: &[u32], roots: &[PathBuf]) -> (Vec<Use>, usize) {
+fn scan_some(pids: &[u32], roots: &Roots) -> (Vec<Use>, usize) {
     let mut uninspected = 0;
     let mut uses = Vec::new();
     let mut buf = Vec::new();
@@ -57,11 +72,14 @@ fn scan_some(pids: &[u32], roots: &[PathBuf]) -> (Vec<Use>, usize) {
             Ok(fds) => fds,
             // It exited while we looked: it uses nothing any more.
             Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(_) if procfs::is_kernel_thread(pid) => continue,
             Err(_) => {
                 uninspected += 1;
                 continue;
             }
         };
+        let foreign = roots.mount_namespace.is_some()
+            && procfs::mount_namespace(&pid.to_string()).ok() != roots.mount_namespace;
         let mut found: Vec<Use> = Vec::new();
         let mut add =
             |root: usize, touched: Touched| match found.iter_mut().find(|u| u.root == root) {
@@ -73,16 +91,14 @@ fn scan_some(pids: &[u32], roots: &[PathBuf]) -> (Vec<Use>, usize) {
                 }),
             };
         for (fd, target) in fds {
-            let mut under = roots_of(roots, &target).peekable();
-            if under.peek().is_some() {
-                let locks = procfs::fdinfo(pid, fd)
-                    .map(|(_, locks)| locks)
-                    .unwrap_or_default();
-                for root in under {
+            let under = locate(roots, pid, foreign, &target, &format!("fd/{fd}"));
+            if !under.is_empty() {
+                let locks = procfs::fdinfo_locks(pid, fd).unwrap_or_default();
+                for (root, path) in under {
                     add(
                         root,
                         Touched {
-                            path: target.clone(),
+                            path,
                             touch: Touch::Open,
                             locks: locks.clone(),
                         },
@@ -91,22 +107,23 @@ fn scan_some(pids: &[u32], roots: &[PathBuf]) -> (Vec<Use>, usize) {
             }
         }
         if let Ok(cwd) = procfs::cwd(pid) {
-            for root in roots_of(roots, &cwd) {
+            for (root, path) in locate(roots, pid, foreign, &cwd, "cwd") {
                 add(
                     root,
                     Touched {
-                        path: cwd.clone(),
+                        path,
                         touch: Touch::Cwd,
                         locks: Vec::new(),
                     },
                 );
             }
         }
-        // A file can stay mapped after its descriptor is closed.
+        // A file can stay mapped after its descriptor is closed. (Mappings of
+        // a process in another mount namespace are matched by path only.)
         if let Ok(mapped) = procfs::mapped_paths(pid, &mut buf) {
             let mut seen: Vec<&Path> = Vec::new();
             for path in mapped {
-                let mut under = roots_of(roots, path).peekable();
+                let mut under = roots_of(roots.paths, path).peekable();
                 if under.peek().is_none() || seen.contains(&path) {
                     continue;
                 }
@@ -126,6 +143,51 @@ fn scan_some(pids: &[u32], roots: &[PathBuf]) -> (Vec<Use>, usize) {
         uses.extend(found);
     }
     (uses, uninspected)
+}
+
+/// The roots a path of process `pid` lies under, each with the path as it
+/// is seen from here. A process in another mount namespace (a container
+/// with the directory mounted elsewhere) names it by another path: there
+/// the file is matched by identity, walking up its path inside the
+/// process's root until an ancestor is one of the roots. `link` is the
+/// /proc entry the path came from (`fd/3`, `cwd`).
+fn locate(
+    roots: &Roots,
+    pid: u32,
+    foreign: bool,
+    path: &Path,
+    link: &str,
+) -> Vec<(usize, PathBuf)> {
+    let direct: Vec<(usize, PathBuf)> = roots_of(roots.paths, path)
+        .map(|i| (i, path.to_path_buf()))
+        .collect();
+    if !direct.is_empty() || !foreign || !path.is_absolute() {
+        return direct;
+    }
+    let Ok(file) = procfs::file_id(Path::new(&format!("/proc/{pid}/{link}"))) else {
+        return direct;
+    };
+    let mut found = Vec::new();
+    for (i, root) in roots.ids.iter().enumerate() {
+        let Some(root) = root.filter(|r| r.dev == file.dev) else {
+            continue;
+        };
+        let proc_root = PathBuf::from(format!("/proc/{pid}/root"));
+        let ancestor = path.ancestors().find(|a| {
+            let inside = proc_root.join(a.strip_prefix("/").unwrap_or(a));
+            procfs::file_id(&inside).is_ok_and(|id| id == root)
+        });
+        if let Some(ancestor) = ancestor {
+            let rest = path.strip_prefix(ancestor).unwrap_or(Path::new(""));
+            let here = if rest.as_os_str().is_empty() {
+                roots.paths[i].clone()
+            } else {
+                roots.paths[i].join(rest)
+            };
+            found.push((i, here));
+        }
+    }
+    found
 }
 
 /// The roots `path` lies under (component-wise, so /a/bc is not under /a/b);
