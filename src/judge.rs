@@ -156,6 +156,23 @@ impl Policy {
     /// Whether a process looks like OpenViking: its name, executable or
     /// command line contains a marker, case-insensitively.
     pub fn is_openviking(&self, process: &ProcessInfo) -> bool {
+        self.is_openviking_beyond(process, &[])
+    }
+
+    /// The same, but arguments that name one of `paths` (or a file in one)
+    /// do not count: they say what a process looks at, not what it is.
+    pub fn is_openviking_beyond(&self, process: &ProcessInfo, paths: &[&Path]) -> bool {
+        let names_a_path = |arg: &str| {
+            paths
+                .iter()
+                .map(|p| p.to_string_lossy())
+                .any(|p| !p.is_empty() && arg.contains(p.as_ref()))
+        };
+        let args = process
+            .cmdline
+            .iter()
+            .map(String::as_str)
+            .filter(|a| !names_a_path(a));
         let exe = process
             .exe
             .as_deref()
@@ -163,7 +180,7 @@ impl Policy {
             .unwrap_or_default();
         let haystacks = [process.name.as_str(), &exe]
             .into_iter()
-            .chain(process.cmdline.iter().map(String::as_str))
+            .chain(args)
             .map(str::to_lowercase)
             .collect::<Vec<_>>();
         self.markers
@@ -685,7 +702,7 @@ fn quoted_path(path: &Path) -> String {
 
 mod storage;
 
-pub use storage::{describe_touch, needs_scan};
+pub use storage::{describe_touch, needs_scan, relative};
 
 #[cfg(test)]
 mod tests;

@@ -339,15 +339,49 @@ fn one_unlocked_server_is_held_and_said_to_hold_no_lock() {
     assert_eq!(owner_pids(&dir), [pid], "{dir:#}");
 }
 
-/// A non-OpenViking process that holds a kernel lock under the directory owns
-/// it as much as a server would.
+/// A process that holds a kernel lock under the directory but does not look
+/// like OpenViking (a backup, `sqlite3`) is not a server: it is another user,
+/// with a warning that names its lock, and `--match` counts it when asked.
 #[test]
-fn any_process_holding_a_kernel_lock_under_the_directory_is_an_owner() {
+fn a_lock_holder_that_is_not_openviking_is_another_user_with_a_warning() {
     let env = TestEnv::new();
-    let backup = spawn_user(&env.ws(), PLAIN_TAG, json!([["lockf", "backup.lock"]]));
+    let backup = spawn_user(&env.ws(), PLAIN_TAG, json!([["lockf-read", QUEUE_DB]]));
     let r = env.status();
-    r.expect(1, "held", vec![backup.pid()]);
-    assert_eq!(r.owner(backup.pid())["protocol"], "storage");
+    r.expect(0, "free", vec![]);
+    assert_eq!(other_user_pids(&r.dir), [backup.pid()], "{:#}", r.dir);
+    assert!(
+        r.warnings().contains("posix read lock")
+            && r.warnings().contains("does not look like OpenViking"),
+        "{}",
+        r.warnings()
+    );
+
+    let matched = env.status_with(&["--match", PLAIN_TAG]);
+    matched.expect(1, "held", vec![backup.pid()]);
+    assert_eq!(matched.owner(backup.pid())["protocol"], "storage");
+}
+
+/// A command line that only names the directory (`tail -f` of a file in
+/// `/srv/openviking/data`) does not make a process OpenViking.
+#[test]
+fn naming_an_openviking_directory_does_not_make_a_process_openviking() {
+    let env = TestEnv::new();
+    let ws = env.root().join("openviking-data");
+    fs::create_dir(&ws).unwrap();
+    let server = spawn_user(
+        &ws,
+        SERVER_TAG,
+        json!([["flock", ".openviking.lock"], ["lockf", QUEUE_DB]]),
+    );
+    let log = ws.join("vectordb/context/store/LOG");
+    fs::create_dir_all(log.parent().unwrap()).unwrap();
+    fs::write(&log, "").unwrap();
+    let tail = spawn_tail(&log);
+    let run = env.run(&["status", "--json", ws.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let dir = run.dir();
+    assert_eq!(owner_pids(&dir), [server.pid()], "{dir:#}");
+    assert_eq!(other_user_pids(&dir), [tail.pid()], "{dir:#}");
 }
 
 /// A server's workers, forked and spawned, that open storage files and take

@@ -132,8 +132,20 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
             !t.locks.is_empty()
                 || (t.touch != Touch::Cwd && is_storage_file(&facts.lock_dir, &t.path))
         });
-        let locks = u.touched.iter().any(|t| !t.locks.is_empty());
-        if !(uses_storage && (locks || policy.is_openviking(&u.process))) {
+        // The directory's own path in an argument (`tail -f /srv/openviking/
+        // data/LOG`) does not make a process OpenViking.
+        let openviking =
+            policy.is_openviking_beyond(&u.process, &[&facts.workspace.path, &facts.lock_dir]);
+        if !(uses_storage && openviking) {
+            if let Some(t) = u.touched.iter().find(|t| !t.locks.is_empty()) {
+                j.warnings.push(format!(
+                    "PID {pid} ({}) holds a {} on {}, but does not look like OpenViking, so it is not counted as a server \
+                     (use --match to count it)",
+                    u.process.name,
+                    describe_touch(t),
+                    relative(&facts.lock_dir, &t.path).display()
+                ));
+            }
             j.other_users.push(OtherUser {
                 process: u.process.clone(),
                 files: u.touched.clone(),
@@ -226,19 +238,26 @@ pub fn describe_files(dir: &Path, touched: &[Touched]) -> String {
         .iter()
         .take(SHOWN)
         .map(|t| {
-            let path = t.path.strip_prefix(dir).unwrap_or(&t.path);
-            let path = if path.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                path
-            };
-            format!("{} ({})", path.display(), describe_touch(t))
+            format!(
+                "{} ({})",
+                relative(dir, &t.path).display(),
+                describe_touch(t)
+            )
         })
         .collect();
     if touched.len() > SHOWN {
         parts.push(format!("and {} more", touched.len() - SHOWN));
     }
     parts.join(", ")
+}
+
+/// A path relative to the directory, `.` for the directory itself.
+pub fn relative<'a>(dir: &Path, path: &'a Path) -> &'a Path {
+    match path.strip_prefix(dir) {
+        Ok(rest) if rest.as_os_str().is_empty() => Path::new("."),
+        Ok(rest) => rest,
+        Err(_) => path,
+    }
 }
 
 /// `open`, `mapped`, `cwd`, or the lock held through it: `flock write lock`.

@@ -15,7 +15,7 @@ use crate::inspect::{
 };
 use crate::judge::{
     Judgement, Owner, PidFileVerdict, Protocol, Verdict, describe_staleness, describe_touch,
-    shell_quote,
+    relative, shell_quote,
 };
 use crate::timefmt;
 use crate::workspace::Source;
@@ -518,13 +518,11 @@ fn file_lines(files: &[Touched], dir: &std::path::Path) -> String {
     let lines: Vec<String> = files
         .iter()
         .map(|t| {
-            let path = t.path.strip_prefix(dir).unwrap_or(&t.path);
-            let path = if path.as_os_str().is_empty() {
-                std::path::Path::new(".")
-            } else {
-                path
-            };
-            format!("{} ({})", escape::path(path), describe_touch(t))
+            format!(
+                "{} ({})",
+                escape::path(relative(dir, &t.path)),
+                describe_touch(t)
+            )
         })
         .collect();
     lines.join("\n")
