@@ -93,7 +93,7 @@ fn remove(
     if fsread_at(&dir, PID_NAME).is_none_or(|now| !same_file(&facts.pid_file, &now)) {
         return Ok(None);
     }
-    let aside = format!("{PID_NAME}.ovlock-clearing-{}", std::process::id());
+    let aside = format!("{}{}", inspect::ASIDE_PREFIX, std::process::id());
     match renameat(&dir, PID_NAME, &dir, &aside) {
         Ok(()) => {}
         Err(Errno::NOENT) => return Ok(None),

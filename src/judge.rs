@@ -214,6 +214,13 @@ pub fn judge(facts: &Facts, policy: &Policy) -> Judgement {
     }
     let pid_file = judge_pid_file(facts, policy, &mut j);
     storage::judge_usage(facts, policy, &mut j);
+    for aside in &facts.left_aside {
+        j.warnings.push(format!(
+            "{} is a pid file that an interrupted clear-stale moved aside; if it names a live \
+             OpenViking and no {PID_NAME} exists, move it back, otherwise remove it",
+            aside.display()
+        ));
+    }
     if let Some(fs) = facts.remote_fs {
         j.warnings.push(format!(
             "{} is on {fs}: a lock held by a process on another host is invisible from here, \
@@ -626,6 +633,10 @@ fn fixes(
             }
             fixes.push(format!("Look at the directory by hand: ls -la {dir}"));
         }
+        // Free by the locks, but not every process could be seen.
+        Verdict::Free if !facts.host.privileged && uninspected(facts) > 0 => fixes.push(format!(
+            "To be sure no process uses it without a lock, run as root: sudo ovlock status {dir}"
+        )),
         Verdict::Free => {}
     }
     if matches!(verdict, Verdict::Held | Verdict::Contended)
@@ -656,7 +667,7 @@ pub fn shell_quote_bytes(bytes: &[u8]) -> String {
         return String::from_utf8_lossy(bytes).into_owned();
     }
     match std::str::from_utf8(bytes) {
-        Ok(text) if !text.chars().any(char::is_control) => {
+        Ok(text) if !text.chars().any(needs_escape) => {
             format!("'{}'", text.replace('\'', r"'\''"))
         }
         _ => {
@@ -668,7 +679,7 @@ pub fn shell_quote_bytes(bytes: &[u8]) -> String {
                         '\'' => out.push_str("\\'"),
                         '\n' => out.push_str("\\n"),
                         '\t' => out.push_str("\\t"),
-                        c if c.is_control() => {
+                        c if needs_escape(c) => {
                             let mut buf = [0; 4];
                             for b in c.encode_utf8(&mut buf).bytes() {
                                 out.push_str(&format!("\\x{b:02x}"));
@@ -685,6 +696,22 @@ pub fn shell_quote_bytes(bytes: &[u8]) -> String {
             out
         }
     }
+}
+
+/// How many processes a scan could not inspect (none without a scan).
+fn uninspected(facts: &Facts) -> usize {
+    match &facts.usage {
+        Some(Ok(usage)) => usage.uninspected,
+        _ => 0,
+    }
+}
+
+/// Characters a terminal would hide or act on: controls, and the invisible
+/// and bidirectional formatting ones, which make shown text differ from
+/// the bytes a paste would give.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A path, quoted for a shell.

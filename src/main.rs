@@ -163,10 +163,9 @@ fn who_all(cli: &Cli, pid_only: bool) -> Result<ExitCode> {
         emit(&if global.json {
             render::json::render(&reports, Some(&found))
         } else if pid_only {
-            found
-                .iter()
-                .map(|f| format!("{}\n", f.process.pid))
-                .collect()
+            // The owners only, as `who --pid` prints: not every process that
+            // merely looks like OpenViking, for `kill $(ovlock who --all --pid)`.
+            pid_lines(&reports)
         } else {
             render::human::who_all(&found, &reports)
         })?;

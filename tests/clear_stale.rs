@@ -205,3 +205,20 @@ fn read_only_subcommands_change_nothing_in_a_stale_directory() {
         assert_eq!(snapshot(&env.ws()), before, "{sub} changed the directory");
     }
 }
+
+/// A pid file that a killed clear-stale left moved aside is reported, so a
+/// lock it held is not lost without a word.
+#[test]
+fn a_pid_file_left_aside_by_an_interrupted_run_is_reported() {
+    let env = TestEnv::new();
+    let aside = env.ws().join(".openviking.pid.ovlock-clearing-4242");
+    fs::write(&aside, "4242").unwrap();
+    let r = env.status();
+    assert!(
+        r.warnings().contains(aside.to_str().unwrap())
+            && r.warnings().contains("interrupted clear-stale"),
+        "{}",
+        r.warnings()
+    );
+    assert!(r.text.contains("interrupted clear-stale"), "{}", r.text);
+}

@@ -948,3 +948,21 @@ fn a_container_with_the_directory_mounted_elsewhere_keeps_its_pid_file() {
         ns_pid.to_string()
     );
 }
+
+/// `who --all --pid` prints owners, as `who --pid` does: not every process
+/// that merely looks like OpenViking, since its output goes to `kill`.
+#[test]
+fn who_all_pid_prints_owners_only() {
+    let env = TestEnv::new();
+    let server = spawn_user(
+        &env.ws(),
+        SERVER_TAG,
+        json!([["flock", ".openviking.lock"]]),
+    );
+    let onlooker = spawn_user(&env.ws(), SERVER_TAG, json!([["cwd", "."]]));
+    let run = env.run(&["who", "--all", "--pid"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let pids: Vec<u32> = run.stdout.lines().map(|l| l.parse().unwrap()).collect();
+    assert!(pids.contains(&server.pid()), "{run:?}");
+    assert!(!pids.contains(&onlooker.pid()), "{run:?}");
+}

@@ -93,6 +93,8 @@ pub struct Facts {
     /// The network or FUSE filesystem the directory is on, if it is on one:
     /// a lock held on another host is invisible from here.
     pub remote_fs: Option<&'static str>,
+    /// Pid files that an interrupted clear-stale left moved aside.
+    pub left_aside: Vec<PathBuf>,
     pub host: Host,
 }
 
@@ -153,6 +155,10 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         }
         _ => Vec::new(),
     };
+    let left_aside = match &dir {
+        DirState::Present { .. } => left_aside(&lock_dir),
+        _ => Vec::new(),
+    };
     let remote_fs = match &dir {
         DirState::Present { resolved } => remote_filesystem(resolved),
         _ => None,
@@ -177,6 +183,7 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         pid_owner_uses_dir: pid.owner_uses_dir,
         usage: None,
         remote_fs,
+        left_aside,
         host: survey.host.clone(),
     }
 }
@@ -186,6 +193,23 @@ pub struct PidFileFacts {
     pub file: LockFile,
     pub owner: Option<Lookup>,
     pub owner_uses_dir: Option<bool>,
+}
+
+/// The prefix of the name clear-stale gives a pid file it moves aside.
+pub const ASIDE_PREFIX: &str = ".openviking.pid.ovlock-clearing-";
+
+/// Pid files a clear-stale killed between its move and its unlink left aside.
+fn left_aside(lock_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(lock_dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(ASIDE_PREFIX))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
 }
 
 /// Reads `.openviking.pid` in `lock_dir`, looks up the process it names, and

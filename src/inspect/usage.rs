@@ -235,20 +235,55 @@ pub fn discover(
         .collect())
 }
 
-/// The data directory an open file of an OpenViking server belongs to.
+/// The data directory an open file of an OpenViking server belongs to: the
+/// parent of `.openviking.lock`, or what lies before the last `vectordb` or
+/// `_system` component (the last, since the directory's own path may hold
+/// such a name).
 #[cfg(target_os = "linux")]
 fn workspace_of(path: &std::path::Path) -> Option<PathBuf> {
     if path.file_name() == Some(std::ffi::OsStr::new(super::LOCK_NAME)) {
         return path.parent().map(PathBuf::from);
     }
-    let mut dir = PathBuf::new();
-    for component in path.components() {
-        if matches!(component.as_os_str().to_str(), Some("vectordb" | "_system"))
-            && dir.parent().is_some()
-        {
-            return Some(dir);
+    path.ancestors()
+        .skip(1)
+        .find(|a| {
+            matches!(
+                a.file_name().and_then(|n| n.to_str()),
+                Some("vectordb" | "_system")
+            )
+        })
+        .and_then(|storage| storage.parent())
+        .filter(|dir| dir.parent().is_some())
+        .map(PathBuf::from)
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn finds_the_data_directory_of_a_storage_file() {
+        let cases = [
+            ("/srv/ov/data/.openviking.lock", Some("/srv/ov/data")),
+            (
+                "/srv/ov/data/vectordb/context/store/LOCK",
+                Some("/srv/ov/data"),
+            ),
+            ("/srv/ov/data/_system/queue/queue.db", Some("/srv/ov/data")),
+            (
+                "/srv/vectordb/ws/vectordb/context/store/LOCK",
+                Some("/srv/vectordb/ws"),
+            ),
+            ("/vectordb/x", None),
+            ("/srv/ov/data/log/server.log", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(
+                workspace_of(Path::new(path)).as_deref(),
+                want.map(Path::new),
+                "{path}"
+            );
         }
-        dir.push(component);
     }
-    None
 }

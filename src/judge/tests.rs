@@ -43,6 +43,7 @@ fn base() -> Facts {
         pid_owner_uses_dir: Some(false),
         usage: None,
         remote_fs: None,
+        left_aside: Vec::new(),
         host: host(),
     }
 }
@@ -532,4 +533,5 @@ fn shell_quoting() {
     assert_eq!(shell_quote("new\nline"), "$'new\\nline'");
     assert_eq!(shell_quote("it's\x1b[0m"), "$'it\\'s\\x1b[0m'");
     assert_eq!(shell_quote_bytes(b"/srv/\xff"), "$'/srv/\\xff'");
+    assert_eq!(shell_quote("/srv/x\u{202e}y"), "$'/srv/x\\xe2\\x80\\xaey'");
 }
