@@ -844,7 +844,8 @@ fn an_unprivileged_run_counts_what_it_could_not_inspect() {
     if !open_to_others(&env) {
         return;
     }
-    let server = spawn_user(&env.ws(), SERVER_TAG, json!([["lockf", STORE_LOCK]]));
+    // It holds no lock, so nothing but its descriptors could show it.
+    let server = spawn_user(&env.ws(), SERVER_TAG, json!([["open", QUEUE_DB]]));
 
     let run = run_as_nobody(&env, &["status", "--json", &env.ws_str()]);
     let dir = run.dir();
@@ -965,4 +966,22 @@ fn who_all_pid_prints_owners_only() {
     let pids: Vec<u32> = run.stdout.lines().map(|l| l.parse().unwrap()).collect();
     assert!(pids.contains(&server.pid()), "{run:?}");
     assert!(!pids.contains(&onlooker.pid()), "{run:?}");
+}
+
+/// A server of another user that holds a lock on a storage file shows in
+/// /proc/locks, which everyone may read: an unprivileged run names it even
+/// though it cannot read the server's descriptors.
+#[test]
+fn an_unprivileged_run_sees_storage_locks_of_other_users() {
+    let env = TestEnv::new();
+    if !open_to_others(&env) {
+        return;
+    }
+    let server = spawn_user(&env.ws(), SERVER_TAG, json!([["lockf", STORE_LOCK]]));
+    let run = run_as_nobody(&env, &["status", "--json", &env.ws_str()]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let dir = run.dir();
+    assert_eq!(owner_pids(&dir), [server.pid()], "{dir:#}");
+    assert_eq!(dir["owners"][0]["protocol"], "storage", "{dir:#}");
+    assert!(dir["uninspected"].as_u64().unwrap() > 0, "{dir:#}");
 }

@@ -99,6 +99,9 @@ pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mu
                 Lookup::Unknown(_) => usage.uninspected += 1,
             }
         }
+        if usage.uninspected > 0 {
+            locked_by_unreadable(&facts.lock_dir, &mut usage, processes);
+        }
 
         if let (Some(state @ FlockState::Unidentified { .. }), LockFile::Present { stat, .. }) =
             (&facts.flock, &facts.lock_file)
@@ -140,6 +143,67 @@ pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mu
             usage.lineage.entry(pid).or_insert_with(|| lineage(pid));
         }
         facts.usage = Some(Ok(usage));
+    }
+}
+
+/// Processes whose files could not be read still show in /proc/locks, which
+/// everyone may read: the locks on OpenViking's storage files (RocksDB's
+/// LOCK, the SQLite queues) name them, so an unprivileged run still sees a
+/// server that uses the storage without a lock file.
+#[cfg(target_os = "linux")]
+fn locked_by_unreadable(dir: &std::path::Path, usage: &mut Usage, processes: &mut Processes) {
+    use super::Lookup;
+    use super::procfs::{self, FileId};
+
+    let mut storage: Vec<PathBuf> = std::fs::read_dir(dir.join("vectordb"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some(e.ok()?.path().join("store/LOCK")))
+        .collect();
+    for db in [
+        "_system/queue/queue.db",
+        "_system/usage_audit/usage_audit.sqlite3",
+    ] {
+        for suffix in ["", "-wal", "-shm"] {
+            storage.push(dir.join(format!("{db}{suffix}")));
+        }
+    }
+    let files: Vec<(FileId, PathBuf)> = storage
+        .into_iter()
+        .filter_map(|path| Some((procfs::file_id(&path).ok()?, path)))
+        .collect();
+    let Ok(table) = procfs::lock_table() else {
+        return;
+    };
+    for lock in table.into_iter().filter(|l| !l.waiting) {
+        let Some(pid) = lock.pid else { continue };
+        let Some((_, path)) = files.iter().find(|(id, _)| {
+            id.ino == lock.ino
+                && (rustix::fs::major(id.dev), rustix::fs::minor(id.dev))
+                    == (lock.dev_major, lock.dev_minor)
+        }) else {
+            continue;
+        };
+        let touched = Touched {
+            path: path.clone(),
+            touch: Touch::Open,
+            locks: vec![lock],
+        };
+        match usage.users.iter_mut().find(|u| u.process.pid == pid) {
+            Some(user) if !user.touched.iter().any(|t| t.path == touched.path) => {
+                user.touched.push(touched)
+            }
+            Some(_) => {}
+            None => {
+                if let Lookup::Alive(process) = processes.lookup(pid) {
+                    usage.users.push(User {
+                        ns_pids: procfs::ns_pids(pid).unwrap_or_default(),
+                        process,
+                        touched: vec![touched],
+                    });
+                }
+            }
+        }
     }
 }
 
