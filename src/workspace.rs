@@ -106,27 +106,48 @@ impl Env<'_> {
 
 /// The directories to inspect: the arguments, or else the configured workspace.
 ///
-/// The config is read only when no directory is named: it describes its own
-/// workspace, not whatever directory the user points at.
+/// With directories named, the config is read only when named itself
+/// (`--config`, `$OPENVIKING_CONFIG_FILE`), for `skip_process_lock`: it
+/// describes its own workspace, not whatever directory the user points at.
 pub fn resolve(args: &[PathBuf], env: &Env) -> Result<Vec<Workspace>> {
     if !args.is_empty() {
+        // A config typed on the command line must exist and parse; one from
+        // the environment is only consulted. Either way its
+        // skip_process_lock holds for its own workspace.
+        let named = match (env.config_flag, (env.var)("OPENVIKING_CONFIG_FILE")) {
+            (Some(_), _) => configured(env)?,
+            (None, Some(_)) => configured(env).ok().flatten(),
+            (None, None) => None,
+        };
         return args
             .iter()
             .map(|dir| {
+                let path = absolute(&env.cwd, dir)?;
+                let skip_process_lock = named
+                    .as_ref()
+                    .is_some_and(|w| w.skip_process_lock && w.path == path);
                 Ok(Workspace {
-                    path: absolute(&env.cwd, dir)?,
+                    path,
                     source: Source::Argument,
-                    skip_process_lock: false,
+                    skip_process_lock,
                 })
             })
             .collect();
     }
-    let Some((file, via)) = find_config(env)? else {
-        return Ok(vec![Workspace {
+    match configured(env)? {
+        Some(workspace) => Ok(vec![workspace]),
+        None => Ok(vec![Workspace {
             path: absolute(&env.cwd, Path::new("data"))?,
             source: Source::Default { config: None },
             skip_process_lock: false,
-        }]);
+        }]),
+    }
+}
+
+/// The workspace the config names, or None when there is no config file.
+fn configured(env: &Env) -> Result<Option<Workspace>> {
+    let Some((file, via)) = find_config(env)? else {
+        return Ok(None);
     };
     let raw = match fsread::read_capped(&file, CONFIG_CAP, Symlinks::Follow) {
         Ok(snapshot) if snapshot.truncated => {
@@ -143,8 +164,7 @@ pub fn resolve(args: &[PathBuf], env: &Env) -> Result<Vec<Workspace>> {
             via.describe()
         ),
     };
-    let home = env.home.as_deref();
-    let config = ovconf::parse(&raw, env.var, home)
+    let config = ovconf::parse(&raw, env.var, env.home.as_deref())
         .map_err(|err| anyhow::anyhow!("config file {} {err}", file.display()))?;
     let (path, source) = match config.workspace {
         Some(workspace) => (
@@ -158,11 +178,11 @@ pub fn resolve(args: &[PathBuf], env: &Env) -> Result<Vec<Workspace>> {
             },
         ),
     };
-    Ok(vec![Workspace {
+    Ok(Some(Workspace {
         path,
         source,
         skip_process_lock: config.skip_process_lock,
-    }])
+    }))
 }
 
 /// Directories found in the open files of running processes.

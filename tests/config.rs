@@ -227,3 +227,40 @@ fn arguments_ignore_the_config() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.dir()["source"], "argument");
 }
+
+/// A config typed with --config must exist even when directories are named,
+/// and its skip_process_lock holds for its own workspace among them.
+#[test]
+fn a_config_flag_with_directories_is_checked_and_its_skip_flag_applies() {
+    let env = TestEnv::new();
+    let missing = env.root().join("missing.conf");
+    let run = env.run(&[
+        "check",
+        "--config",
+        missing.to_str().unwrap(),
+        &env.ws_str(),
+    ]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stderr.contains("missing.conf"), "{run:?}");
+
+    let conf = env.root().join("ov.conf");
+    let text =
+        serde_json::json!({"storage": {"workspace": env.ws_str(), "skip_process_lock": true}})
+            .to_string();
+    write_conf(&conf, text.as_bytes());
+    let run = env.run(&[
+        "check",
+        "--json",
+        "--config",
+        conf.to_str().unwrap(),
+        &env.ws_str(),
+    ]);
+    let dir = run.dir();
+    assert!(
+        strings(&dir["warnings"])
+            .join("\n")
+            .contains("skip_process_lock"),
+        "{dir:#}"
+    );
+    assert_eq!(dir["scanned"], true, "{dir:#}");
+}
