@@ -17,6 +17,18 @@ pub enum LockClass {
     Other,
 }
 
+impl LockClass {
+    /// A one-word name, for reports and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            LockClass::Flock => "flock",
+            LockClass::Posix => "posix",
+            LockClass::Ofd => "ofd",
+            LockClass::Other => "lease",
+        }
+    }
+}
+
 /// One held (or, with `waiting`, requested) lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelLock {

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::{Acc, OtherUser, Owner, PidFileVerdict, Policy, Protocol, Staleness};
-use crate::inspect::kernel_locks::LockClass;
 use crate::inspect::{Facts, FlockState, Touch, Touched, User};
 
 /// Whether the answer for this directory needs the scan of every process:
@@ -265,12 +264,7 @@ pub fn describe_touch(t: &Touched) -> String {
     match t.locks.first() {
         Some(lock) => format!(
             "{} {} lock",
-            match lock.class {
-                LockClass::Flock => "flock",
-                LockClass::Posix => "posix",
-                LockClass::Ofd => "ofd",
-                LockClass::Other => "lease",
-            },
+            lock.class.name(),
             if lock.exclusive { "write" } else { "read" }
         ),
         None => match t.touch {

@@ -4,7 +4,6 @@
 use serde::Serialize;
 
 use super::{DirReport, Outcome, Removal};
-use crate::inspect::kernel_locks::LockClass;
 use crate::inspect::usage::Found;
 use crate::inspect::{FlockState, LOCK_NAME, LockFile, PID_NAME, Touch, Touched};
 use crate::judge::{PidFileVerdict, Protocol};
@@ -250,7 +249,7 @@ fn data_dir(report: &DirReport) -> DataDir<'_> {
                     .as_ref()
                     .map(|c| c.to_string_lossy().into_owned()),
                 memory_bytes: o.process.memory,
-                protocol: o.protocols[0],
+                protocol: o.protocols.first().copied().unwrap_or(Protocol::Storage),
                 protocols: &o.protocols,
                 ns_pid: o.ns_pid,
                 ancestry: o
@@ -304,12 +303,7 @@ fn files(touched: &[Touched]) -> Vec<File> {
             path: t.path.to_string_lossy().into_owned(),
             touch: touch_name(t.touch),
             lock: t.locks.first().map(|l| FileLock {
-                class: match l.class {
-                    LockClass::Flock => "flock",
-                    LockClass::Posix => "posix",
-                    LockClass::Ofd => "ofd",
-                    LockClass::Other => "lease",
-                },
+                class: l.class.name(),
                 mode: if l.exclusive { "write" } else { "read" },
             }),
         })
