@@ -146,7 +146,7 @@ fn fsread_at(dir: &std::os::fd::OwnedFd, name: &str) -> Option<LockFile> {
 #[cfg(unix)]
 fn put_back(dir: &std::os::fd::OwnedFd, aside: &str) -> Result<(), String> {
     let restored = {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
+        #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
         {
             rustix::fs::renameat_with(
                 dir,
@@ -156,7 +156,9 @@ fn put_back(dir: &std::os::fd::OwnedFd, aside: &str) -> Result<(), String> {
                 rustix::fs::RenameFlags::NOREPLACE,
             )
         }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        // Other systems have no atomic no-replace rename: check, then rename,
+        // which leaves a window where a pid file made in between is replaced.
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
         {
             match rustix::fs::statat(dir, PID_NAME, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(_) => Err(rustix::io::Errno::EXIST),
