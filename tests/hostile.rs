@@ -233,23 +233,10 @@ fn pid_above_pid_max(env: &TestEnv) -> Option<Input> {
     Some(Input::in_ws(env, env.pid_path()))
 }
 
-/// evil.py, copied to the temporary directory like holder.py.
+/// evil.py, installed like every helper (see `install_script`).
 fn evil_script() -> &'static Path {
     static SCRIPT: OnceLock<PathBuf> = OnceLock::new();
-    SCRIPT.get_or_init(|| {
-        let source = include_str!("support/evil.py");
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in source.bytes() {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-        let path = std::env::temp_dir().join(format!("ovlock-test-evil-{hash:016x}.py"));
-        if fs::read_to_string(&path).ok().as_deref() != Some(source) {
-            let partial = path.with_extension(format!("{}.tmp", std::process::id()));
-            fs::write(&partial, source).expect("write the evil script");
-            fs::rename(&partial, &path).expect("install the evil script");
-        }
-        path
-    })
+    SCRIPT.get_or_init(|| install_script("evil", include_str!("support/evil.py")))
 }
 
 /// The name (comm) the hostile processes give themselves: OSC, BEL, a C1

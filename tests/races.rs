@@ -26,29 +26,10 @@ const CLEARERS: usize = 2;
 
 const ASIDE_PREFIX: &str = ".openviking.pid.ovlock-clearing-";
 
-/// tests/support/racer.py, copied like holder.py (see `holder_script`) so
-/// that no path of the checkout makes it look like OpenViking.
+/// tests/support/racer.py, installed like every helper (see `install_script`).
 fn racer_script() -> &'static Path {
     static SCRIPT: OnceLock<PathBuf> = OnceLock::new();
-    SCRIPT.get_or_init(|| {
-        let source = include_str!("support/racer.py");
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in source.bytes() {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-        let path = std::env::temp_dir().join(format!("ovlock-test-racer-{hash:016x}.py"));
-        assert!(
-            !path.to_string_lossy().to_lowercase().contains("openviking"),
-            "the temporary directory {} contains \"openviking\"; set TMPDIR elsewhere",
-            path.display()
-        );
-        if fs::read_to_string(&path).ok().as_deref() != Some(source) {
-            let partial = path.with_extension(format!("{}.tmp", std::process::id()));
-            fs::write(&partial, source).expect("write the racer script");
-            fs::rename(&partial, &path).expect("install the racer script");
-        }
-        path
-    })
+    SCRIPT.get_or_init(|| install_script("racer", include_str!("support/racer.py")))
 }
 
 /// Files clear-stale moved aside and left in the directory.

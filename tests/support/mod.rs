@@ -26,32 +26,35 @@ pub const SERVER_TAG: &str = "openviking-server";
 /// A command-line tag that does not.
 pub const PLAIN_TAG: &str = "plain-holder";
 
-/// The path of the helper script. It runs from a copy in the temporary
-/// directory, so that a checkout path containing "openviking" cannot make
-/// every helper look like OpenViking. The copy is named by the script's
-/// content, shared by concurrent test binaries, and written atomically.
+/// Installs a helper script in the temporary directory and returns its path.
+/// Helpers run from there so that a checkout path containing "openviking"
+/// cannot make every helper look like OpenViking. The copy is named by the
+/// script's content, shared by concurrent test binaries, and written
+/// atomically.
+pub fn install_script(stem: &str, source: &str) -> PathBuf {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in source.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let path = std::env::temp_dir().join(format!("ovlock-test-{stem}-{hash:016x}.py"));
+    assert!(
+        !path.to_string_lossy().to_lowercase().contains("openviking"),
+        "the temporary directory {} contains \"openviking\", so every helper would look \
+         like OpenViking; set TMPDIR elsewhere",
+        path.display()
+    );
+    if fs::read_to_string(&path).ok().as_deref() != Some(source) {
+        let partial = path.with_extension(format!("{}.tmp", std::process::id()));
+        fs::write(&partial, source).expect("write a helper script");
+        fs::rename(&partial, &path).expect("install a helper script");
+    }
+    path
+}
+
+/// holder.py, installed (see [`install_script`]).
 pub fn holder_script() -> &'static Path {
     static SCRIPT: OnceLock<PathBuf> = OnceLock::new();
-    SCRIPT.get_or_init(|| {
-        let source = include_str!("holder.py");
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in source.bytes() {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-        let path = std::env::temp_dir().join(format!("ovlock-test-holder-{hash:016x}.py"));
-        assert!(
-            !path.to_string_lossy().to_lowercase().contains("openviking"),
-            "the temporary directory {} contains \"openviking\", so every helper would look \
-             like OpenViking; set TMPDIR elsewhere",
-            path.display()
-        );
-        if fs::read_to_string(&path).ok().as_deref() != Some(source) {
-            let partial = path.with_extension(format!("{}.tmp", std::process::id()));
-            fs::write(&partial, source).expect("write the holder script");
-            fs::rename(&partial, &path).expect("install the holder script");
-        }
-        path
-    })
+    SCRIPT.get_or_init(|| install_script("holder", include_str!("holder.py")))
 }
 
 /// The real Python interpreter (not a pyenv-style shim, which would be slower
@@ -515,23 +518,7 @@ pub fn spawn_ready(mut cmd: Command, forks: bool, what: &str) -> Proc {
 
 /// A process that holds nothing and does not look like OpenViking: `sleep`.
 pub fn spawn_sleep() -> Proc {
-    let child = Command::new("sleep")
-        .arg("1000")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn sleep");
-    // Exec is done once /proc shows the new command (the fork shows ours).
-    let pid = child.id();
-    wait_until(Duration::from_secs(10), || {
-        fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
-    });
-    Proc {
-        child: Some(child),
-        stdin: None,
-        pid,
-        parent: None,
-    }
+    spawn_sleep_in(&std::env::temp_dir())
 }
 
 /// The PID of a process that ran, exited and was reaped.
@@ -642,29 +629,10 @@ pub fn wait_until_polling(pid: u32) -> bool {
 // ---------------------------------------------------------------------------
 // Processes that use a data directory (tests/support/user.py)
 
-/// The path of user.py, copied to the temporary directory like holder.py
-/// (see [`holder_script`]).
+/// user.py, installed (see [`install_script`]).
 pub fn user_script() -> &'static Path {
     static SCRIPT: OnceLock<PathBuf> = OnceLock::new();
-    SCRIPT.get_or_init(|| {
-        let source = include_str!("user.py");
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in source.bytes() {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-        let path = std::env::temp_dir().join(format!("ovlock-test-user-{hash:016x}.py"));
-        assert!(
-            !path.to_string_lossy().to_lowercase().contains("openviking"),
-            "the temporary directory {} contains \"openviking\"; set TMPDIR elsewhere",
-            path.display()
-        );
-        if fs::read_to_string(&path).ok().as_deref() != Some(source) {
-            let partial = path.with_extension(format!("{}.tmp", std::process::id()));
-            fs::write(&partial, source).expect("write the user script");
-            fs::rename(&partial, &path).expect("install the user script");
-        }
-        path
-    })
+    SCRIPT.get_or_init(|| install_script("user", include_str!("user.py")))
 }
 
 /// A process started by a test that uses a data directory, and the workers
