@@ -93,7 +93,11 @@ fn remove(
     if fsread_at(&dir, PID_NAME).is_none_or(|now| !same_file(&facts.pid_file, &now)) {
         return Ok(None);
     }
-    let aside = format!("{}{}", inspect::ASIDE_PREFIX, std::process::id());
+    // Unique per run, so no earlier file left aside is ever replaced.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let aside = format!("{}{}-{nanos}", inspect::ASIDE_PREFIX, std::process::id());
     match renameat(&dir, PID_NAME, &dir, &aside) {
         Ok(()) => {}
         Err(Errno::NOENT) => return Ok(None),
@@ -116,7 +120,8 @@ fn remove(
                     unlinkat(&dir, &aside, AtFlags::empty())
                         .map_err(|err| format!("cannot remove {aside}: {err}"))?;
                     Ok(Some(format!(
-                        "PID {pid} has exited (it had rewritten the file while it was cleared)"
+                        "PID {pid}, which the file named when it was moved aside, exists nowhere \
+                         (a new {PID_NAME} is in place)"
                     )))
                 }
                 _ => Err(err),
@@ -140,38 +145,58 @@ fn fsread_at(dir: &std::os::fd::OwnedFd, name: &str) -> Option<LockFile> {
     })
 }
 
-/// Restores a live (or unjudgeable) file moved aside. If a starting server
-/// has written a new pid file meanwhile, neither may be destroyed: the moved
-/// one stays aside, and two servers really are starting at once.
+/// Restores a live (or unjudgeable) file moved aside, never over a pid file
+/// a starting server may have written meanwhile: neither may be destroyed,
+/// so then the moved one stays aside, and two servers really are starting.
+/// A hard link fails atomically when the name exists, on NFS and FUSE too,
+/// where a no-replace rename is refused as unsupported.
 #[cfg(unix)]
 fn put_back(dir: &std::os::fd::OwnedFd, aside: &str) -> Result<(), String> {
-    let restored = {
-        #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
-        {
-            rustix::fs::renameat_with(
-                dir,
-                aside,
-                dir,
-                PID_NAME,
-                rustix::fs::RenameFlags::NOREPLACE,
-            )
-        }
-        // Other systems have no atomic no-replace rename: check, then rename,
-        // which leaves a window where a pid file made in between is replaced.
-        #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
-        {
-            match rustix::fs::statat(dir, PID_NAME, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(_) => Err(rustix::io::Errno::EXIST),
-                Err(_) => rustix::fs::renameat(dir, aside, dir, PID_NAME),
-            }
-        }
-    };
-    restored.map_err(|err| {
+    use rustix::fs::{AtFlags, linkat, unlinkat};
+    use rustix::io::Errno;
+    let conflict = |err: Errno| {
         format!(
             "it changed while being cleared and a new {PID_NAME} appeared meanwhile ({err}): \
              two servers may be starting at once; the changed file was left as {aside}"
         )
-    })
+    };
+    match linkat(dir, aside, dir, PID_NAME, AtFlags::empty()) {
+        Ok(()) => {
+            // Both names now hold the file; the aside one goes.
+            let _ = unlinkat(dir, aside, AtFlags::empty());
+            Ok(())
+        }
+        Err(Errno::EXIST) => Err(conflict(Errno::EXIST)),
+        // No hard links here: a rename that refuses to replace, where there is one.
+        Err(_) => rename_back(dir, aside).map_err(|err| match err {
+            Errno::EXIST => conflict(err),
+            _ => format!("cannot put it back ({err}); it was left as {aside}"),
+        }),
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+fn rename_back(dir: &std::os::fd::OwnedFd, aside: &str) -> rustix::io::Result<()> {
+    rustix::fs::renameat_with(
+        dir,
+        aside,
+        dir,
+        PID_NAME,
+        rustix::fs::RenameFlags::NOREPLACE,
+    )
+}
+
+/// Other systems have no atomic no-replace rename: check, then rename, which
+/// leaves a window where a pid file made in between is replaced.
+#[cfg(all(
+    unix,
+    not(any(target_os = "linux", target_os = "android", target_vendor = "apple"))
+))]
+fn rename_back(dir: &std::os::fd::OwnedFd, aside: &str) -> rustix::io::Result<()> {
+    match rustix::fs::statat(dir, PID_NAME, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(_) => Err(rustix::io::Errno::EXIST),
+        Err(_) => rustix::fs::renameat(dir, aside, dir, PID_NAME),
+    }
 }
 
 /// Off Unix there is no renameat: re-read the file just before removing it

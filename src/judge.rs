@@ -214,8 +214,9 @@ pub fn judge(facts: &Facts, policy: &Policy) -> Judgement {
     }
     let pid_file = judge_pid_file(facts, policy, &mut j);
     storage::judge_usage(facts, policy, &mut j);
+    // A lock may be in there: never free while one lies about.
     for aside in &facts.left_aside {
-        j.warnings.push(format!(
+        j.unknown.push(format!(
             "{} is a pid file that an interrupted clear-stale moved aside; if it names a live \
              OpenViking and no {PID_NAME} exists, move it back, otherwise remove it",
             aside.display()
