@@ -207,18 +207,19 @@ fn read_only_subcommands_change_nothing_in_a_stale_directory() {
 }
 
 /// A pid file that a killed clear-stale left moved aside is reported, so a
-/// lock it held is not lost without a word.
+/// lock it held is not lost without a word, and the directory is not free.
 #[test]
 fn a_pid_file_left_aside_by_an_interrupted_run_is_reported() {
     let env = TestEnv::new();
-    let aside = env.ws().join(".openviking.pid.ovlock-clearing-4242");
+    let aside = env.ws().join(".openviking.pid.ovlock-clearing-4242-1");
     fs::write(&aside, "4242").unwrap();
     let r = env.status();
+    r.expect(4, "unknown", vec![]);
     assert!(
-        r.warnings().contains(aside.to_str().unwrap())
-            && r.warnings().contains("interrupted clear-stale"),
+        r.reasons().contains(aside.to_str().unwrap())
+            && r.reasons().contains("interrupted clear-stale"),
         "{}",
-        r.warnings()
+        r.reasons()
     );
     assert!(r.text.contains("interrupted clear-stale"), "{}", r.text);
 }
