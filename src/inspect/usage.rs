@@ -155,22 +155,34 @@ fn locked_by_unreadable(dir: &std::path::Path, usage: &mut Usage, processes: &mu
     use super::Lookup;
     use super::procfs::{self, FileId};
 
-    let mut storage: Vec<PathBuf> = std::fs::read_dir(dir.join("vectordb"))
-        .into_iter()
-        .flatten()
-        .filter_map(|e| Some(e.ok()?.path().join("store/LOCK")))
-        .collect();
-    for db in [
-        "_system/queue/queue.db",
-        "_system/usage_audit/usage_audit.sqlite3",
-    ] {
-        for suffix in ["", "-wal", "-shm"] {
-            storage.push(dir.join(format!("{db}{suffix}")));
+    // Symlinks inside the directory are never followed: one into a hung
+    // network or FUSE mount would hang the run.
+    let real_dir = |path: &std::path::Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    let mut storage: Vec<PathBuf> = Vec::new();
+    let vectordb = dir.join("vectordb");
+    if real_dir(&vectordb) {
+        for entry in std::fs::read_dir(&vectordb).into_iter().flatten().flatten() {
+            let store = entry.path().join("store");
+            if entry.file_type().is_ok_and(|t| t.is_dir()) && real_dir(&store) {
+                storage.push(store.join("LOCK"));
+            }
+        }
+    }
+    for db in ["_system/queue", "_system/usage_audit"] {
+        if real_dir(&dir.join("_system")) && real_dir(&dir.join(db)) {
+            let name = if db.ends_with("queue") { "queue.db" } else { "usage_audit.sqlite3" };
+            for suffix in ["", "-wal", "-shm"] {
+                storage.push(dir.join(db).join(format!("{name}{suffix}")));
+            }
         }
     }
     let files: Vec<(FileId, PathBuf)> = storage
         .into_iter()
-        .filter_map(|path| Some((procfs::file_id(&path).ok()?, path)))
+        .filter_map(|path| {
+            let meta = std::fs::symlink_metadata(&path).ok().filter(|m| m.is_file())?;
+            use std::os::unix::fs::MetadataExt;
+            Some((FileId { dev: meta.dev(), ino: meta.ino() }, path))
+        })
         .collect();
     let Ok(table) = procfs::lock_table() else {
         return;
