@@ -985,3 +985,45 @@ fn an_unprivileged_run_sees_storage_locks_of_other_users() {
     assert_eq!(dir["owners"][0]["protocol"], "storage", "{dir:#}");
     assert!(dir["uninspected"].as_u64().unwrap() > 0, "{dir:#}");
 }
+
+/// A process in another mount namespace with a directory of its own at the
+/// same path (a tmpfs mounted over it there) does not use ours: matching by
+/// path alone would call our empty directory held.
+#[test]
+fn another_namespaces_own_directory_at_the_same_path_is_not_ours() {
+    if !unshare_works() {
+        return;
+    }
+    let env = TestEnv::new();
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "sh",
+        "-c",
+    ])
+    .arg(r#"mount -t tmpfs none "$1" && exec "$2" "$3" "$4""#)
+    .arg("sh")
+    .args([
+        env.ws().as_os_str(),
+        python().as_os_str(),
+        user_script().as_os_str(),
+    ])
+    .arg(SERVER_TAG);
+    let _elsewhere = spawn_user_cmd(
+        cmd,
+        &env.ws(),
+        json!([["flock", ".openviking.lock"], ["lockf", QUEUE_DB]]),
+    );
+    assert!(
+        !env.lock_path().exists(),
+        "the lock file is in the other namespace's tmpfs only"
+    );
+    let r = env.examine("check", &["--scan"]);
+    r.expect(0, "free", vec![]);
+    assert_eq!(other_user_pids(&r.dir), Vec::<u32>::new(), "{:#}", r.dir);
+}

@@ -181,6 +181,66 @@ pub fn mount_namespace(pid: &str) -> io::Result<PathBuf> {
     fs::read_link(format!("/proc/{pid}/ns/mnt"))
 }
 
+/// A process's mounts as it sees them: each mount point with the device of
+/// its filesystem (major, minor), from /proc/PID/mountinfo.
+pub fn mounts(pid: u32) -> io::Result<Vec<(PathBuf, (u32, u32))>> {
+    let text = fs::read_to_string(format!("/proc/{pid}/mountinfo"))?;
+    Ok(text.lines().filter_map(parse_mountinfo_line).collect())
+}
+
+/// `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw`: the
+/// mount point (fifth field, with octal escapes) and the device (third).
+fn parse_mountinfo_line(line: &str) -> Option<(PathBuf, (u32, u32))> {
+    let mut fields = line.split(' ');
+    let (_, _, dev, _, point) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
+    let (major, minor) = dev.split_once(':')?;
+    Some((
+        unescape_octal(point),
+        (major.parse().ok()?, minor.parse().ok()?),
+    ))
+}
+
+/// Undoes the `\040`-style escapes /proc uses for spaces and the like in paths.
+fn unescape_octal(text: &str) -> PathBuf {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match octal {
+            Some(d) => {
+                out.push(
+                    d.iter()
+                        .fold(0u8, |acc, b| acc.wrapping_mul(8).wrapping_add(b - b'0')),
+                );
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsStr::from_bytes(&out))
+}
+
+/// The identity of what `path` names without following a final symlink.
+pub fn link_id(path: &Path) -> io::Result<FileId> {
+    let meta = fs::symlink_metadata(path)?;
+    Ok(FileId {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
+}
+
 /// The identity of what `path` names, following symlinks (as `stat` does,
 /// which is what /proc's magic links need).
 pub fn file_id(path: &Path) -> io::Result<FileId> {
@@ -251,6 +311,22 @@ mod tests {
     }
 
     #[test]
+    fn parses_mountinfo_lines() {
+        let line = "36 35 98:0 /mnt1 /mnt\\040two rw,noatime master:1 - ext3 /dev/root rw";
+        assert_eq!(
+            parse_mountinfo_line(line),
+            Some((PathBuf::from("/mnt two"), (98, 0)))
+        );
+        assert_eq!(parse_mountinfo_line("garbage"), None);
+        assert!(
+            mounts(std::process::id())
+                .unwrap()
+                .iter()
+                .any(|(p, _)| p == Path::new("/"))
+        );
+    }
+
+    #[test]
     fn parses_nspid_lines() {
         assert_eq!(parse_ns_pids("\t4242\t1"), [4242, 1]);
         assert_eq!(parse_ns_pids(" 7"), [7]);
@@ -262,6 +338,7 @@ mod tests {
         fn maps_and_nspid_parsers_never_panic(line in proptest::collection::vec(any::<u8>(), 0..120), text in "\\PC{0,40}") {
             let _ = maps_path(&line);
             let _ = parse_ns_pids(&text);
+            let _ = parse_mountinfo_line(&text);
         }
     }
 }

@@ -78,8 +78,12 @@ fn scan_some(pids: &[u32], roots: &Roots) -> (Vec<Use>, usize) {
                 continue;
             }
         };
-        let foreign = roots.mount_namespace.is_some()
-            && procfs::mount_namespace(&pid.to_string()).ok() != roots.mount_namespace;
+        // A process in another mount namespace: its mounts, to tell from a
+        // path which filesystem it lies on without touching that filesystem.
+        let foreign = (roots.mount_namespace.is_some()
+            && procfs::mount_namespace(&pid.to_string()).ok() != roots.mount_namespace)
+            .then(|| procfs::mounts(pid).unwrap_or_default());
+        let foreign = foreign.as_deref();
         let mut found: Vec<Use> = Vec::new();
         let mut add =
             |root: usize, touched: Touched| match found.iter_mut().find(|u| u.root == root) {
@@ -91,7 +95,7 @@ fn scan_some(pids: &[u32], roots: &Roots) -> (Vec<Use>, usize) {
                 }),
             };
         for (fd, target) in fds {
-            let under = locate(roots, pid, foreign, &target, &format!("fd/{fd}"));
+            let under = locate(roots, pid, foreign, &target);
             if !under.is_empty() {
                 let locks = procfs::fdinfo_locks(pid, fd).unwrap_or_default();
                 for (root, path) in under {
@@ -107,7 +111,7 @@ fn scan_some(pids: &[u32], roots: &Roots) -> (Vec<Use>, usize) {
             }
         }
         if let Ok(cwd) = procfs::cwd(pid) {
-            for (root, path) in locate(roots, pid, foreign, &cwd, "cwd") {
+            for (root, path) in locate(roots, pid, foreign, &cwd) {
                 add(
                     root,
                     Touched {
@@ -118,8 +122,13 @@ fn scan_some(pids: &[u32], roots: &Roots) -> (Vec<Use>, usize) {
                 );
             }
         }
-        // A file can stay mapped after its descriptor is closed. (Mappings of
-        // a process in another mount namespace are matched by path only.)
+        // A file can stay mapped after its descriptor is closed. (A process
+        // in another mount namespace names paths of its own: its mappings
+        // are not matched.)
+        if foreign.is_some() {
+            uses.extend(found);
+            continue;
+        }
         if let Ok(mapped) = procfs::mapped_paths(pid, &mut buf) {
             let mut seen: Vec<&Path> = Vec::new();
             for path in mapped {
@@ -146,36 +155,46 @@ fn scan_some(pids: &[u32], roots: &Roots) -> (Vec<Use>, usize) {
 }
 
 /// The roots a path of process `pid` lies under, each with the path as it
-/// is seen from here. A process in another mount namespace (a container
-/// with the directory mounted elsewhere) names it by another path: there
-/// the file is matched by identity, walking up its path inside the
-/// process's root until an ancestor is one of the roots. `link` is the
-/// /proc entry the path came from (`fd/3`, `cwd`).
+/// is seen from here. A process in another mount namespace (`mounts` is its
+/// mount table) names paths of its own, which may be another directory with
+/// the same name, or the directory under another name (a volume mounted at
+/// /data): there the path's filesystem is read from its mount table, and
+/// only on a root's filesystem is its path walked up inside the process's
+/// root, without following symlinks, until an ancestor is the root itself.
+/// Nothing is asked of any other filesystem, which may hang (a stuck FUSE).
 fn locate(
     roots: &Roots,
     pid: u32,
-    foreign: bool,
+    mounts: Option<&[(PathBuf, (u32, u32))]>,
     path: &Path,
-    link: &str,
 ) -> Vec<(usize, PathBuf)> {
-    let direct: Vec<(usize, PathBuf)> = roots_of(roots.paths, path)
-        .map(|i| (i, path.to_path_buf()))
-        .collect();
-    if !direct.is_empty() || !foreign || !path.is_absolute() {
-        return direct;
-    }
-    let Ok(file) = procfs::file_id(Path::new(&format!("/proc/{pid}/{link}"))) else {
-        return direct;
+    let Some(mounts) = mounts else {
+        return roots_of(roots.paths, path)
+            .map(|i| (i, path.to_path_buf()))
+            .collect();
     };
+    // A deleted file's name says where it was, not where it is.
+    if !path.is_absolute() || path.as_os_str().as_encoded_bytes().ends_with(b" (deleted)") {
+        return Vec::new();
+    }
+    let Some((_, device)) = mounts
+        .iter()
+        .filter(|(point, _)| path.starts_with(point))
+        .max_by_key(|(point, _)| point.as_os_str().len())
+    else {
+        return Vec::new();
+    };
+    let proc_root = PathBuf::from(format!("/proc/{pid}/root"));
     let mut found = Vec::new();
     for (i, root) in roots.ids.iter().enumerate() {
-        let Some(root) = root.filter(|r| r.dev == file.dev) else {
+        let Some(root) =
+            root.filter(|r| (rustix::fs::major(r.dev), rustix::fs::minor(r.dev)) == *device)
+        else {
             continue;
         };
-        let proc_root = PathBuf::from(format!("/proc/{pid}/root"));
         let ancestor = path.ancestors().find(|a| {
             let inside = proc_root.join(a.strip_prefix("/").unwrap_or(a));
-            procfs::file_id(&inside).is_ok_and(|id| id == root)
+            procfs::link_id(&inside).is_ok_and(|id| id == root)
         });
         if let Some(ancestor) = ancestor {
             let rest = path.strip_prefix(ancestor).unwrap_or(Path::new(""));

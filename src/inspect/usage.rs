@@ -157,7 +157,8 @@ fn locked_by_unreadable(dir: &std::path::Path, usage: &mut Usage, processes: &mu
 
     // Symlinks inside the directory are never followed: one into a hung
     // network or FUSE mount would hang the run.
-    let real_dir = |path: &std::path::Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    let real_dir =
+        |path: &std::path::Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
     let mut storage: Vec<PathBuf> = Vec::new();
     let vectordb = dir.join("vectordb");
     if real_dir(&vectordb) {
@@ -170,7 +171,11 @@ fn locked_by_unreadable(dir: &std::path::Path, usage: &mut Usage, processes: &mu
     }
     for db in ["_system/queue", "_system/usage_audit"] {
         if real_dir(&dir.join("_system")) && real_dir(&dir.join(db)) {
-            let name = if db.ends_with("queue") { "queue.db" } else { "usage_audit.sqlite3" };
+            let name = if db.ends_with("queue") {
+                "queue.db"
+            } else {
+                "usage_audit.sqlite3"
+            };
             for suffix in ["", "-wal", "-shm"] {
                 storage.push(dir.join(db).join(format!("{name}{suffix}")));
             }
@@ -179,9 +184,17 @@ fn locked_by_unreadable(dir: &std::path::Path, usage: &mut Usage, processes: &mu
     let files: Vec<(FileId, PathBuf)> = storage
         .into_iter()
         .filter_map(|path| {
-            let meta = std::fs::symlink_metadata(&path).ok().filter(|m| m.is_file())?;
+            let meta = std::fs::symlink_metadata(&path)
+                .ok()
+                .filter(|m| m.is_file())?;
             use std::os::unix::fs::MetadataExt;
-            Some((FileId { dev: meta.dev(), ino: meta.ino() }, path))
+            Some((
+                FileId {
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                },
+                path,
+            ))
         })
         .collect();
     let Ok(table) = procfs::lock_table() else {
