@@ -162,11 +162,19 @@ impl Policy {
     /// The same, but arguments that name one of `paths` (or a file in one)
     /// do not count: they say what a process looks at, not what it is.
     pub fn is_openviking_beyond(&self, process: &ProcessInfo, paths: &[&Path]) -> bool {
+        // The path itself or a path below it, as a word or after `=`
+        // (`--workspace=/srv/ov`); not a longer name that merely begins
+        // with it (`/srv/ov-venv/bin/openviking-server`).
         let names_a_path = |arg: &str| {
-            paths
-                .iter()
-                .map(|p| p.to_string_lossy())
-                .any(|p| !p.is_empty() && arg.contains(p.as_ref()))
+            let value = arg.split_once('=').map_or(arg, |(_, v)| v);
+            paths.iter().any(|p| {
+                let p = p.to_string_lossy();
+                !p.is_empty()
+                    && [arg, value].iter().any(|a| {
+                        a.strip_prefix(p.as_ref())
+                            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+                    })
+            })
         };
         let args = process
             .cmdline

@@ -125,7 +125,7 @@ pub fn resolve(args: &[PathBuf], env: &Env) -> Result<Vec<Workspace>> {
                 let path = absolute(&env.cwd, dir)?;
                 let skip_process_lock = named
                     .as_ref()
-                    .is_some_and(|w| w.skip_process_lock && w.path == path);
+                    .is_some_and(|w| w.skip_process_lock && same_directory(&w.path, &path));
                 Ok(Workspace {
                     path,
                     source: Source::Argument,
@@ -230,6 +230,14 @@ fn explicit(path: PathBuf, via: ConfigVia) -> Result<(PathBuf, ConfigVia)> {
             path.display(),
             via.describe()
         ),
+    }
+}
+
+/// The same directory, however spelled: compared resolved where both exist.
+fn same_directory(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 

@@ -223,3 +223,37 @@ fn a_pid_file_left_aside_by_an_interrupted_run_is_reported() {
     );
     assert!(r.text.contains("interrupted clear-stale"), "{}", r.text);
 }
+
+/// Read-only subcommands leave even access times alone (O_NOATIME, as root):
+/// a directory and lock files last read two days ago stay that way.
+#[test]
+fn read_only_subcommands_leave_access_times_alone() {
+    let env = TestEnv::new();
+    fs::write(env.pid_path(), "1").unwrap();
+    fs::write(env.lock_path(), "").unwrap();
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+    let paths = [env.ws(), env.pid_path(), env.lock_path()];
+    for path in &paths {
+        let times = fs::FileTimes::new().set_accessed(two_days_ago);
+        fs::File::open(path).unwrap().set_times(times).unwrap();
+    }
+    let accessed = || -> Vec<_> {
+        paths
+            .iter()
+            .map(|p| fs::metadata(p).unwrap().accessed().unwrap())
+            .collect()
+    };
+    let before = accessed();
+    for args in [
+        &["status"][..],
+        &["check"],
+        &["who"],
+        &["clear-stale", "--dry-run"],
+    ] {
+        let mut args = args.to_vec();
+        let ws = env.ws_str();
+        args.push(&ws);
+        env.run(&args);
+    }
+    assert_eq!(accessed(), before);
+}

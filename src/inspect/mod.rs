@@ -199,6 +199,32 @@ pub struct PidFileFacts {
 pub const ASIDE_PREFIX: &str = ".openviking.pid.ovlock-clearing-";
 
 /// Pid files a clear-stale killed between its move and its unlink left aside.
+/// The directory is listed without touching its access time where the
+/// kernel allows it (O_NOATIME), as the lock files are read.
+#[cfg(unix)]
+fn left_aside(lock_dir: &Path) -> Vec<PathBuf> {
+    use rustix::fs::{CWD, Dir, Mode, OFlags, openat};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let fd = openat(CWD, lock_dir, flags | OFlags::NOATIME, Mode::empty())
+        .or_else(|_| openat(CWD, lock_dir, flags, Mode::empty()));
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let fd = openat(CWD, lock_dir, flags, Mode::empty());
+    let Ok(mut dir) = fd.and_then(Dir::read_from) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    while let Some(Ok(entry)) = dir.read() {
+        let name = entry.file_name().to_string_lossy();
+        if name.starts_with(ASIDE_PREFIX) {
+            found.push(lock_dir.join(name.as_ref()));
+        }
+    }
+    found.sort();
+    found
+}
+
+#[cfg(not(unix))]
 fn left_aside(lock_dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(lock_dir) else {
         return Vec::new();

@@ -414,6 +414,30 @@ fn verdicts_over_the_table() {
 }
 
 #[test]
+fn arguments_that_name_the_directory_do_not_make_a_process_openviking() {
+    let policy = Policy::new(&[]);
+    let dir = PathBuf::from("/srv/openviking/data");
+    let mut tail = process(9, "tail", T0);
+    tail.exe = Some(PathBuf::from("/usr/bin/tail"));
+    tail.cmdline = vec![
+        "tail".into(),
+        "-f".into(),
+        "/srv/openviking/data/vectordb/LOG".into(),
+    ];
+    assert!(!policy.is_openviking_beyond(&tail, &[&dir]));
+    tail.cmdline[2] = "--file=/srv/openviking/data".into();
+    assert!(!policy.is_openviking_beyond(&tail, &[&dir]));
+    // A longer name that begins with the directory's is no mention of it.
+    let mut server = process(10, "python3", T0);
+    server.exe = Some(PathBuf::from("/usr/bin/python3"));
+    server.cmdline = vec![
+        "python3".into(),
+        "/srv/openviking/data-venv/bin/openviking-server".into(),
+    ];
+    assert!(policy.is_openviking_beyond(&server, &[&dir]));
+}
+
+#[test]
 fn a_match_marker_accepts_other_servers() {
     let facts = pid_file(base(), 42, Lookup::Alive(process(42, "viking-fork", T0)));
     assert_eq!(judge(&facts, &Policy::new(&[])).verdict, Verdict::Stale);
