@@ -269,6 +269,9 @@ pub struct Found {
     pub dirs: Vec<PathBuf>,
     /// Its descriptors could not be read (another user's, when not root).
     pub unreadable: bool,
+    /// It lives in another mount namespace (a container), whose paths mean
+    /// nothing here: its directories are not named.
+    pub other_mount_namespace: bool,
 }
 
 /// Every process that `is_openviking` accepts, with the data directories it
@@ -279,23 +282,30 @@ pub fn discover(
     processes: &mut Processes,
     is_openviking: impl Fn(&ProcessInfo) -> bool,
 ) -> Result<Vec<Found>, String> {
+    let ours = super::procfs::mount_namespace("self").ok();
     let mut found: Vec<Found> = processes
         .all()
         .into_iter()
         // ovlock's own command line may name an OpenViking directory.
         .filter(|p| !p.zombie && p.pid != std::process::id() && is_openviking(p))
         .map(|process| {
+            // Another mount namespace names its directories by paths of its
+            // own, which mean nothing here: its directories stay unknown.
+            let elsewhere = ours.is_some()
+                && super::procfs::mount_namespace(&process.pid.to_string()).ok() != ours;
             let fds = super::procfs::fds(process.pid);
-            let mut dirs: Vec<PathBuf> = fds
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|(_, target)| workspace_of(target))
-                .collect();
+            let mut dirs: Vec<PathBuf> = match &fds {
+                Ok(fds) if !elsewhere => fds
+                    .iter()
+                    .filter_map(|(_, target)| workspace_of(target))
+                    .collect(),
+                _ => Vec::new(),
+            };
             dirs.sort();
             dirs.dedup();
             Found {
                 unreadable: fds.is_err(),
+                other_mount_namespace: elsewhere,
                 process,
                 dirs,
             }
@@ -320,6 +330,7 @@ pub fn discover(
             process,
             dirs: Vec::new(),
             unreadable: true,
+            other_mount_namespace: false,
         })
         .collect())
 }

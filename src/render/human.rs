@@ -118,7 +118,10 @@ pub fn who_all(found: &[Found], reports: &[DirReport]) -> String {
     for f in found {
         let p = &f.process;
         let dirs = match (f.dirs.is_empty(), f.unreadable) {
-            (true, true) => "? (its open files cannot be read; run as root)".to_string(),
+            _ if f.other_mount_namespace => {
+                "? (in another mount namespace: a container)".to_string()
+            }
+            (true, true) => "? (its open files cannot be read)".to_string(),
             (true, false) => "none open".to_string(),
             (false, _) => f
                 .dirs

@@ -29,6 +29,9 @@ struct FoundProcess<'a> {
     data_dirs: Vec<String>,
     /// Its open files could not be read, so its directories are unknown.
     unreadable: bool,
+    /// It runs in another mount namespace (a container), so its directories
+    /// are not named.
+    other_mount_namespace: bool,
 }
 
 #[derive(Serialize)]
@@ -152,6 +155,7 @@ pub fn render(reports: &[DirReport], found: Option<&[Found]>) -> String {
                         .map(|d| d.to_string_lossy().into_owned())
                         .collect(),
                     unreadable: f.unreadable,
+                    other_mount_namespace: f.other_mount_namespace,
                 })
                 .collect()
         }),
