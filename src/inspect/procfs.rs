@@ -134,8 +134,24 @@ fn maps_path(line: &[u8]) -> Option<&[u8]> {
     Some(&rest[start..]).filter(|path| path.first() == Some(&b'/'))
 }
 
-/// A process's command name and parent, from /proc/PID/stat.
-pub fn name_and_parent(pid: u32) -> io::Result<(String, u32)> {
+/// What ovlock reads of /proc/PID/stat.
+pub struct Stat {
+    pub name: String,
+    pub ppid: u32,
+    flags: u64,
+}
+
+impl Stat {
+    /// A kernel thread (PF_KTHREAD) has no files of its own, and no user to
+    /// be hidden from.
+    pub fn is_kernel_thread(&self) -> bool {
+        const PF_KTHREAD: u64 = 0x0020_0000;
+        self.flags & PF_KTHREAD != 0
+    }
+}
+
+/// A process's command name, parent and flags, from /proc/PID/stat.
+pub fn stat(pid: u32) -> io::Result<Stat> {
     let stat = fs::read(format!("/proc/{pid}/stat"))?;
     let malformed = || {
         io::Error::new(
@@ -152,28 +168,14 @@ pub fn name_and_parent(pid: u32) -> io::Result<(String, u32)> {
     let name =
         String::from_utf8_lossy(stat.get(open + 1..close).ok_or_else(malformed)?).into_owned();
     let rest = std::str::from_utf8(&stat[close + 1..]).map_err(|_| malformed())?;
-    let ppid = rest
-        .split_ascii_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .ok_or_else(malformed)?;
-    Ok((name, ppid))
-}
-
-/// Whether the process is a kernel thread (PF_KTHREAD in /proc/PID/stat's
-/// flags): it has no files of its own, and no user to be hidden from.
-pub fn is_kernel_thread(pid: u32) -> bool {
-    const PF_KTHREAD: u64 = 0x0020_0000;
-    let Ok(stat) = fs::read(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
-        return false;
-    };
-    std::str::from_utf8(&stat[close + 1..])
-        .ok()
-        .and_then(|rest| rest.split_ascii_whitespace().nth(6)?.parse::<u64>().ok())
-        .is_some_and(|flags| flags & PF_KTHREAD != 0)
+    // After the name: state, ppid, pgrp, session, tty_nr, tpgid, flags.
+    let fields: Vec<&str> = rest.split_ascii_whitespace().take(7).collect();
+    let field = |i: usize| fields.get(i).ok_or_else(malformed);
+    Ok(Stat {
+        name,
+        ppid: field(1)?.parse().map_err(|_| malformed())?,
+        flags: field(6)?.parse().map_err(|_| malformed())?,
+    })
 }
 
 /// The mount namespace a process lives in, as /proc names it.
@@ -294,14 +296,14 @@ mod tests {
     #[test]
     fn reads_this_process() {
         let me = std::process::id();
-        let (name, ppid) = name_and_parent(me).unwrap();
+        let Stat { name, ppid, .. } = stat(me).unwrap();
         assert!(!name.is_empty());
         assert_eq!(
             ppid,
             rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32)
         );
         assert_eq!(ns_pids(me).unwrap().last(), Some(&me));
-        assert!(!is_kernel_thread(me));
+        assert!(!stat(me).unwrap().is_kernel_thread());
         assert_eq!(
             mount_namespace("self").unwrap(),
             mount_namespace(&me.to_string()).unwrap()

@@ -72,7 +72,7 @@ fn scan_some(pids: &[u32], roots: &Roots) -> (Vec<Use>, usize) {
             Ok(fds) => fds,
             // It exited while we looked: it uses nothing any more.
             Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            Err(_) if procfs::is_kernel_thread(pid) => continue,
+            Err(_) if procfs::stat(pid).is_ok_and(|s| s.is_kernel_thread()) => continue,
             Err(_) => {
                 uninspected += 1;
                 continue;

@@ -247,12 +247,20 @@ pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, _processes: &m
 #[cfg(target_os = "linux")]
 fn lineage(pid: u32) -> Vec<Ancestor> {
     let mut chain = Vec::new();
-    let Ok((_, mut parent)) = super::procfs::name_and_parent(pid) else {
+    let Ok(super::procfs::Stat {
+        ppid: mut parent, ..
+    }) = super::procfs::stat(pid)
+    else {
         return chain;
     };
     // The cap guards against a process table that changes under our feet.
     while parent != 0 && chain.len() < 64 {
-        let Ok((name, grandparent)) = super::procfs::name_and_parent(parent) else {
+        let Ok(super::procfs::Stat {
+            name,
+            ppid: grandparent,
+            ..
+        }) = super::procfs::stat(parent)
+        else {
             break;
         };
         chain.push(Ancestor { pid: parent, name });
