@@ -807,6 +807,11 @@ pub fn run_as_nobody(env: &TestEnv, args: &[&str]) -> Run {
 pub fn open_to_others(env: &TestEnv) -> bool {
     use std::os::unix::fs::PermissionsExt;
     if !rustix::process::geteuid().is_root() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI runs as root, to test what another user sees"
+        );
         eprintln!("note: not root, so there is no other user to become; nothing to test");
         return false;
     }
