@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::exit_code::ExitCode;
 use crate::fsread::FileKind;
 use crate::inspect::{
-    Ancestor, DirState, Facts, FlockState, LOCK_NAME, LockFile, Lookup, PID_NAME, ProcessInfo,
-    Touched,
+    Ancestor, DirState, Facts, FlockState, LOCK_NAME, LockFile, Lookup, PID_NAME, Privilege,
+    ProcessInfo, Touched,
 };
 use crate::pidfile::{self, BadPid};
 
@@ -353,7 +353,7 @@ fn judge_flock(facts: &Facts, j: &mut Acc) {
         (LockFile::Present { .. }, None | Some(FlockState::Unheld)) => j.settled.push(format!(
             "{LOCK_NAME} is not held: no server has it locked (the file stays after a server exits, by design)"
         )),
-        (LockFile::Present { .. }, Some(FlockState::Unidentified { recorded_pid, certain })) => {
+        (LockFile::Present { .. }, Some(FlockState::Unidentified { recorded_pid, certain, .. })) => {
             // Only when no scan ran: with one, inspect settles this state.
             let recorded = recorded_pid.map(|p| format!(" (the kernel records PID {p}, which no longer holds it)")).unwrap_or_default();
             if *certain {
@@ -492,14 +492,20 @@ pub fn pid_file_verdict(facts: &Facts, policy: &Policy) -> PidFileVerdict {
     };
     match host_pid_verdict(facts, policy, pid, written) {
         // The PID may be one of another PID namespace (a container), where
-        // the server that wrote it sees itself under that number.
-        PidFileVerdict::Stale(why) => match storage::namespace_owner(facts, policy, pid, written) {
-            Some(owner) => PidFileVerdict::Owned {
-                pid: owner.process.pid,
-                ns_pid: Some(pid),
-            },
-            None => PidFileVerdict::Stale(why),
-        },
+        // the server that wrote it sees itself under that number; where this
+        // run could not see every such process, it cannot be ruled out.
+        PidFileVerdict::Stale(why) if storage::namespace_ambiguous(&why) => {
+            match storage::namespace_owner(facts, policy, pid, written) {
+                Some(owner) => PidFileVerdict::Owned {
+                    pid: owner.process.pid,
+                    ns_pid: Some(pid),
+                },
+                None => match storage::unseen_namespace_owner(facts, policy, pid, written) {
+                    Some(doubt) => PidFileVerdict::Unknown(doubt),
+                    None => PidFileVerdict::Stale(why),
+                },
+            }
+        }
         verdict => verdict,
     }
 }
@@ -595,16 +601,42 @@ fn fixes(
             )
         } else if o.protocols.contains(&Protocol::Pidfile) && owners.len() > 1 {
             format!(
-                "PID {} ({}) is an OpenViking 0.4.20 or older (it uses {PID_NAME}) and cannot see the lock of 0.4.21 and later: stop it: kill {}",
-                p.pid, p.name, p.pid
+                "PID {} ({}) is an OpenViking 0.4.20 or older (it uses {PID_NAME}) and cannot see the lock of 0.4.21 and later: stop it: {}",
+                p.pid,
+                p.name,
+                stop_command(p)
             )
         } else {
             format!(
-                "Stop PID {} ({}) if it should not run: kill {}",
-                p.pid, p.name, p.pid
+                "Stop PID {} ({}) if it should not run: {}",
+                p.pid,
+                p.name,
+                stop_command(p)
             )
         }
     };
+    // A server whose lock file was deleted under it keeps its lock on an
+    // inode no one else can reach: only a restart makes it lock the path.
+    let deleted = crate::layout::deleted_lock_file(&facts.lock_dir);
+    for owner in owners
+        .iter()
+        .filter(|o| o.files.iter().any(|t| t.path == deleted))
+    {
+        let p = &owner.process;
+        fixes.push(format!(
+            "Restart PID {} ({}) so that it locks {LOCK_NAME} at its path again; until then a new server cannot see it: {}",
+            p.pid,
+            p.name,
+            match &p.service {
+                Some(service) => format!(
+                    "systemctl {}restart {}",
+                    if service.user { "--user " } else { "" },
+                    shell_quote(&service.name)
+                ),
+                None => format!("kill {}, then start it again", p.pid),
+            }
+        ));
+    }
     match verdict {
         Verdict::Contended => {
             fixes.push(
@@ -615,10 +647,14 @@ fn fixes(
             fixes.push(workspace);
         }
         Verdict::Held if owners.is_empty() => {
-            fixes.push(if facts.host.privileged {
-                format!("Look for the holder by hand: fuser -v {dir}/{LOCK_NAME}")
-            } else {
-                format!("Run as root to identify the holder: sudo ovlock who {dir}")
+            fixes.push(match facts.host.lacks {
+                None => format!("Look for the holder by hand: fuser -v {dir}/{LOCK_NAME}"),
+                Some(Privilege::Root) => {
+                    format!("Run as root to identify the holder: sudo ovlock who {dir}")
+                }
+                Some(Privilege::SysPtrace) => format!(
+                    "Run ovlock with CAP_SYS_PTRACE to identify the holder (this run lacks it): ovlock who {dir}"
+                ),
             });
         }
         Verdict::Held => {
@@ -635,17 +671,24 @@ fn fixes(
                     "Look again in a moment: sleep 2; ovlock status {dir}"
                 ));
             }
-            if !facts.host.privileged {
-                fixes.push(format!(
+            match facts.host.lacks {
+                None => {}
+                Some(Privilege::Root) => fixes.push(format!(
                     "Run as root to see every process and file: sudo ovlock status {dir}"
-                ));
+                )),
+                Some(Privilege::SysPtrace) => fixes.push(format!(
+                    "Run ovlock with CAP_SYS_PTRACE to see every process and file (this run lacks it): ovlock status {dir}"
+                )),
             }
             fixes.push(format!("Look at the directory by hand: ls -la {dir}"));
         }
         // Free by the locks, but not every process could be seen.
-        Verdict::Free if !facts.host.privileged && uninspected(facts) > 0 => fixes.push(format!(
-            "To be sure no process uses it without a lock, run as root: sudo ovlock status {dir}"
-        )),
+        Verdict::Free if !facts.host.privileged() && suspects(facts, policy) > 0 => {
+            fixes.push(format!(
+                "To be sure no process uses it without a lock, {}: ovlock status {dir}",
+                storage::remedy(&facts.host)
+            ))
+        }
         Verdict::Free => {}
     }
     if matches!(verdict, Verdict::Held | Verdict::Contended)
@@ -656,6 +699,20 @@ fn fixes(
         ));
     }
     fixes
+}
+
+/// How to stop a process for good: through its systemd service, which
+/// would otherwise start it again, then by its PID.
+fn stop_command(p: &ProcessInfo) -> String {
+    match &p.service {
+        Some(service) => format!(
+            "systemctl {}stop {}, then if it still runs: kill {}",
+            if service.user { "--user " } else { "" },
+            shell_quote(&service.name),
+            p.pid
+        ),
+        None => format!("kill {}", p.pid),
+    }
 }
 
 /// Quotes a string for a POSIX shell when it needs quoting, so that a
@@ -707,10 +764,11 @@ pub fn shell_quote_bytes(bytes: &[u8]) -> String {
     }
 }
 
-/// How many processes a scan could not inspect (none without a scan).
-fn uninspected(facts: &Facts) -> usize {
+/// How many processes that may be OpenViking a scan could not inspect
+/// (none without a scan).
+fn suspects(facts: &Facts, policy: &Policy) -> usize {
     match &facts.usage {
-        Some(Ok(usage)) => usage.uninspected,
+        Some(Ok(usage)) => storage::suspects(usage, policy).len(),
         _ => 0,
     }
 }

@@ -10,6 +10,7 @@ mod exit_code;
 mod fsread;
 mod inspect;
 mod judge;
+mod layout;
 mod ovconf;
 mod pidfile;
 mod render;

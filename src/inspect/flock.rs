@@ -17,6 +17,8 @@ pub enum FlockState {
         holders: Vec<u32>,
         /// The PID the kernel recorded when the lock was taken.
         recorded_pid: Option<u32>,
+        /// That PID no longer exists (not merely: no longer holds the lock).
+        recorded_exited: bool,
         note: Option<String>,
     },
     /// /proc/locks shows a flock on this inode, but the PID it records does not
@@ -26,6 +28,7 @@ pub enum FlockState {
     /// another device in /proc/locks).
     Unidentified {
         recorded_pid: Option<u32>,
+        recorded_exited: bool,
         certain: bool,
     },
     /// It could not be told; the text says why.
@@ -42,7 +45,7 @@ pub struct LockTable {
 
 #[cfg(target_os = "linux")]
 impl LockTable {
-    fn get(&self) -> Result<&[super::kernel_locks::KernelLock], &str> {
+    pub fn get(&self) -> Result<&[super::kernel_locks::KernelLock], &str> {
         self.cached
             .get_or_init(|| super::procfs::lock_table().map_err(|err| err.to_string()))
             .as_deref()
@@ -69,6 +72,8 @@ pub fn state(stat: &FileStat, locks: &LockTable) -> FlockState {
     // one on another filesystem, except on btrfs and overlayfs, where
     // /proc/locks shows the superblock's device rather than the one stat
     // shows: such an entry is this file only if its holder has it open.
+    // Each candidate: the lock, whether its device matches, and whether the
+    // PID it records has exited.
     let mut candidates = Vec::new();
     let mut unreadable = None;
     for lock in table
@@ -81,27 +86,42 @@ pub fn state(stat: &FileStat, locks: &LockTable) -> FlockState {
                 return FlockState::Held {
                     holders: vec![pid],
                     recorded_pid: Some(pid),
+                    recorded_exited: false,
                     note: None,
                 };
             }
             // Alive without the file: another file's lock, unless the device
             // matches, when the taker closed it and a forked child holds it.
             Some((_, Ok(false))) if !same_device => {}
-            Some((pid, Err(err))) if err.kind() != std::io::ErrorKind::NotFound => {
+            Some((_, Ok(false))) => candidates.push((lock, same_device, false)),
+            // Its /proc entry is gone, yet kill(2) may still find it: /proc
+            // mounted with hidepid hides other users' processes.
+            Some((pid, Err(err)))
+                if err.kind() == std::io::ErrorKind::NotFound
+                    && super::process::exists(pid) != Some(true) =>
+            {
+                candidates.push((lock, same_device, true));
+            }
+            Some((pid, Err(err))) => {
                 if same_device {
                     unreadable = Some((pid, err));
                 }
             }
-            _ => candidates.push((lock, same_device)),
+            None => candidates.push((lock, same_device, false)),
         }
     }
     if let Some((pid, err)) = unreadable {
         // The kernel names a live PID whose descriptors we may not read: trust the kernel.
+        let why = match err.kind() {
+            std::io::ErrorKind::NotFound => "/proc hides it".to_string(),
+            _ => err.to_string(),
+        };
         return FlockState::Held {
             holders: vec![pid],
             recorded_pid: Some(pid),
+            recorded_exited: false,
             note: Some(format!(
-                "the kernel records PID {pid} as the holder; its descriptors could not be read to confirm it ({err})"
+                "the kernel records PID {pid} as the holder; its descriptors could not be read to confirm it ({why})"
             )),
         };
     }
@@ -111,52 +131,53 @@ pub fn state(stat: &FileStat, locks: &LockTable) -> FlockState {
     // The recorded holder has exited or no longer has the file: a process that
     // inherited the open file (a fork without exec) holds it now, and only a
     // scan of every process can name it.
+    let recorded = candidates.iter().find(|(l, _, _)| l.pid.is_some());
     FlockState::Unidentified {
-        recorded_pid: candidates.iter().find_map(|(l, _)| l.pid),
-        certain: candidates.iter().any(|(_, same_device)| *same_device),
+        recorded_pid: recorded.and_then(|(l, _, _)| l.pid),
+        recorded_exited: recorded.is_some_and(|(_, _, exited)| *exited),
+        certain: candidates.iter().any(|(_, same_device, _)| *same_device),
     }
 }
 
 #[cfg(target_os = "linux")]
 /// Settles an [`FlockState::Unidentified`] lock with what the scan found:
 /// the processes that own a flock on the file through a descriptor of theirs.
-pub fn settle(state: FlockState, holders: Vec<u32>, uninspected: usize) -> FlockState {
+/// `unseen` says what the scan could not see, when it could not see every process.
+pub fn settle(state: FlockState, holders: Vec<u32>, unseen: Option<String>) -> FlockState {
     let FlockState::Unidentified {
         recorded_pid,
+        recorded_exited,
         certain,
     } = state
     else {
         return state;
     };
+    let held = |note| FlockState::Held {
+        holders: Vec::new(),
+        recorded_pid,
+        recorded_exited,
+        note,
+    };
     if !holders.is_empty() {
         return FlockState::Held {
             holders,
             recorded_pid,
+            recorded_exited,
             note: None,
         };
     }
-    match (certain, uninspected) {
-        (true, 0) => FlockState::Held {
-            holders,
-            recorded_pid,
-            note: Some(match recorded_pid {
-                Some(pid) => format!(
-                    "the kernel records PID {pid}, which no longer holds it, and no other holder was found"
-                ),
-                None => "no holder was found".to_string(),
-            }),
-        },
-        (true, n) => FlockState::Held {
-            holders,
-            recorded_pid,
-            note: Some(format!(
-                "no readable process holds it; {n} processes could not be inspected (run as root to see them)"
-            )),
-        },
-        (false, 0) => FlockState::Unheld,
-        (false, n) => FlockState::Unknown(format!(
+    match (certain, unseen) {
+        (true, None) => held(Some(match recorded_pid {
+            Some(pid) => format!(
+                "the kernel records PID {pid}, which no longer holds it, and no other holder was found"
+            ),
+            None => "no holder was found".to_string(),
+        })),
+        (true, Some(unseen)) => held(Some(format!("no readable process holds it; {unseen}"))),
+        (false, None) => FlockState::Unheld,
+        (false, Some(unseen)) => FlockState::Unknown(format!(
             "/proc/locks shows a flock on an inode of the same number on another device view; \
-             {n} processes could not be inspected to tell whether it is this file"
+             {unseen}, so it cannot be told whether it is this file"
         )),
     }
 }

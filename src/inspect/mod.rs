@@ -8,8 +8,10 @@ pub mod process;
 mod procfs;
 #[cfg(target_os = "linux")]
 mod scan;
+pub mod storage_locks;
 pub mod usage;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -17,14 +19,12 @@ use crate::fsread::{self, FileKind, FileStat, ReadError, Symlinks};
 use crate::pidfile;
 use crate::workspace::Workspace;
 
+pub use crate::layout::{ASIDE_PREFIX, LOCK_NAME, PID_NAME};
 pub use flock::{FlockState, LockTable};
 pub use process::{Lookup, ProcessInfo, Processes};
-pub use usage::{Ancestor, Touch, Touched, Usage, User};
+pub use storage_locks::StorageLocks;
+pub use usage::{Ancestor, Touch, Touched, Uninspected, Usage, User};
 
-/// Name of the flock file (OpenViking 0.4.21 and later).
-pub const LOCK_NAME: &str = ".openviking.lock";
-/// Name of the PID file (OpenViking 0.2 to 0.4.20).
-pub const PID_NAME: &str = ".openviking.pid";
 /// How much of a lock file is read; a PID needs a few bytes.
 pub const READ_CAP: usize = 256;
 
@@ -88,8 +88,13 @@ pub struct Facts {
     /// Whether that process has a file open or its current directory in the
     /// directory; None when it could not be told.
     pub pid_owner_uses_dir: Option<bool>,
+    /// The locks on its storage files, from the kernel lock table.
+    pub storage_locks: StorageLocks,
     /// Every process that uses the directory; None when no scan was run.
     pub usage: Option<Result<Usage, String>>,
+    /// Parents up to PID 1, nearest first, of every process found to own
+    /// or use the directory.
+    pub lineage: BTreeMap<u32, Vec<Ancestor>>,
     /// The network or FUSE filesystem the directory is on, if it is on one:
     /// a lock held on another host is invisible from here.
     pub remote_fs: Option<&'static str>,
@@ -104,8 +109,18 @@ pub struct Host {
     pub now: SystemTime,
     pub boot_time: Option<SystemTime>,
     pub self_pid: u32,
-    /// Running as root, which can read every process.
-    pub privileged: bool,
+    /// What this run lacks to read every process, if anything.
+    pub lacks: Option<Privilege>,
+    /// The `hidepid=` option /proc is mounted with, when it hides processes.
+    pub hidepid: Option<String>,
+}
+
+/// What it takes to read every process's descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Privilege {
+    Root,
+    /// Root, but without CAP_SYS_PTRACE in its effective set.
+    SysPtrace,
 }
 
 impl Host {
@@ -114,8 +129,14 @@ impl Host {
             now: SystemTime::now(),
             boot_time: process::boot_time(),
             self_pid: std::process::id(),
-            privileged: is_root(),
+            lacks: lacks(),
+            hidepid: hidepid(),
         }
+    }
+
+    /// Whether this run may read every process.
+    pub fn privileged(&self) -> bool {
+        self.lacks.is_none()
     }
 }
 
@@ -171,6 +192,26 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
             owner_uses_dir: None,
         },
     };
+    let storage_locks = match &dir {
+        DirState::Present { .. } => storage_locks::find(&lock_dir, &survey.locks, processes),
+        _ => StorageLocks::default(),
+    };
+    // Who launched each process found so far: a worker of a server is part
+    // of it, not a second owner. A few reads for each, not a scan.
+    let mut lineage = BTreeMap::new();
+    let known = flock_holders
+        .iter()
+        .chain(&pid.owner)
+        .filter_map(|l| match l {
+            Lookup::Alive(p) => Some(p.pid),
+            _ => None,
+        })
+        .chain(storage_locks.holders.iter().map(|h| h.process.pid));
+    for found in known {
+        lineage
+            .entry(found)
+            .or_insert_with(|| usage::lineage(found));
+    }
     Facts {
         workspace: workspace.clone(),
         dir,
@@ -181,7 +222,9 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         pid_file: pid.file,
         pid_owner: pid.owner,
         pid_owner_uses_dir: pid.owner_uses_dir,
+        storage_locks,
         usage: None,
+        lineage,
         remote_fs,
         left_aside,
         host: survey.host.clone(),
@@ -194,9 +237,6 @@ pub struct PidFileFacts {
     pub owner: Option<Lookup>,
     pub owner_uses_dir: Option<bool>,
 }
-
-/// The prefix of the name clear-stale gives a pid file it moves aside.
-pub const ASIDE_PREFIX: &str = ".openviking.pid.ovlock-clearing-";
 
 /// Pid files a clear-stale killed between its move and its unlink left aside.
 /// The directory is listed without touching its access time where the
@@ -268,7 +308,10 @@ pub fn pid_file_facts(file: LockFile, lock_dir: &Path, processes: &mut Processes
 #[cfg(target_os = "linux")]
 pub fn exists_nowhere(pid: u32) -> bool {
     let gone_here = matches!(Processes::new().lookup(pid), Lookup::Gone);
+    // Processes that /proc hides cannot be ruled out.
+    let sees_all = hidepid().is_none() || lacks().is_none();
     gone_here
+        && sees_all
         && procfs::pids().is_ok_and(|pids| {
             pids.into_iter().all(|p| match procfs::ns_pids(p) {
                 Ok(ns) => ns.len() < 2 || ns.last() != Some(&pid),
@@ -397,12 +440,35 @@ pub fn read_lock_file(path: &Path) -> LockFile {
     }
 }
 
-#[cfg(unix)]
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
+/// What this process lacks to read every other one: root, or (as root)
+/// CAP_SYS_PTRACE, which a systemd CapabilityBoundingSet= or a container may drop.
+#[cfg(target_os = "linux")]
+fn lacks() -> Option<Privilege> {
+    if !rustix::process::geteuid().is_root() {
+        return Some(Privilege::Root);
+    }
+    match procfs::has_sys_ptrace() {
+        Ok(true) => None,
+        _ => Some(Privilege::SysPtrace),
+    }
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+fn lacks() -> Option<Privilege> {
+    (!rustix::process::geteuid().is_root()).then_some(Privilege::Root)
 }
 
 #[cfg(not(unix))]
-fn is_root() -> bool {
-    false
+fn lacks() -> Option<Privilege> {
+    Some(Privilege::Root)
+}
+
+#[cfg(target_os = "linux")]
+fn hidepid() -> Option<String> {
+    procfs::hidepid().ok().flatten()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn hidepid() -> Option<String> {
+    None
 }

@@ -24,6 +24,17 @@ pub struct ProcessInfo {
     pub cwd: Option<PathBuf>,
     /// Exited, but not yet reaped by its parent: it holds no files any more.
     pub zombie: bool,
+    /// The systemd service it runs in, which would restart it if killed.
+    pub service: Option<Service>,
+}
+
+/// A systemd service, from a process's cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// The unit's name, `openviking.service`.
+    pub name: String,
+    /// A user's service (`systemctl --user`), not the system's.
+    pub user: bool,
 }
 
 /// The answer to "is PID N alive?".
@@ -84,6 +95,7 @@ impl Processes {
         let mut info = describe(process);
         let uid = process.user_id().cloned();
         info.user = uid.map(|uid| self.user_name(&uid));
+        info.service = service(pid);
         Some(info)
     }
 
@@ -160,7 +172,18 @@ fn describe(process: &sysinfo::Process) -> ProcessInfo {
             process.status(),
             ProcessStatus::Zombie | ProcessStatus::Dead
         ),
+        service: None,
     }
+}
+
+#[cfg(target_os = "linux")]
+fn service(pid: u32) -> Option<Service> {
+    super::procfs::systemd_unit(pid).map(|(name, user)| Service { name, user })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn service(_pid: u32) -> Option<Service> {
+    None
 }
 
 /// When the machine last booted.
@@ -169,6 +192,17 @@ pub fn boot_time() -> Option<SystemTime> {
         .ok()
         .filter(|&secs| secs > 0)
         .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Whether a process with this PID exists, by kill(2) alone, which neither
+/// /proc's hidepid nor a missing capability can hide; None when it cannot be told.
+#[cfg(unix)]
+pub fn exists(pid: u32) -> Option<bool> {
+    match signal_probe(pid) {
+        Probe::Exists => Some(true),
+        Probe::Gone => Some(false),
+        Probe::Unknown(_) => None,
+    }
 }
 
 #[cfg(unix)]

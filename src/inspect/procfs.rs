@@ -37,12 +37,30 @@ pub fn fds(pid: u32) -> io::Result<Vec<(u32, PathBuf)>> {
         let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
             continue;
         };
-        // A descriptor closed since the listing is simply skipped.
-        if let Ok(target) = fs::read_link(entry.path()) {
-            out.push((fd, target));
+        match fs::read_link(entry.path()) {
+            Ok(target) => out.push((fd, target)),
+            // A descriptor closed since the listing is simply skipped.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            // The listing may be allowed where the links are not (a root
+            // without CAP_SYS_PTRACE looking at a more privileged process):
+            // what could not be read is not "nothing open".
+            Err(err) => return Err(err),
         }
     }
     Ok(out)
+}
+
+/// Whether some descriptor of `pid` is open on the file `target`.
+pub fn has_open(pid: u32, target: FileId) -> io::Result<bool> {
+    for (fd, _) in fds(pid)? {
+        match file_id(Path::new(&format!("/proc/{pid}/fd/{fd}"))) {
+            Ok(id) if id == target => return Ok(true),
+            Ok(_) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(false)
 }
 
 /// Does this descriptor carry a held flock on `target`? The fdinfo `lock:`
@@ -253,6 +271,82 @@ pub fn file_id(path: &Path) -> io::Result<FileId> {
     })
 }
 
+/// Whether this process may read every other process's descriptors: it
+/// needs CAP_SYS_PTRACE in its effective set (root without it, under a
+/// systemd CapabilityBoundingSet= or in a container, may not).
+pub fn has_sys_ptrace() -> io::Result<bool> {
+    const CAP_SYS_PTRACE: u32 = 19;
+    let status = fs::read_to_string("/proc/self/status")?;
+    let effective = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "no CapEff in /proc/self/status")
+        })?;
+    Ok(effective & (1 << CAP_SYS_PTRACE) != 0)
+}
+
+/// The `hidepid=` option /proc is mounted with, when it hides processes:
+/// `hidepid=2` (`invisible`) hides other users' processes from listings
+/// altogether, `1` (`noaccess`) and `4` (`ptraceable`) deny their details.
+/// A `gid=` names the group exempt from it.
+pub fn hidepid() -> io::Result<Option<String>> {
+    let text = fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(text.lines().find_map(proc_hidepid))
+}
+
+/// The hiding options of one mountinfo line, if it is /proc's and has any:
+/// `22 27 0:21 / /proc rw,relatime - proc proc rw,hidepid=invisible,gid=4`.
+fn proc_hidepid(line: &str) -> Option<String> {
+    let (mount, sup) = line.split_once(" - ")?;
+    if mount.split(' ').nth(4) != Some("/proc") {
+        return None;
+    }
+    let mut sup = sup.split(' ');
+    if sup.next() != Some("proc") {
+        return None;
+    }
+    let options: Vec<&str> = sup.nth(1)?.split(',').collect();
+    let hidepid = options
+        .iter()
+        .find_map(|o| o.strip_prefix("hidepid="))
+        .filter(|v| !matches!(*v, "0" | "off"))?;
+    let gid = options.iter().find(|o| o.starts_with("gid="));
+    Some(match gid {
+        Some(gid) => format!("hidepid={hidepid},{gid}"),
+        None => format!("hidepid={hidepid}"),
+    })
+}
+
+/// The systemd service a process runs in, from its cgroup path
+/// (`0::/system.slice/openviking.service`), and whether it is a user's
+/// service (under `user@UID.service`), which `systemctl --user` stops.
+pub fn systemd_unit(pid: u32) -> Option<(String, bool)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    unit_of_cgroup(&text)
+}
+
+/// The unit of a /proc/PID/cgroup text: the unified (`0::`) line, else the
+/// `name=systemd` one of a cgroup-v1 host.
+fn unit_of_cgroup(text: &str) -> Option<(String, bool)> {
+    let path = |prefix: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(prefix))
+            .filter(|p| *p != "/")
+    };
+    let path = path("0::").or_else(|| {
+        text.lines()
+            .find_map(|line| line.split_once(":name=systemd:").map(|(_, p)| p))
+    })?;
+    let parts: Vec<&str> = path.split('/').collect();
+    let unit = parts.iter().rev().find(|p| p.ends_with(".service"))?;
+    let user = parts
+        .iter()
+        .any(|p| p.starts_with("user@") && p.ends_with(".service") && p != unit);
+    Some((unit.to_string(), user))
+}
+
 /// The PID in each PID namespace the process belongs to, outermost first
 /// (the `NSpid:` line of /proc/PID/status).
 pub fn ns_pids(pid: u32) -> io::Result<Vec<u32>> {
@@ -326,6 +420,48 @@ mod tests {
                 .iter()
                 .any(|(p, _)| p == Path::new("/"))
         );
+    }
+
+    #[test]
+    fn reads_hidepid_and_systemd_units() {
+        for (line, want) in [
+            ("22 27 0:21 / /proc rw,relatime - proc proc rw", None),
+            (
+                "22 27 0:21 / /proc rw,relatime - proc proc rw,hidepid=invisible,gid=4",
+                Some("hidepid=invisible,gid=4"),
+            ),
+            (
+                "22 27 0:21 / /proc rw - proc proc rw,hidepid=2",
+                Some("hidepid=2"),
+            ),
+            ("22 27 0:21 / /proc rw - proc proc rw,hidepid=0", None),
+            ("30 27 0:40 / /x/proc rw - proc proc rw,hidepid=2", None),
+            ("30 27 0:40 / /proc rw - tmpfs tmpfs rw,hidepid=2", None),
+        ] {
+            assert_eq!(proc_hidepid(line).as_deref(), want, "{line}");
+        }
+        for (text, want) in [
+            (
+                "0::/system.slice/openviking.service\n",
+                Some(("openviking.service", false)),
+            ),
+            (
+                "0::/user.slice/user-1000.slice/user@1000.service/app.slice/ov.service\n",
+                Some(("ov.service", true)),
+            ),
+            ("0::/user.slice/user-1000.slice/session-3.scope\n", None),
+            (
+                "9:name=systemd:/system.slice/ov.service\n0::/\n",
+                Some(("ov.service", false)),
+            ),
+            ("0::/\n", None),
+        ] {
+            assert_eq!(
+                unit_of_cgroup(text),
+                want.map(|(u, user)| (u.to_string(), user)),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -29,11 +29,12 @@ struct Roots<'a> {
 /// Finds every process that has a file open, its current directory, or a file
 /// mapped under one of `roots` (resolved paths), reading each process's
 /// descriptor table, current directory and memory map once, whatever the
-/// number of roots. Also counts the processes it could not read (kernel
-/// threads aside, which have no files). The processes are shared out among a
+/// number of roots. Also returns the processes it could not read in full
+/// (kernel threads aside, which have no files): what could not be read is
+/// never taken for "nothing there". The processes are shared out among a
 /// few threads: the work is all system calls, independent from one process
 /// to the next.
-pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<Use>, usize)> {
+pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<Use>, Vec<u32>)> {
     let roots = Roots {
         paths: roots,
         ids: roots.iter().map(|r| procfs::file_id(r).ok()).collect(),
@@ -42,28 +43,33 @@ pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<Use>, usize)> {
     let pids = procfs::pids()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let chunk = pids.len().div_ceil(threads).max(1);
-    let results: Vec<(Vec<Use>, usize)> = std::thread::scope(|scope| {
+    let results: Vec<(Vec<Use>, Vec<u32>)> = std::thread::scope(|scope| {
         let workers: Vec<_> = pids
             .chunks(chunk)
-            .map(|pids| (pids.len(), scope.spawn(|| scan_some(pids, &roots))))
+            .map(|pids| (pids, scope.spawn(|| scan_some(pids, &roots))))
             .collect();
         // A worker that failed saw none of its processes: say so, never a silent gap.
         workers
             .into_iter()
-            .map(|(count, w)| w.join().unwrap_or_else(|_| (Vec::new(), count)))
+            .map(|(pids, w)| w.join().unwrap_or_else(|_| (Vec::new(), pids.to_vec())))
             .collect()
     });
     let mut uses = Vec::new();
-    let mut uninspected = 0;
+    let mut uninspected = Vec::new();
     for (found, missed) in results {
         uses.extend(found);
-        uninspected += missed;
+        uninspected.extend(missed);
     }
     Ok((uses, uninspected))
 }
 
-fn scan_some(pids: &[u32], roots: &Roots) -> (Vec<Use>, usize) {
-    let mut uninspected = 0;
+/// An error that means the process has exited, rather than that it may not be read.
+fn exited(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::NotFound
+}
+
+fn scan_some(pids: &[u32], roots: &Roots) -> (Vec<Use>, Vec<u32>) {
+    let mut uninspected = Vec::new();
     let mut uses = Vec::new();
     let mut buf = Vec::new();
     // ovlock itself may run from inside the directory it looks at.
@@ -71,19 +77,34 @@ fn scan_some(pids: &[u32], roots: &Roots) -> (Vec<Use>, usize) {
         let fds = match procfs::fds(pid) {
             Ok(fds) => fds,
             // It exited while we looked: it uses nothing any more.
-            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) if exited(&err) => continue,
             Err(_) if procfs::stat(pid).is_ok_and(|s| s.is_kernel_thread()) => continue,
             Err(_) => {
-                uninspected += 1;
+                uninspected.push(pid);
                 continue;
             }
         };
         // A process in another mount namespace: its mounts, to tell from a
         // path which filesystem it lies on without touching that filesystem.
-        let foreign = (roots.mount_namespace.is_some()
-            && procfs::mount_namespace(&pid.to_string()).ok() != roots.mount_namespace)
-            .then(|| procfs::mounts(pid).unwrap_or_default());
+        // A namespace or mount table that cannot be read is not ours by default.
+        let mounts = match &roots.mount_namespace {
+            None => Ok(None),
+            Some(ours) => match procfs::mount_namespace(&pid.to_string()) {
+                Ok(theirs) if theirs == *ours => Ok(None),
+                Ok(_) => procfs::mounts(pid).map(Some),
+                Err(err) => Err(err),
+            },
+        };
+        let foreign = match mounts {
+            Ok(mounts) => mounts,
+            Err(err) if exited(&err) => continue,
+            Err(_) => {
+                uninspected.push(pid);
+                continue;
+            }
+        };
         let foreign = foreign.as_deref();
+        let mut unreadable = false;
         let mut found: Vec<Use> = Vec::new();
         let mut add =
             |root: usize, touched: Touched| match found.iter_mut().find(|u| u.root == root) {
@@ -97,7 +118,10 @@ fn scan_some(pids: &[u32], roots: &Roots) -> (Vec<Use>, usize) {
         for (fd, target) in fds {
             let under = locate(roots, pid, foreign, &target);
             if !under.is_empty() {
-                let locks = procfs::fdinfo_locks(pid, fd).unwrap_or_default();
+                let locks = procfs::fdinfo_locks(pid, fd).unwrap_or_else(|err| {
+                    unreadable |= !exited(&err);
+                    Vec::new()
+                });
                 for (root, path) in under {
                     add(
                         root,
@@ -110,46 +134,58 @@ fn scan_some(pids: &[u32], roots: &Roots) -> (Vec<Use>, usize) {
                 }
             }
         }
-        if let Ok(cwd) = procfs::cwd(pid) {
-            for (root, path) in locate(roots, pid, foreign, &cwd) {
-                add(
-                    root,
-                    Touched {
-                        path,
-                        touch: Touch::Cwd,
-                        locks: Vec::new(),
-                    },
-                );
+        match procfs::cwd(pid) {
+            Ok(cwd) => {
+                for (root, path) in locate(roots, pid, foreign, &cwd) {
+                    add(
+                        root,
+                        Touched {
+                            path,
+                            touch: Touch::Cwd,
+                            locks: Vec::new(),
+                        },
+                    );
+                }
             }
+            Err(err) => unreadable |= !exited(&err),
         }
         // A file can stay mapped after its descriptor is closed. (A process
         // in another mount namespace names paths of its own: its mappings
         // are not matched.)
         if foreign.is_some() {
             uses.extend(found);
+            if unreadable {
+                uninspected.push(pid);
+            }
             continue;
         }
-        if let Ok(mapped) = procfs::mapped_paths(pid, &mut buf) {
-            let mut seen: Vec<&Path> = Vec::new();
-            for path in mapped {
-                let mut under = roots_of(roots.paths, path).peekable();
-                if under.peek().is_none() || seen.contains(&path) {
-                    continue;
-                }
-                seen.push(path);
-                for root in under {
-                    add(
-                        root,
-                        Touched {
-                            path: path.to_path_buf(),
-                            touch: Touch::Mapped,
-                            locks: Vec::new(),
-                        },
-                    );
+        match procfs::mapped_paths(pid, &mut buf) {
+            Err(err) => unreadable |= !exited(&err),
+            Ok(mapped) => {
+                let mut seen: Vec<&Path> = Vec::new();
+                for path in mapped {
+                    let mut under = roots_of(roots.paths, path).peekable();
+                    if under.peek().is_none() || seen.contains(&path) {
+                        continue;
+                    }
+                    seen.push(path);
+                    for root in under {
+                        add(
+                            root,
+                            Touched {
+                                path: path.to_path_buf(),
+                                touch: Touch::Mapped,
+                                locks: Vec::new(),
+                            },
+                        );
+                    }
                 }
             }
         }
         uses.extend(found);
+        if unreadable {
+            uninspected.push(pid);
+        }
     }
     (uses, uninspected)
 }

@@ -3,7 +3,6 @@
 //! locks they own there, and the process trees they belong to. One scan of
 //! every process serves all directories of a survey.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::kernel_locks::KernelLock;
@@ -50,17 +49,28 @@ pub struct Ancestor {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Usage {
     pub users: Vec<User>,
-    /// Processes whose files could not be read (other users', when not root).
-    pub uninspected: usize,
-    /// Parents up to PID 1 of every user and lock owner, nearest first.
-    pub lineage: BTreeMap<u32, Vec<Ancestor>>,
+    /// Processes whose files could not be read in full (other users', when
+    /// not root; more privileged ones, without CAP_SYS_PTRACE).
+    pub uninspected: Vec<Uninspected>,
+}
+
+/// A process whose files could not be read, with what could be read of it:
+/// whether it may be OpenViking, and its PID in each PID namespace (a pid
+/// file written in a container names its server by the innermost one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uninspected {
+    pub pid: u32,
+    /// None when not even its command line could be read.
+    pub process: Option<ProcessInfo>,
+    /// Outermost (ours) first.
+    pub ns_pids: Vec<u32>,
 }
 
 /// Scans every process once and attaches what it found to each directory
 /// that exists; settles flocks whose recorded holder had gone.
 #[cfg(target_os = "linux")]
 pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mut Processes) {
-    use super::{DirState, FlockState, LOCK_NAME, LockFile, Lookup, flock, scan};
+    use super::{DirState, FlockState, LOCK_NAME, LockFile, Lookup, flock, procfs, scan};
 
     let mut all: Vec<&mut Facts> = facts.into_iter().collect();
     if all.is_empty() {
@@ -80,27 +90,43 @@ pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mu
             return;
         }
     };
+    let uninspected: Vec<Uninspected> = uninspected
+        .into_iter()
+        .filter_map(|pid| {
+            let process = match processes.lookup(pid) {
+                Lookup::Alive(process) => Some(process),
+                Lookup::Gone => return None,
+                Lookup::Unknown(_) => None,
+            };
+            Some(Uninspected {
+                pid,
+                process,
+                ns_pids: procfs::ns_pids(pid).unwrap_or_default(),
+            })
+        })
+        .collect();
     for facts in all.iter_mut() {
         let Some(root) = roots.iter().position(|r| *r == facts.lock_dir) else {
             continue;
         };
         let mut usage = Usage {
-            uninspected,
+            uninspected: uninspected.clone(),
             ..Usage::default()
         };
         for found in uses.iter().filter(|u| u.root == root) {
             match processes.lookup(found.pid) {
                 Lookup::Alive(process) if !process.zombie => usage.users.push(User {
-                    ns_pids: super::procfs::ns_pids(found.pid).unwrap_or_default(),
+                    ns_pids: procfs::ns_pids(found.pid).unwrap_or_default(),
                     process,
                     touched: found.touched.clone(),
                 }),
                 Lookup::Alive(_) | Lookup::Gone => {}
-                Lookup::Unknown(_) => usage.uninspected += 1,
+                Lookup::Unknown(_) => usage.uninspected.push(Uninspected {
+                    pid: found.pid,
+                    process: None,
+                    ns_pids: procfs::ns_pids(found.pid).unwrap_or_default(),
+                }),
             }
-        }
-        if usage.uninspected > 0 {
-            locked_by_unreadable(&facts.lock_dir, &mut usage, processes);
         }
 
         if let (Some(state @ FlockState::Unidentified { .. }), LockFile::Present { stat, .. }) =
@@ -121,7 +147,7 @@ pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mu
                 })
                 .map(|u| u.process.pid)
                 .collect();
-            let settled = flock::settle(state.clone(), holders, usage.uninspected);
+            let settled = flock::settle(state.clone(), holders, unseen(&usage, &facts.host));
             if let FlockState::Held { holders, .. } = &settled {
                 facts.flock_holders = holders.iter().map(|&pid| processes.lookup(pid)).collect();
             }
@@ -129,106 +155,27 @@ pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mu
         }
 
         let mut pids: Vec<u32> = usage.users.iter().map(|u| u.process.pid).collect();
-        pids.extend(
-            facts
-                .flock_holders
-                .iter()
-                .chain(&facts.pid_owner)
-                .filter_map(|l| match l {
-                    Lookup::Alive(p) => Some(p.pid),
-                    _ => None,
-                }),
-        );
+        pids.extend(facts.flock_holders.iter().filter_map(|l| match l {
+            Lookup::Alive(p) => Some(p.pid),
+            _ => None,
+        }));
         for pid in pids {
-            usage.lineage.entry(pid).or_insert_with(|| lineage(pid));
+            facts.lineage.entry(pid).or_insert_with(|| lineage(pid));
         }
         facts.usage = Some(Ok(usage));
     }
 }
 
-/// Processes whose files could not be read still show in /proc/locks, which
-/// everyone may read: the locks on OpenViking's storage files (RocksDB's
-/// LOCK, the SQLite queues) name them, so an unprivileged run still sees a
-/// server that uses the storage without a lock file.
+/// What the scan could not see, in a phrase, or None when it saw everything.
 #[cfg(target_os = "linux")]
-fn locked_by_unreadable(dir: &std::path::Path, usage: &mut Usage, processes: &mut Processes) {
-    use super::Lookup;
-    use super::procfs::{self, FileId};
-
-    // Symlinks inside the directory are never followed: one into a hung
-    // network or FUSE mount would hang the run.
-    let real_dir =
-        |path: &std::path::Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
-    let mut storage: Vec<PathBuf> = Vec::new();
-    let vectordb = dir.join("vectordb");
-    if real_dir(&vectordb) {
-        for entry in std::fs::read_dir(&vectordb).into_iter().flatten().flatten() {
-            let store = entry.path().join("store");
-            if entry.file_type().is_ok_and(|t| t.is_dir()) && real_dir(&store) {
-                storage.push(store.join("LOCK"));
-            }
-        }
-    }
-    for db in ["_system/queue", "_system/usage_audit"] {
-        if real_dir(&dir.join("_system")) && real_dir(&dir.join(db)) {
-            let name = if db.ends_with("queue") {
-                "queue.db"
-            } else {
-                "usage_audit.sqlite3"
-            };
-            for suffix in ["", "-wal", "-shm"] {
-                storage.push(dir.join(db).join(format!("{name}{suffix}")));
-            }
-        }
-    }
-    let files: Vec<(FileId, PathBuf)> = storage
-        .into_iter()
-        .filter_map(|path| {
-            let meta = std::fs::symlink_metadata(&path)
-                .ok()
-                .filter(|m| m.is_file())?;
-            use std::os::unix::fs::MetadataExt;
-            Some((
-                FileId {
-                    dev: meta.dev(),
-                    ino: meta.ino(),
-                },
-                path,
-            ))
-        })
-        .collect();
-    let Ok(table) = procfs::lock_table() else {
-        return;
-    };
-    for lock in table.into_iter().filter(|l| !l.waiting) {
-        let Some(pid) = lock.pid else { continue };
-        let Some((_, path)) = files.iter().find(|(id, _)| {
-            id.ino == lock.ino
-                && (rustix::fs::major(id.dev), rustix::fs::minor(id.dev))
-                    == (lock.dev_major, lock.dev_minor)
-        }) else {
-            continue;
-        };
-        let touched = Touched {
-            path: path.clone(),
-            touch: Touch::Open,
-            locks: vec![lock],
-        };
-        match usage.users.iter_mut().find(|u| u.process.pid == pid) {
-            Some(user) if !user.touched.iter().any(|t| t.path == touched.path) => {
-                user.touched.push(touched)
-            }
-            Some(_) => {}
-            None => {
-                if let Lookup::Alive(process) = processes.lookup(pid) {
-                    usage.users.push(User {
-                        ns_pids: procfs::ns_pids(pid).unwrap_or_default(),
-                        process,
-                        touched: vec![touched],
-                    });
-                }
-            }
-        }
+fn unseen(usage: &Usage, host: &super::Host) -> Option<String> {
+    let hidden = host.hidepid.as_ref().filter(|_| !host.privileged());
+    match (usage.uninspected.len(), hidden) {
+        (0, None) => None,
+        (n, None) => Some(format!("{n} processes could not be inspected")),
+        (_, Some(option)) => Some(format!(
+            "/proc is mounted with {option}, which hides other users' processes"
+        )),
     }
 }
 
@@ -245,7 +192,7 @@ pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, _processes: &m
 
 /// The parents of `pid`, nearest first, up to PID 1.
 #[cfg(target_os = "linux")]
-fn lineage(pid: u32) -> Vec<Ancestor> {
+pub(crate) fn lineage(pid: u32) -> Vec<Ancestor> {
     let mut chain = Vec::new();
     let Ok(super::procfs::Stat {
         ppid: mut parent, ..
@@ -269,6 +216,12 @@ fn lineage(pid: u32) -> Vec<Ancestor> {
     chain
 }
 
+/// Off Linux, parents are not looked up.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn lineage(_pid: u32) -> Vec<Ancestor> {
+    Vec::new()
+}
+
 /// An OpenViking process found by `who --all`, with the data directories its
 /// open files belong to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,7 +243,8 @@ pub fn discover(
     processes: &mut Processes,
     is_openviking: impl Fn(&ProcessInfo) -> bool,
 ) -> Result<Vec<Found>, String> {
-    let ours = super::procfs::mount_namespace("self").ok();
+    use super::procfs;
+    let ours = procfs::mount_namespace("self").ok();
     let mut found: Vec<Found> = processes
         .all()
         .into_iter()
@@ -298,21 +252,23 @@ pub fn discover(
         .filter(|p| !p.zombie && p.pid != std::process::id() && is_openviking(p))
         .map(|process| {
             // Another mount namespace names its directories by paths of its
-            // own, which mean nothing here: its directories stay unknown.
-            let elsewhere = ours.is_some()
-                && super::procfs::mount_namespace(&process.pid.to_string()).ok() != ours;
-            let fds = super::procfs::fds(process.pid);
+            // own, which mean nothing here: its directories stay unknown. One
+            // whose namespace cannot be read is unreadable, not elsewhere.
+            let namespace = procfs::mount_namespace(&process.pid.to_string());
+            let elsewhere =
+                matches!((&ours, &namespace), (Some(ours), Ok(theirs)) if ours != theirs);
+            let fds = procfs::fds(process.pid);
             let mut dirs: Vec<PathBuf> = match &fds {
                 Ok(fds) if !elsewhere => fds
                     .iter()
-                    .filter_map(|(_, target)| workspace_of(target))
+                    .filter_map(|(_, target)| crate::layout::workspace_of(target))
                     .collect(),
                 _ => Vec::new(),
             };
             dirs.sort();
             dirs.dedup();
             Found {
-                unreadable: fds.is_err(),
+                unreadable: fds.is_err() || (ours.is_some() && namespace.is_err()),
                 other_mount_namespace: elsewhere,
                 process,
                 dirs,
@@ -341,57 +297,4 @@ pub fn discover(
             other_mount_namespace: false,
         })
         .collect())
-}
-
-/// The data directory an open file of an OpenViking server belongs to: the
-/// parent of `.openviking.lock`, or what lies before the last `vectordb` or
-/// `_system` component (the last, since the directory's own path may hold
-/// such a name).
-#[cfg(target_os = "linux")]
-fn workspace_of(path: &std::path::Path) -> Option<PathBuf> {
-    if path.file_name() == Some(std::ffi::OsStr::new(super::LOCK_NAME)) {
-        return path.parent().map(PathBuf::from);
-    }
-    path.ancestors()
-        .skip(1)
-        .find(|a| {
-            matches!(
-                a.file_name().and_then(|n| n.to_str()),
-                Some("vectordb" | "_system")
-            )
-        })
-        .and_then(|storage| storage.parent())
-        .filter(|dir| dir.parent().is_some())
-        .map(PathBuf::from)
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    #[test]
-    fn finds_the_data_directory_of_a_storage_file() {
-        let cases = [
-            ("/srv/ov/data/.openviking.lock", Some("/srv/ov/data")),
-            (
-                "/srv/ov/data/vectordb/context/store/LOCK",
-                Some("/srv/ov/data"),
-            ),
-            ("/srv/ov/data/_system/queue/queue.db", Some("/srv/ov/data")),
-            (
-                "/srv/vectordb/ws/vectordb/context/store/LOCK",
-                Some("/srv/vectordb/ws"),
-            ),
-            ("/vectordb/x", None),
-            ("/srv/ov/data/log/server.log", None),
-        ];
-        for (path, want) in cases {
-            assert_eq!(
-                workspace_of(Path::new(path)).as_deref(),
-                want.map(Path::new),
-                "{path}"
-            );
-        }
-    }
 }

@@ -1,94 +1,233 @@
 //! Judging who uses the storage, whatever the lock files say: process trees
 //! as servers, storage users without a lock, other users, and PID files
-//! written inside another PID namespace.
+//! written inside another PID namespace. The users come from the scan, when
+//! one ran, and from the kernel's locks on storage files, which need none.
 
 use std::path::Path;
 use std::time::SystemTime;
 
 use super::{Acc, OtherUser, Owner, PidFileVerdict, Policy, Protocol, Staleness};
-use crate::inspect::{Facts, FlockState, Touch, Touched, User};
+use crate::inspect::{
+    Facts, FlockState, Host, LOCK_NAME, Privilege, Touch, Touched, Uninspected, Usage, User,
+};
+use crate::layout;
 
 /// Whether the answer for this directory needs the scan of every process:
-/// the recorded flock holder is gone, the PID file is about to be called
-/// stale (its owner may live in another PID namespace), or OpenViking takes
-/// no lock here at all.
+/// the recorded flock holder is gone, a lock on a storage file names no
+/// live process, the PID file is about to be called stale (its owner may
+/// live in another PID namespace), or OpenViking takes no lock here at all.
 pub fn needs_scan(facts: &Facts, policy: &Policy) -> bool {
     matches!(facts.flock, Some(FlockState::Unidentified { .. }))
         || facts.workspace.skip_process_lock
+        || !facts.storage_locks.unidentified.is_empty()
         || matches!(
             super::pid_file_verdict(facts, policy),
-            PidFileVerdict::Stale(
-                Staleness::Gone { .. }
-                    | Staleness::Zombie { .. }
-                    | Staleness::IsOvlock { .. }
-                    | Staleness::StartedAfterWrite { .. }
-                    | Staleness::NotOpenViking { .. }
-            )
+            PidFileVerdict::Stale(why) if namespace_ambiguous(&why)
         )
 }
 
-/// The scanned user with this PID.
-pub(super) fn user(facts: &Facts, pid: u32) -> Option<&User> {
-    match &facts.usage {
-        Some(Ok(usage)) => usage.users.iter().find(|u| u.process.pid == pid),
-        _ => None,
+/// Whether a stale PID file's number might still be its server's PID inside
+/// another PID namespace (a container).
+pub(super) fn namespace_ambiguous(why: &Staleness) -> bool {
+    matches!(
+        why,
+        Staleness::Gone { .. }
+            | Staleness::Zombie { .. }
+            | Staleness::IsOvlock { .. }
+            | Staleness::StartedAfterWrite { .. }
+            | Staleness::NotOpenViking { .. }
+    )
+}
+
+/// Every process known to use the directory: the scan's users, joined by
+/// the holders of locks on its storage files (which the kernel names even
+/// for processes whose files cannot be read, and without a scan).
+pub(super) fn users(facts: &Facts) -> Vec<User> {
+    let mut users = match &facts.usage {
+        Some(Ok(usage)) => usage.users.clone(),
+        _ => Vec::new(),
+    };
+    for holder in &facts.storage_locks.holders {
+        let Some(user) = users
+            .iter_mut()
+            .find(|u| u.process.pid == holder.process.pid)
+        else {
+            users.push(holder.clone());
+            continue;
+        };
+        for touched in &holder.touched {
+            match user.touched.iter_mut().find(|t| t.path == touched.path) {
+                Some(t) if t.locks.is_empty() => t.locks = touched.locks.clone(),
+                Some(_) => {}
+                None => user.touched.push(touched.clone()),
+            }
+        }
     }
+    users
+}
+
+/// The known user with this PID.
+pub(super) fn user(facts: &Facts, pid: u32) -> Option<User> {
+    users(facts).into_iter().find(|u| u.process.pid == pid)
+}
+
+/// Whether `user`, PID `pid` in its innermost PID namespace, could have
+/// written a pid file holding `pid` at `written`.
+fn could_have_written(user: &User, policy: &Policy, pid: u32, written: SystemTime) -> bool {
+    user.ns_pids.len() > 1
+        && user.ns_pids.last() == Some(&pid)
+        && policy.is_openviking(&user.process)
+        && !user
+            .process
+            .started
+            .is_some_and(|s| super::started_after_write(s, written))
 }
 
 /// A live OpenViking process that uses the directory and is PID `pid` in its
 /// innermost PID namespace, started no later than the file was written.
-pub(super) fn namespace_owner<'a>(
-    facts: &'a Facts,
+pub(super) fn namespace_owner(
+    facts: &Facts,
     policy: &Policy,
     pid: u32,
     written: SystemTime,
-) -> Option<&'a User> {
+) -> Option<User> {
+    users(facts)
+        .into_iter()
+        .find(|u| could_have_written(u, policy, pid, written))
+}
+
+/// Why a pid file's number cannot be ruled out as the PID of a server in
+/// another PID namespace that this run could not see, if it cannot.
+pub(super) fn unseen_namespace_owner(
+    facts: &Facts,
+    policy: &Policy,
+    pid: u32,
+    written: SystemTime,
+) -> Option<String> {
     let Some(Ok(usage)) = &facts.usage else {
         return None;
     };
-    usage.users.iter().find(|u| {
+    let unseen = usage.uninspected.iter().find(|u| {
         u.ns_pids.len() > 1
             && u.ns_pids.last() == Some(&pid)
-            && policy.is_openviking(&u.process)
-            && !u
-                .process
-                .started
-                .is_some_and(|s| super::started_after_write(s, written))
+            && u.process.as_ref().is_none_or(|p| {
+                policy.is_openviking(p)
+                    && !p
+                        .started
+                        .is_some_and(|s| super::started_after_write(s, written))
+            })
+    });
+    if let Some(u) = unseen {
+        return Some(format!(
+            "PID {pid} is not alive as such here, but it is the PID of PID {}{} inside its own \
+             PID namespace, whose files could not be read to tell whether it uses this directory; {}",
+            u.pid,
+            u.process
+                .as_ref()
+                .map(|p| format!(" ({})", p.name))
+                .unwrap_or_default(),
+            remedy(&facts.host)
+        ));
+    }
+    hidden(&facts.host).map(|option| {
+        format!(
+            "PID {pid} is not alive as such here, but /proc is mounted with {option}: a process \
+             that /proc hides may be PID {pid} inside a container; {}",
+            remedy(&facts.host)
+        )
     })
 }
 
-/// Sorts every scanned user into an owner's server, a new owner that uses
+/// The `hidepid=` option that hides processes from this run, if one does.
+fn hidden(host: &Host) -> Option<&str> {
+    host.hidepid.as_deref().filter(|_| !host.privileged())
+}
+
+/// What would let this run see every process, as the end of a sentence.
+pub(super) fn remedy(host: &Host) -> &'static str {
+    match host.lacks {
+        Some(Privilege::SysPtrace) => {
+            "run ovlock with CAP_SYS_PTRACE (it runs as root without it, as under a systemd \
+             CapabilityBoundingSet= or in a container)"
+        }
+        _ => "run as root",
+    }
+}
+
+/// The processes a scan could not inspect that may be OpenViking servers:
+/// one that plainly is something else can only ever be another user.
+pub(super) fn suspects<'a>(usage: &'a Usage, policy: &Policy) -> Vec<&'a Uninspected> {
+    usage
+        .uninspected
+        .iter()
+        .filter(|u| u.process.as_ref().is_none_or(|p| policy.is_openviking(p)))
+        .collect()
+}
+
+/// What a scan could not see that may matter, as a sentence, or None when
+/// it saw every process that may be a server.
+fn unseen(usage: &Usage, host: &Host, policy: &Policy) -> Option<String> {
+    let mut parts = Vec::new();
+    let suspects = suspects(usage, policy);
+    if !suspects.is_empty() {
+        const SHOWN: usize = 5;
+        let pids: Vec<String> = suspects
+            .iter()
+            .take(SHOWN)
+            .map(|u| u.pid.to_string())
+            .collect();
+        let more = if suspects.len() > SHOWN { ", ..." } else { "" };
+        parts.push(format!(
+            "{} processes that may be OpenViking were not inspected (PID {}{more})",
+            suspects.len(),
+            pids.join(", ")
+        ));
+    }
+    if let Some(option) = hidden(host) {
+        parts.push(format!(
+            "/proc is mounted with {option}, which hides other users' processes even from a count"
+        ));
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "{}; {} for a complete answer",
+            parts.join("; "),
+            remedy(host)
+        )
+    })
+}
+
+/// Sorts every known user into an owner's server, a new owner that uses
 /// the storage without a lock, or another user.
 pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
     // Without a lock, only the scan can show who uses the storage: where it
     // could not see everything, "free" would be a guess.
     let unlocked = facts.workspace.skip_process_lock;
-    let usage = match &facts.usage {
-        None => return,
-        Some(Err(why)) => {
-            let what = format!("could not look for processes that use the directory: {why}");
-            if unlocked {
-                j.unknown.push(what)
-            } else {
-                j.warnings.push(what)
-            }
-            return;
-        }
-        Some(Ok(usage)) => usage,
-    };
-    if usage.uninspected > 0 {
-        let what = format!(
-            "{} processes of other users were not inspected; run as root for a complete answer",
-            usage.uninspected
-        );
+    let doubt = |j: &mut Acc, what: String| {
         if unlocked {
             j.unknown.push(what)
         } else {
             j.warnings.push(what)
         }
+    };
+    let scanned = match &facts.usage {
+        None => None,
+        Some(Err(why)) => {
+            doubt(
+                j,
+                format!("could not look for processes that use the directory: {why}"),
+            );
+            None
+        }
+        Some(Ok(usage)) => Some(usage),
+    };
+    if let Some(what) = scanned.and_then(|usage| unseen(usage, &facts.host, policy)) {
+        doubt(j, what);
     }
+    let users = users(facts);
+    unidentified_storage_locks(facts, &users, j);
     let ancestors = |pid: u32| -> Vec<u32> {
-        usage
+        facts
             .lineage
             .get(&pid)
             .map(|chain| chain.iter().map(|a| a.pid).collect())
@@ -97,21 +236,22 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
     let descends = |child: u32, parent: u32| ancestors(child).contains(&parent);
 
     for owner in &mut j.owners {
-        if let Some(u) = user(facts, owner.process.pid) {
+        if let Some(u) = users.iter().find(|u| u.process.pid == owner.process.pid) {
             owner.files = u.touched.clone();
         }
-        owner.ancestry = usage
+        owner.ancestry = facts
             .lineage
             .get(&owner.process.pid)
             .cloned()
             .unwrap_or_default();
     }
     let lock_owners = j.owners.len();
+    let deleted = layout::deleted_lock_file(&facts.lock_dir);
 
-    let mut users: Vec<&User> = usage.users.iter().collect();
+    let mut sorted: Vec<&User> = users.iter().collect();
     // Parents before their children, so a server is met before its workers.
-    users.sort_by_key(|u| (ancestors(u.process.pid).len(), u.process.pid));
-    for u in users {
+    sorted.sort_by_key(|u| (ancestors(u.process.pid).len(), u.process.pid));
+    for u in sorted {
         let pid = u.process.pid;
         if j.owners
             .iter()
@@ -129,7 +269,7 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
         }
         let uses_storage = u.touched.iter().any(|t| {
             !t.locks.is_empty()
-                || (t.touch != Touch::Cwd && is_storage_file(&facts.lock_dir, &t.path))
+                || (t.touch != Touch::Cwd && layout::is_storage_file(&facts.lock_dir, &t.path))
         });
         // The directory's own path in an argument (`tail -f /srv/openviking/
         // data/LOG`) does not make a process OpenViking.
@@ -156,26 +296,48 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
             j.owners[i].workers.push(pid);
             continue;
         }
-        j.owned.push(format!(
-            "PID {pid} ({}) uses the storage without holding a lock file: {}",
-            u.process.name,
-            describe_files(&facts.lock_dir, &u.touched)
-        ));
+        let released = matches!(facts.flock, Some(FlockState::Unheld)) && lock_owners == 0;
+        j.owned.push(if u.touched.iter().any(|t| t.path == deleted) {
+            format!(
+                "PID {pid} ({}) holds the flock on a {LOCK_NAME} that was deleted under it: a new \
+                 server would lock a new file at that path and run beside it",
+                u.process.name
+            )
+        } else if released {
+            format!(
+                "PID {pid} ({}) has let go of {LOCK_NAME} but still holds the storage: {}",
+                u.process.name,
+                describe_files(&facts.lock_dir, &u.touched)
+            )
+        } else {
+            format!(
+                "PID {pid} ({}) uses the storage without holding a lock file: {}",
+                u.process.name,
+                describe_files(&facts.lock_dir, &u.touched)
+            )
+        });
         j.owners.push(Owner {
             process: u.process.clone(),
             protocols: vec![Protocol::Storage],
             files: u.touched.clone(),
-            ancestry: usage.lineage.get(&pid).cloned().unwrap_or_default(),
+            ancestry: facts.lineage.get(&pid).cloned().unwrap_or_default(),
             ..Owner::default()
         });
     }
 
     let storage_owners = j.owners.len() - lock_owners;
     if storage_owners > 0 && lock_owners == 0 && j.owners.len() == 1 {
-        j.owned.push(
-            "it holds no lock file: storage.skip_process_lock is set, or it is an OpenViking older than any lock"
-                .to_string(),
-        );
+        let holds_deleted = j.owners[0].files.iter().any(|t| t.path == deleted);
+        if !holds_deleted {
+            j.owned.push(if matches!(facts.flock, Some(FlockState::Unheld)) {
+                "it is a server shutting down, or one started with storage.skip_process_lock \
+                 beside the lock file of another"
+                    .to_string()
+            } else {
+                "it holds no lock file: storage.skip_process_lock is set, or it is an OpenViking older than any lock"
+                    .to_string()
+            });
+        }
     }
     if j.owners.len() > 1 {
         for owner in j
@@ -194,40 +356,44 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
     }
 }
 
-/// Whether a path under the directory is part of OpenViking's storage (its
-/// lock file, its vector store, its SQLite queues), rather than, say, a log
-/// someone is tailing.
-fn is_storage_file(dir: &Path, path: &Path) -> bool {
-    let Ok(relative) = path.strip_prefix(dir) else {
-        return false;
-    };
-    let mut components = relative
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy());
-    let first = components.next().unwrap_or_default();
-    if matches!(first.as_ref(), ".openviking.lock" | "vectordb" | "_system") {
-        return true;
+/// Locks on storage files whose holder is not known: held by a live process
+/// that could not be identified, or by one that not even the scan found.
+fn unidentified_storage_locks(facts: &Facts, users: &[User], j: &mut Acc) {
+    for lock in &facts.storage_locks.unidentified {
+        // The scan may have found who holds it through an open file.
+        let explained = users.iter().any(|u| {
+            u.touched
+                .iter()
+                .any(|t| t.path == lock.path && t.locks.iter().any(|l| l.ino == lock.lock.ino))
+        });
+        if explained {
+            continue;
+        }
+        let what = format!(
+            "{} ({} {} lock)",
+            relative(&facts.lock_dir, &lock.path).display(),
+            lock.lock.class.name(),
+            if lock.lock.exclusive { "write" } else { "read" }
+        );
+        if lock.alive {
+            j.anonymous_holder = true;
+            j.owned.push(format!(
+                "{what} is held by a live process that could not be identified: {}; {}",
+                lock.why,
+                remedy(&facts.host)
+            ));
+        } else {
+            j.unknown.push(format!(
+                "{what} is held, but not by any process ovlock could see ({})",
+                lock.why
+            ));
+        }
     }
-    let name = relative
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let name = name.trim_end_matches(" (deleted)");
-    [
-        ".db",
-        ".db-wal",
-        ".db-shm",
-        ".db-journal",
-        ".sqlite",
-        ".sqlite3",
-        ".sqlite3-wal",
-        ".sqlite3-shm",
-        ".sst",
-    ]
-    .iter()
-    .any(|ext| name.ends_with(ext))
-        || matches!(name, "LOCK" | "CURRENT" | "IDENTITY")
-        || name.starts_with("MANIFEST-")
+    if let Some(why) = &facts.storage_locks.incomplete {
+        j.warnings.push(format!(
+            "the storage was not searched in full for locks: {why}"
+        ));
+    }
 }
 
 /// A short list of touched files relative to the directory, with their locks.

@@ -19,7 +19,8 @@ fn host() -> Host {
         now: at(T0 + 3_600),
         boot_time: Some(at(T0 - 86_400)),
         self_pid: 777,
-        privileged: true,
+        lacks: None,
+        hidepid: None,
     }
 }
 
@@ -41,7 +42,9 @@ fn base() -> Facts {
         pid_file: LockFile::Absent,
         pid_owner: None,
         pid_owner_uses_dir: Some(false),
+        storage_locks: Default::default(),
         usage: None,
+        lineage: Default::default(),
         remote_fs: None,
         left_aside: Vec::new(),
         host: host(),
@@ -73,6 +76,7 @@ fn process(pid: u32, name: &str, started: u64) -> ProcessInfo {
         memory: Some(1 << 20),
         cwd: None,
         zombie: false,
+        service: None,
     }
 }
 
@@ -90,6 +94,7 @@ fn pid_file(mut facts: Facts, pid: u32, lookup: Lookup) -> Facts {
 fn flock_held(mut facts: Facts, holders: &[ProcessInfo], recorded: u32) -> Facts {
     facts.lock_file = file("", T0);
     facts.flock = Some(FlockState::Held {
+        recorded_exited: false,
         holders: holders.iter().map(|p| p.pid).collect(),
         recorded_pid: Some(recorded),
         note: None,
@@ -150,6 +155,7 @@ fn cases() -> Vec<Case> {
     let mut anonymous = base();
     anonymous.lock_file = file("", T0);
     anonymous.flock = Some(FlockState::Held {
+        recorded_exited: false,
         holders: vec![],
         recorded_pid: Some(9),
         note: Some("no holder found".into()),
@@ -494,11 +500,12 @@ fn fixes_name_the_real_pids_and_paths() {
     let mut anonymous = base();
     anonymous.lock_file = file("", T0);
     anonymous.flock = Some(FlockState::Held {
+        recorded_exited: false,
         holders: vec![],
         recorded_pid: Some(9),
         note: None,
     });
-    anonymous.host.privileged = false;
+    anonymous.host.lacks = Some(Privilege::Root);
     assert_eq!(
         judge(&anonymous, &policy).fixes,
         ["Run as root to identify the holder: sudo ovlock who /srv/ov/data"]

@@ -310,18 +310,37 @@ fn lock_table(facts: &Facts, j: &Judgement) -> Table {
         }
         (LockFile::Present { .. }, Some(FlockState::Unknown(why))) => format!("cannot tell: {why}"),
         (LockFile::Present { .. }, _) => "cannot tell".to_string(),
+        (LockFile::Absent, _) => {
+            let deleted = crate::layout::deleted_lock_file(&facts.lock_dir);
+            let holders: Vec<String> = j
+                .owners
+                .iter()
+                .filter(|o| o.files.iter().any(|t| t.path == deleted))
+                .map(|o| o.process.pid.to_string())
+                .collect();
+            match holders.as_slice() {
+                [] => presence(&facts.lock_file, &facts.dir),
+                pids => format!(
+                    "deleted, but PID {} still holds the flock on it",
+                    pids.join(", ")
+                ),
+            }
+        }
         (file, _) => presence(file, &facts.dir),
     };
     let flock_pid = match &facts.flock {
         Some(FlockState::Held {
             holders,
             recorded_pid,
+            recorded_exited,
             ..
         }) => {
             let holders: Vec<String> = holders.iter().map(u32::to_string).collect();
             match (holders.is_empty(), recorded_pid) {
                 (false, _) => holders.join(", "),
-                (true, Some(pid)) => format!("{pid} (exited)"),
+                // A live PID is never shown as exited, whatever else is unknown.
+                (true, Some(pid)) if *recorded_exited => format!("{pid} (exited)"),
+                (true, Some(pid)) => format!("{pid} (no longer holds it)"),
                 (true, None) => "?".to_string(),
             }
         }

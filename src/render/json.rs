@@ -291,7 +291,7 @@ fn data_dir(report: &DirReport) -> DataDir<'_> {
             })
             .collect(),
         uninspected: match &facts.usage {
-            Some(Ok(usage)) => Some(usage.uninspected),
+            Some(Ok(usage)) => Some(usage.uninspected.len()),
             _ => None,
         },
         removed,

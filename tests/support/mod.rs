@@ -867,3 +867,35 @@ pub fn spawn_tail(file: &Path) -> Proc {
         parent: None,
     }
 }
+
+/// How many processes this test process cannot read in full, as ovlock's
+/// scan counts them: not kernel threads, and not the processes whose every
+/// descriptor link reads. Even root may be refused some (a sandbox's init
+/// of another user namespace), and a scan must count them, not skip them.
+pub fn unreadable_processes() -> usize {
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            let flags = fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()?
+                        .split_whitespace()
+                        .nth(6)?
+                        .parse::<u64>()
+                        .ok()
+                });
+            let kernel_thread = flags.is_some_and(|f| f & 0x0020_0000 != 0);
+            let denied = |err: std::io::Error| err.kind() == std::io::ErrorKind::PermissionDenied;
+            let unreadable = match fs::read_dir(format!("/proc/{pid}/fd")) {
+                Err(err) => denied(err),
+                Ok(fds) => fds
+                    .filter_map(Result::ok)
+                    .any(|fd| fs::read_link(fd.path()).is_err_and(denied)),
+            };
+            !kernel_thread && unreadable
+        })
+        .count()
+}

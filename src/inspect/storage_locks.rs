@@ -1,0 +1,275 @@
+//! The kernel locks on a data directory's storage files: RocksDB's
+//! `vectordb/*/store/LOCK`, the SQLite queue and the usage-audit databases.
+//! A server holds them for as long as it runs, with or without a lock file:
+//! after it let go of `.openviking.lock` while shutting down, after that file
+//! was deleted under it, and under `skip_process_lock`. They come from
+//! /proc/locks, read once per survey, and a walk of the storage directories,
+//! so finding them costs the same however many processes run.
+
+use std::path::PathBuf;
+
+use super::kernel_locks::KernelLock;
+use super::usage::User;
+
+/// What the lock table says about the storage of one directory.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StorageLocks {
+    /// Live processes that hold a lock on a storage file, with those files.
+    pub holders: Vec<User>,
+    /// Locks on storage files whose holder could not be identified.
+    pub unidentified: Vec<Unidentified>,
+    /// Why some of the storage could not be searched.
+    pub incomplete: Option<String>,
+}
+
+/// A lock on a storage file whose holder is not known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unidentified {
+    pub path: PathBuf,
+    pub lock: KernelLock,
+    /// The PID the kernel records, when it records one.
+    pub pid: Option<u32>,
+    /// That PID is alive (kill(2) finds it), but could not be identified.
+    pub alive: bool,
+    /// Why the holder is unknown.
+    pub why: String,
+}
+
+#[cfg(target_os = "linux")]
+pub use linux::find;
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::collections::HashSet;
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::path::{Path, PathBuf};
+
+    use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, openat, statat};
+
+    use super::{StorageLocks, Unidentified};
+    use crate::inspect::kernel_locks::{KernelLock, LockClass};
+    use crate::inspect::procfs::{self, FileId};
+    use crate::inspect::usage::{Touch, Touched, User};
+    use crate::inspect::{LockTable, Lookup, Processes};
+    use crate::layout;
+
+    /// How deep below a storage directory files are looked for; RocksDB's
+    /// lock sits three levels down (`vectordb/context/store/LOCK`).
+    const MAX_DEPTH: usize = 6;
+    /// How many directory entries one walk reads at most.
+    const MAX_ENTRIES: usize = 200_000;
+
+    /// The locks in `table` on files under `dir`'s storage directories.
+    pub fn find(dir: &Path, table: &LockTable, processes: &mut Processes) -> StorageLocks {
+        let mut found = StorageLocks::default();
+        let locks: Vec<&KernelLock> = match table.get() {
+            Ok(locks) => locks.iter().filter(|l| !l.waiting).collect(),
+            Err(err) => {
+                found.incomplete = Some(format!("cannot read /proc/locks: {err}"));
+                return found;
+            }
+        };
+        if locks.is_empty() {
+            return found;
+        }
+        let inodes: HashSet<u64> = locks.iter().map(|l| l.ino).collect();
+        let walk = walk(dir, &inodes);
+        found.incomplete = walk.incomplete;
+        for (path, id) in walk.files {
+            let device = (rustix::fs::major(id.dev), rustix::fs::minor(id.dev));
+            for lock in locks.iter().filter(|l| l.ino == id.ino) {
+                // btrfs and overlayfs show another device in /proc/locks than
+                // stat does: there the holder must have the very file open.
+                let same_device = (lock.dev_major, lock.dev_minor) == device;
+                let confirmed = same_device
+                    || lock
+                        .pid
+                        .is_some_and(|pid| procfs::has_open(pid, id).unwrap_or(false));
+                if confirmed {
+                    add(&mut found, &path, lock, processes);
+                }
+            }
+        }
+        for holder in &mut found.holders {
+            holder.touched.sort_by(|a, b| a.path.cmp(&b.path));
+            holder
+                .touched
+                .extend(deleted_lock_file(dir, holder.process.pid, &locks));
+        }
+        found
+    }
+
+    /// `.openviking.lock` held open by `pid` after the file was deleted, with
+    /// the flock it holds on it: the server keeps its lock on an inode that
+    /// no one else can reach, and a new server would lock a new file.
+    fn deleted_lock_file(dir: &Path, pid: u32, locks: &[&KernelLock]) -> Option<Touched> {
+        let deleted = layout::deleted_lock_file(dir);
+        let (fd, _) = procfs::fds(pid)
+            .ok()?
+            .into_iter()
+            .find(|(_, target)| *target == deleted)?;
+        let id = procfs::file_id(Path::new(&format!("/proc/{pid}/fd/{fd}"))).ok()?;
+        let held = locks
+            .iter()
+            .filter(|l| l.class == LockClass::Flock && l.ino == id.ino)
+            .map(|l| (*l).clone())
+            .collect();
+        Some(Touched {
+            path: deleted,
+            touch: Touch::Open,
+            locks: held,
+        })
+    }
+
+    fn add(found: &mut StorageLocks, path: &Path, lock: &KernelLock, processes: &mut Processes) {
+        let touched = Touched {
+            path: path.to_path_buf(),
+            touch: Touch::Open,
+            locks: vec![lock.clone()],
+        };
+        let unidentified = |pid, alive, why: String| Unidentified {
+            path: path.to_path_buf(),
+            lock: lock.clone(),
+            pid,
+            alive,
+            why,
+        };
+        let Some(pid) = lock.pid else {
+            found.unidentified.push(unidentified(
+                None,
+                false,
+                "the kernel records no process for it (an open-file lock)".into(),
+            ));
+            return;
+        };
+        if let Some(holder) = found.holders.iter_mut().find(|h| h.process.pid == pid) {
+            match holder.touched.iter_mut().find(|t| t.path == touched.path) {
+                Some(t) => t.locks.push(lock.clone()),
+                None => holder.touched.push(touched),
+            }
+            return;
+        }
+        match processes.lookup(pid) {
+            Lookup::Alive(process) if !process.zombie => found.holders.push(User {
+                ns_pids: procfs::ns_pids(pid).unwrap_or_default(),
+                process,
+                touched: vec![touched],
+            }),
+            // A lock outlives neither its process (POSIX) nor its open file
+            // (flock, which a forked child may have kept): only a scan can
+            // name who holds it now.
+            Lookup::Alive(_) | Lookup::Gone => found.unidentified.push(unidentified(
+                Some(pid),
+                false,
+                format!("the kernel records PID {pid}, which has exited"),
+            )),
+            Lookup::Unknown(why) => found.unidentified.push(unidentified(Some(pid), true, why)),
+        }
+    }
+
+    struct Walk {
+        files: Vec<(PathBuf, FileId)>,
+        incomplete: Option<String>,
+    }
+
+    /// The regular files under `dir`'s storage directories whose inode
+    /// number is one of `inodes`, found by the inode numbers directory
+    /// entries carry, so only those files are ever looked at. Symlinks are
+    /// never followed, and mount points inside are not entered: a hung
+    /// network or FUSE mount would hang the run.
+    fn walk(dir: &Path, inodes: &HashSet<u64>) -> Walk {
+        let mut walk = Walk {
+            files: Vec::new(),
+            incomplete: None,
+        };
+        let Ok(top) = open_dir(None, dir) else {
+            return walk;
+        };
+        let mounts: Vec<PathBuf> = procfs::mounts(std::process::id())
+            .map(|m| m.into_iter().map(|(point, _)| point).collect())
+            .unwrap_or_default();
+        let mut pending: Vec<(OwnedFd, PathBuf, usize)> = layout::STORAGE_DIRS
+            .iter()
+            .filter_map(|name| {
+                let path = dir.join(name);
+                let fd = open_dir(Some(&top), Path::new(name)).ok()?;
+                Some((fd, path, 0))
+            })
+            .collect();
+        let mut entries = 0;
+        while let Some((fd, path, depth)) = pending.pop() {
+            let Ok(mut listing) = Dir::read_from(&fd) else {
+                walk.incomplete = Some(format!("cannot list {}", path.display()));
+                continue;
+            };
+            while let Some(Ok(entry)) = listing.read() {
+                entries += 1;
+                if entries > MAX_ENTRIES {
+                    walk.incomplete = Some(format!(
+                        "the storage holds more than {MAX_ENTRIES} entries; the rest was not searched"
+                    ));
+                    return walk;
+                }
+                let name = entry.file_name();
+                let bytes = name.to_bytes();
+                if bytes == b"." || bytes == b".." {
+                    continue;
+                }
+                let child = path.join(name_of(bytes));
+                let kind = match entry.file_type() {
+                    FileType::Unknown => statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_or(FileType::Unknown, |st| FileType::from_raw_mode(st.st_mode)),
+                    kind => kind,
+                };
+                match kind {
+                    FileType::RegularFile if inodes.contains(&entry.ino()) => {
+                        if let Ok(st) = statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                            let regular =
+                                FileType::from_raw_mode(st.st_mode) == FileType::RegularFile;
+                            if regular {
+                                let id = FileId {
+                                    dev: st.st_dev,
+                                    ino: st.st_ino,
+                                };
+                                walk.files.push((child, id));
+                            }
+                        }
+                    }
+                    FileType::Directory if depth < MAX_DEPTH && !mounts.contains(&child) => {
+                        if let Ok(sub) = open_dir(Some(&fd), Path::new(name_of(bytes))) {
+                            pending.push((sub, child, depth + 1));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        walk
+    }
+
+    fn name_of(bytes: &[u8]) -> &std::ffi::OsStr {
+        use std::os::unix::ffi::OsStrExt;
+        std::ffi::OsStr::from_bytes(bytes)
+    }
+
+    /// Opens a directory (relative to `parent`) without following a
+    /// symlink, and without touching its access time where allowed.
+    fn open_dir(parent: Option<&OwnedFd>, path: &Path) -> rustix::io::Result<OwnedFd> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let open = |flags| match parent {
+            Some(parent) => openat(parent.as_fd(), path, flags, Mode::empty()),
+            None => openat(rustix::fs::CWD, path, flags, Mode::empty()),
+        };
+        open(flags | OFlags::NOATIME).or_else(|_| open(flags))
+    }
+}
+
+/// Off Linux there is no kernel lock table to read.
+#[cfg(not(target_os = "linux"))]
+pub fn find(
+    _dir: &std::path::Path,
+    _table: &super::LockTable,
+    _processes: &mut super::Processes,
+) -> StorageLocks {
+    StorageLocks::default()
+}
