@@ -79,10 +79,22 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Check(args) => &args.dirs.dirs,
         Command::ClearStale(args) => &args.dirs.dirs,
     };
-    let workspaces = workspace::resolve(
+    let workspace::Resolved {
+        workspaces,
+        warnings,
+    } = workspace::resolve(
         dirs,
         &workspace::Env::from_process(global.config.as_deref())?,
     )?;
+    if !global.quiet {
+        for warning in &warnings {
+            let _ = writeln!(
+                std::io::stderr(),
+                "ovlock: warning: {}",
+                render::escape::text(warning)
+            );
+        }
+    }
     let policy = Policy::new(&global.matches);
 
     let mut run = Run {

@@ -11,6 +11,28 @@ pub struct StorageConfig {
     pub workspace: Option<PathBuf>,
     /// `storage.skip_process_lock`.
     pub skip_process_lock: bool,
+    /// Variables the text refers to, anywhere, that are not set here and so
+    /// stay as written: the server's environment may well have them.
+    pub unset_vars: Vec<Var>,
+}
+
+/// A variable named in the config text, shown as `$NAME`, or `${NAME}`
+/// when the name could not be written without braces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Var(pub String);
+
+impl std::fmt::Display for Var {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.chars().all(is_name_char) {
+            write!(f, "${}", self.0)
+        } else {
+            write!(f, "${{{}}}", self.0)
+        }
+    }
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
 }
 
 /// Why a config's text is not a usable ov.conf.
@@ -19,10 +41,13 @@ pub enum ConfigError {
     NotUtf8 {
         offset: usize,
     },
+    /// `line` and `column` are in the text after expansion, so the
+    /// variables that were expanded are named too.
     Json {
         line: usize,
         column: usize,
         message: String,
+        expanded: Vec<Var>,
     },
     NotAnObject,
     WrongType {
@@ -41,11 +66,14 @@ impl std::fmt::Display for ConfigError {
                 line,
                 column,
                 message,
+                expanded,
             } => {
-                write!(
-                    f,
-                    "is not valid JSON at line {line}, column {column}: {message}"
-                )
+                f.write_str("is not valid JSON ")?;
+                if !expanded.is_empty() {
+                    let names: Vec<String> = expanded.iter().map(Var::to_string).collect();
+                    write!(f, "after expanding variables ({}) ", names.join(", "))?;
+                }
+                write!(f, "at line {line}, column {column}: {message}")
             }
             ConfigError::NotAnObject => f.write_str("is not a JSON object"),
             ConfigError::WrongType { key, expected } => {
@@ -65,16 +93,23 @@ pub fn parse(
     let text = std::str::from_utf8(raw).map_err(|e| ConfigError::NotUtf8 {
         offset: e.valid_up_to(),
     })?;
-    let expanded = expand_vars(text, env);
-    let value: serde_json::Value =
-        serde_json::from_str(&expanded).map_err(|e| ConfigError::Json {
-            line: e.line(),
-            column: e.column(),
-            message: json_message(&e),
-        })?;
+    let Expansion {
+        text,
+        expanded,
+        unset,
+    } = expand_vars(text, env);
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| ConfigError::Json {
+        line: e.line(),
+        column: e.column(),
+        message: json_message(&e),
+        expanded,
+    })?;
     let root = value.as_object().ok_or(ConfigError::NotAnObject)?;
     let Some(storage) = root.get("storage").filter(|v| !v.is_null()) else {
-        return Ok(StorageConfig::default());
+        return Ok(StorageConfig {
+            unset_vars: unset,
+            ..StorageConfig::default()
+        });
     };
     let storage = storage.as_object().ok_or(ConfigError::WrongType {
         key: "storage",
@@ -103,6 +138,7 @@ pub fn parse(
     Ok(StorageConfig {
         workspace,
         skip_process_lock,
+        unset_vars: unset,
     })
 }
 
@@ -115,10 +151,22 @@ fn json_message(err: &serde_json::Error) -> String {
     }
 }
 
+/// The text after `expand_vars`, and what it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expansion {
+    pub text: String,
+    /// Variables replaced by their values, each once, in order of first appearance.
+    pub expanded: Vec<Var>,
+    /// Variables left as written because they are not set, likewise.
+    pub unset: Vec<Var>,
+}
+
 /// Python's `os.path.expandvars` on POSIX: `$name` (ASCII word characters)
 /// and `${anything}`; a variable that is not set stays as written.
-pub fn expand_vars(text: &str, env: impl Fn(&str) -> Option<String>) -> String {
+pub fn expand_vars(text: &str, env: impl Fn(&str) -> Option<String>) -> Expansion {
     let mut out = String::with_capacity(text.len());
+    let mut expanded = Vec::new();
+    let mut unset = Vec::new();
     let mut rest = text;
     while let Some(dollar) = rest.find('$') {
         out.push_str(&rest[..dollar]);
@@ -130,21 +178,39 @@ pub fn expand_vars(text: &str, env: impl Fn(&str) -> Option<String>) -> String {
             }
         } else {
             let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .find(|c: char| !is_name_char(c))
                 .unwrap_or(after.len());
             (&after[..end], end)
         };
-        match (written_len, env(name)) {
-            (len, Some(value)) if len > 0 && !name.is_empty() => out.push_str(&value),
-            _ => {
-                out.push('$');
-                out.push_str(&after[..written_len]);
+        // None: not a variable at all (a lone `$`, an unclosed `${`, `${}`).
+        let lookup = (!name.is_empty()).then(|| env(name));
+        if let Some(Some(value)) = &lookup {
+            out.push_str(value);
+            note(&mut expanded, name);
+        } else {
+            out.push('$');
+            out.push_str(&after[..written_len]);
+            // Python looks `$1` up too, but a name that starts with a digit
+            // is a shell's positional parameter, never exported: `$1` or
+            // `$100` in a config is text, not a forgotten variable.
+            if lookup.is_some() && !name.starts_with(|c: char| c.is_ascii_digit()) {
+                note(&mut unset, name);
             }
         }
         rest = &after[written_len..];
     }
     out.push_str(rest);
-    out
+    Expansion {
+        text: out,
+        expanded,
+        unset,
+    }
+}
+
+fn note(vars: &mut Vec<Var>, name: &str) {
+    if !vars.iter().any(|v| v.0 == name) {
+        vars.push(Var(name.to_string()));
+    }
 }
 
 /// `~` and `~/...` become the home directory; anything else is left alone.
@@ -178,22 +244,89 @@ mod tests {
 
     #[test]
     fn expands_like_python_expandvars() {
-        let cases = [
-            ("$WS/a", "/srv/ws/a"),
-            ("${WS}/a", "/srv/ws/a"),
-            ("$WS_x", "$WS_x"),
-            ("${NOPE}/a", "${NOPE}/a"),
-            ("$NOPE", "$NOPE"),
-            ("a$", "a$"),
-            ("${WS", "${WS"),
-            ("${}", "${}"),
-            ("$$WS", "$/srv/ws"),
-            ("x${EMPTY}y", "xy"),
-            ("$1", "$1"),
-            ("ü$WS€", "ü/srv/ws€"),
+        // (input, text after expansion, variables expanded, variables unset)
+        let cases: [(&str, &str, &[&str], &[&str]); 17] = [
+            ("$WS/a", "/srv/ws/a", &["WS"], &[]),
+            ("${WS}/a", "/srv/ws/a", &["WS"], &[]),
+            ("$WS_x", "$WS_x", &[], &["WS_x"]),
+            ("${NOPE}/a", "${NOPE}/a", &[], &["NOPE"]),
+            ("$NOPE", "$NOPE", &[], &["NOPE"]),
+            ("a$", "a$", &[], &[]),
+            ("${WS", "${WS", &[], &[]),
+            ("${}", "${}", &[], &[]),
+            ("$$WS", "$/srv/ws", &["WS"], &[]),
+            ("x${EMPTY}y", "xy", &["EMPTY"], &[]),
+            ("$1", "$1", &[], &[]),
+            ("${1}x$100", "${1}x$100", &[], &[]),
+            ("ü$WS€", "ü/srv/ws€", &["WS"], &[]),
+            (
+                "$B $A ${B} $WS $A $WS",
+                "$B $A ${B} /srv/ws $A /srv/ws",
+                &["WS"],
+                &["B", "A"],
+            ),
+            ("${a b}", "${a b}", &[], &["a b"]),
+            ("$-x", "$-x", &[], &[]),
+            ("${NOPE${WS}}", "${NOPE${WS}}", &[], &["NOPE${WS"]),
         ];
-        for (input, want) in cases {
-            assert_eq!(expand_vars(input, env), want, "input {input:?}");
+        for (input, text, expanded, unset) in cases {
+            let got = expand_vars(input, env);
+            let names = |vars: &[Var]| vars.iter().map(|v| v.0.clone()).collect::<Vec<_>>();
+            assert_eq!(got.text, text, "input {input:?}");
+            assert_eq!(names(&got.expanded), expanded, "expanded in {input:?}");
+            assert_eq!(names(&got.unset), unset, "unset in {input:?}");
+        }
+    }
+
+    #[test]
+    fn a_variable_is_shown_as_it_could_be_written() {
+        for (name, shown) in [
+            ("WS", "$WS"),
+            ("_x1", "$_x1"),
+            ("a b", "${a b}"),
+            ("ü", "${ü}"),
+        ] {
+            assert_eq!(Var(name.into()).to_string(), shown);
+        }
+    }
+
+    #[test]
+    fn unset_variables_are_reported_wherever_they_are() {
+        for (text, unset) in [
+            (r#"{"storage": {"workspace": "$NOPE/ws"}}"#, &["NOPE"][..]),
+            (
+                r#"{"server": {"key": "${KEY}"}, "storage": null}"#,
+                &["KEY"],
+            ),
+            (r#"{"price": "$1", "storage": {"workspace": "$WS"}}"#, &[]),
+        ] {
+            let got = parse_str(text).unwrap().unset_vars;
+            let got: Vec<&str> = got.iter().map(|v| v.0.as_str()).collect();
+            assert_eq!(got, unset, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_json_error_after_expansion_names_the_variables() {
+        let env = |name: &str| match name {
+            "Q" => Some("a\"b".into()),
+            "WS" => Some("/srv/ws".into()),
+            _ => None,
+        };
+        let cases = [
+            (
+                r#"{"storage": {"workspace": "$WS/${Q}", "x": "$WS$NOPE"}}"#,
+                "is not valid JSON after expanding variables ($WS, $Q) \
+                 at line 1, column 38: expected `,` or `}`",
+            ),
+            (
+                r#"{"storage": {"workspace": "$NOPE"},}"#,
+                "is not valid JSON at line 1, column 36: trailing comma",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse(text.as_bytes(), env, None).unwrap_err();
+            assert_eq!(err.to_string(), want, "{text}");
         }
     }
 
@@ -248,8 +381,10 @@ mod tests {
                 line,
                 column,
                 message,
+                expanded,
             }) => {
                 assert_eq!((line, column), (2, 28));
+                assert!(expanded.is_empty(), "{expanded:?}");
                 assert!(!message.contains("at line"), "{message}");
             }
             other => panic!("{other:?}"),
@@ -273,7 +408,9 @@ mod tests {
 
         #[test]
         fn text_without_dollars_is_unchanged(text in "[^$]*") {
-            prop_assert_eq!(expand_vars(&text, env), text);
+            let got = expand_vars(&text, env);
+            prop_assert_eq!(got.text, text);
+            prop_assert!(got.expanded.is_empty() && got.unset.is_empty());
         }
     }
 }

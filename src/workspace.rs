@@ -1,6 +1,7 @@
 //! Which data directories to inspect, and where each one came from: the
 //! command line, `storage.workspace` of an ov.conf, or OpenViking's default.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
@@ -104,48 +105,81 @@ impl Env<'_> {
     }
 }
 
-/// The directories to inspect: the arguments, or else the configured workspace.
+/// What `resolve` found.
+#[derive(Debug)]
+pub struct Resolved {
+    pub workspaces: Vec<Workspace>,
+    /// Things the user should know that do not stop the run: a variable in
+    /// the config that is not set, a `$OPENVIKING_CONFIG_FILE` passed over.
+    pub warnings: Vec<String>,
+}
+
+/// The directories to inspect: the arguments, each once, or else the
+/// configured workspace.
 ///
 /// With directories named, the config is read only when named itself
 /// (`--config`, `$OPENVIKING_CONFIG_FILE`), for `skip_process_lock`: it
 /// describes its own workspace, not whatever directory the user points at.
-pub fn resolve(args: &[PathBuf], env: &Env) -> Result<Vec<Workspace>> {
+pub fn resolve(args: &[PathBuf], env: &Env) -> Result<Resolved> {
+    let mut warnings = Vec::new();
     if !args.is_empty() {
         // A config typed on the command line must exist and parse; one from
-        // the environment is only consulted. Either way its
-        // skip_process_lock holds for its own workspace.
-        let named = match (env.config_flag, (env.var)("OPENVIKING_CONFIG_FILE")) {
-            (Some(_), _) => configured(env)?,
-            (None, Some(_)) => configured(env).ok().flatten(),
+        // the environment is only consulted, as it may have been set for
+        // another workspace. Either way its skip_process_lock holds for its
+        // own workspace. An empty variable names no file, as in find_config.
+        let from_env = (env.var)("OPENVIKING_CONFIG_FILE").filter(|v| !v.is_empty());
+        let named = match (env.config_flag, from_env) {
+            (Some(_), _) => configured(env, &mut warnings)?,
+            (None, Some(value)) => match configured(env, &mut warnings) {
+                Ok(named) => named,
+                Err(err) => {
+                    warnings.push(format!(
+                        "$OPENVIKING_CONFIG_FILE names {value}, which could not be used: \
+                         {err:#}; its storage.skip_process_lock is not applied"
+                    ));
+                    None
+                }
+            },
             (None, None) => None,
         };
-        return args
-            .iter()
-            .map(|dir| {
-                let path = absolute(&env.cwd, dir)?;
-                let skip_process_lock = named
-                    .as_ref()
-                    .is_some_and(|w| w.skip_process_lock && same_directory(&w.path, &path));
-                Ok(Workspace {
-                    path,
-                    source: Source::Argument,
-                    skip_process_lock,
-                })
-            })
-            .collect();
+        let mut seen = HashSet::new();
+        let mut workspaces = Vec::new();
+        for dir in args {
+            let path = absolute(&env.cwd, dir)?;
+            if !seen.insert(identity(&path)) {
+                continue;
+            }
+            let skip_process_lock = named
+                .as_ref()
+                .is_some_and(|w| w.skip_process_lock && same_directory(&w.path, &path));
+            workspaces.push(Workspace {
+                path,
+                source: Source::Argument,
+                skip_process_lock,
+            });
+        }
+        return Ok(Resolved {
+            workspaces,
+            warnings,
+        });
     }
-    match configured(env)? {
-        Some(workspace) => Ok(vec![workspace]),
-        None => Ok(vec![Workspace {
+    let workspace = match configured(env, &mut warnings)? {
+        Some(workspace) => workspace,
+        None => Workspace {
             path: absolute(&env.cwd, Path::new("data"))?,
             source: Source::Default { config: None },
             skip_process_lock: false,
-        }]),
-    }
+        },
+    };
+    Ok(Resolved {
+        workspaces: vec![workspace],
+        warnings,
+    })
 }
 
 /// The workspace the config names, or None when there is no config file.
-fn configured(env: &Env) -> Result<Option<Workspace>> {
+/// Adds a warning for each variable the config uses that is not set.
+fn configured(env: &Env, warnings: &mut Vec<String>) -> Result<Option<Workspace>> {
     let Some((file, via)) = find_config(env)? else {
         return Ok(None);
     };
@@ -166,6 +200,12 @@ fn configured(env: &Env) -> Result<Option<Workspace>> {
     };
     let config = ovconf::parse(&raw, env.var, env.home.as_deref())
         .map_err(|err| anyhow::anyhow!("config file {} {err}", file.display()))?;
+    warnings.extend(config.unset_vars.iter().map(|var| {
+        format!(
+            "config file {}: {var} is not set, so it stays as written (OpenViking does the same)",
+            file.display()
+        )
+    }));
     let (path, source) = match config.workspace {
         Some(workspace) => (
             absolute(&env.cwd, &workspace)?,
@@ -235,10 +275,13 @@ fn explicit(path: PathBuf, via: ConfigVia) -> Result<(PathBuf, ConfigVia)> {
 
 /// The same directory, however spelled: compared resolved where both exist.
 fn same_directory(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
+    identity(a) == identity(b)
+}
+
+/// What tells directories apart: the resolved path where there is one, else
+/// the path as given (absolute), since a missing directory resolves to nothing.
+fn identity(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// `path` made absolute against the current directory, with `.` components
@@ -283,7 +326,8 @@ mod tests {
             &[PathBuf::from("rel"), PathBuf::from("/abs")],
             &env_with(dir.path(), None, &none),
         )
-        .unwrap();
+        .unwrap()
+        .workspaces;
         assert_eq!(got[0].path, dir.path().join("cwd/rel"));
         assert_eq!(got[1].path, PathBuf::from("/abs"));
         assert!(got.iter().all(|w| w.source == Source::Argument));
@@ -305,6 +349,8 @@ mod tests {
             _ => None,
         };
         let got = resolve(&[], &env_with(dir.path(), None, &var)).unwrap();
+        assert_eq!(got.warnings, Vec::<String>::new());
+        let got = got.workspaces;
         assert_eq!(got[0].path, PathBuf::from("/srv/ws"));
         assert_eq!(
             got[0].source,
@@ -323,7 +369,9 @@ mod tests {
         let conf = dir.path().join("home/.openviking/ov.conf");
         std::fs::write(&conf, "{}").unwrap();
         let none = |_: &str| None;
-        let got = resolve(&[], &env_with(dir.path(), None, &none)).unwrap();
+        let got = resolve(&[], &env_with(dir.path(), None, &none))
+            .unwrap()
+            .workspaces;
         assert_eq!(got[0].path, dir.path().join("cwd/data"));
         assert_eq!(
             got[0].source,
@@ -352,6 +400,154 @@ mod tests {
         assert!(
             err.contains("bad.conf") && err.contains("line 1, column"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_directory_named_twice_is_inspected_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path().join("cwd");
+        std::fs::create_dir_all(cwd.join("ws")).unwrap();
+        std::fs::create_dir_all(cwd.join("other")).unwrap();
+        std::os::unix::fs::symlink("ws", cwd.join("link")).unwrap();
+        let none = |_: &str| None;
+        let cases: [(&[&str], &[&str]); 7] = [
+            (&["ws", "ws", "./ws"], &["ws"]),
+            (&["./ws", "ws"], &["ws"]),
+            (&["link", "ws"], &["link"]),
+            (&["ws", "other", "ws/", "link"], &["ws", "other"]),
+            (&["gone", ".//gone", "gone/."], &["gone"]),
+            // Missing, so not resolved: `..` may cross a symlink.
+            (&["gone", "x/../gone"], &["gone", "x/../gone"]),
+            (&["other", "ws"], &["other", "ws"]),
+        ];
+        for (args, want) in cases {
+            let args: Vec<PathBuf> = args.iter().map(PathBuf::from).collect();
+            let got = resolve(&args, &env_with(dir.path(), None, &none)).unwrap();
+            let got: Vec<PathBuf> = got.workspaces.into_iter().map(|w| w.path).collect();
+            let want: Vec<PathBuf> = want.iter().map(|p| cwd.join(p)).collect();
+            assert_eq!(got, want, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn warnings_for_unset_variables_and_an_unusable_env_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("cwd")).unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_string()
+        };
+        let unset = write(
+            "unset.conf",
+            r#"{"storage":{"workspace":"$NOPE/${NOPE}/$ALSO","skip_process_lock":true}}"#,
+        );
+        let broken = write("cwd/broken.conf", "not json");
+        std::fs::create_dir_all(dir.path().join("home/.openviking")).unwrap();
+        write("home/.openviking/ov.conf", "not json either");
+        let missing = dir.path().join("missing.conf");
+        let missing = missing.to_str().unwrap();
+        let not_set = |file: &str, var: &str| {
+            format!(
+                "config file {file}: {var} is not set, so it stays as written \
+                 (OpenViking does the same)"
+            )
+        };
+        let passed_over = |value: &str, why: &str| {
+            format!(
+                "$OPENVIKING_CONFIG_FILE names {value}, which could not be used: \
+                 {why}; its storage.skip_process_lock is not applied"
+            )
+        };
+        /// Directories, --config, $OPENVIKING_CONFIG_FILE, and the warnings.
+        type Case<'a> = (&'a [&'a str], Option<&'a str>, Option<&'a str>, Vec<String>);
+        let cases: [Case; 7] = [
+            (
+                &[],
+                None,
+                Some(&unset),
+                vec![not_set(&unset, "$NOPE"), not_set(&unset, "$ALSO")],
+            ),
+            (
+                &["ws"],
+                Some(&unset),
+                None,
+                vec![not_set(&unset, "$NOPE"), not_set(&unset, "$ALSO")],
+            ),
+            (
+                &["ws"],
+                None,
+                Some(&unset),
+                vec![not_set(&unset, "$NOPE"), not_set(&unset, "$ALSO")],
+            ),
+            (
+                &["ws"],
+                None,
+                Some(&broken),
+                vec![passed_over(
+                    &broken,
+                    &format!(
+                        "config file {broken} is not valid JSON at line 1, column 2: \
+                         expected ident"
+                    ),
+                )],
+            ),
+            (
+                &["ws"],
+                None,
+                Some(missing),
+                vec![passed_over(
+                    missing,
+                    &format!("config file {missing} (from $OPENVIKING_CONFIG_FILE) does not exist"),
+                )],
+            ),
+            // Named as the variable has it; the reason gives the file it means.
+            (
+                &["ws"],
+                None,
+                Some("broken.conf"),
+                vec![passed_over(
+                    "broken.conf",
+                    &format!(
+                        "config file {broken} is not valid JSON at line 1, column 2: \
+                         expected ident"
+                    ),
+                )],
+            ),
+            // An empty variable names no file; the broken home config is not read.
+            (&["ws"], None, Some(""), vec![]),
+        ];
+        for (args, flag, value, want) in cases {
+            let var = |name: &str| {
+                value
+                    .filter(|_| name == "OPENVIKING_CONFIG_FILE")
+                    .map(str::to_string)
+            };
+            let flag = flag.map(Path::new);
+            let args: Vec<PathBuf> = args.iter().map(PathBuf::from).collect();
+            let got = resolve(&args, &env_with(dir.path(), flag, &var))
+                .unwrap_or_else(|err| panic!("{args:?} {flag:?} {value:?}: {err}"));
+            assert_eq!(got.warnings, want, "{args:?} {flag:?} {value:?}");
+        }
+    }
+
+    #[test]
+    fn a_json_error_after_expansion_says_so_and_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("ov.conf");
+        std::fs::write(&conf, r#"{"storage":{"workspace":"${ROOT}/ws"}}"#).unwrap();
+        let var = |name: &str| (name == "ROOT").then(|| r"C:\Users".to_string());
+        let err = resolve(&[], &env_with(dir.path(), Some(&conf), &var))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "config file {} is not valid JSON after expanding variables ($ROOT) \
+                 at line 1, column 29: invalid escape",
+                conf.display()
+            )
         );
     }
 }

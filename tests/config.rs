@@ -52,24 +52,68 @@ fn run_text(env: &TestEnv, conf: &Path) -> String {
 }
 
 #[test]
-fn unset_variable_stays_as_written() {
+fn unset_variable_stays_as_written_and_is_warned_about() {
     let env = TestEnv::new();
     let conf = env.root().join("ov.conf");
     write_conf(
         &conf,
-        br#"{"storage": {"workspace": "${OVLOCK_UNSET_VAR}/ws"}}"#,
+        br#"{"storage": {"workspace": "${OVLOCK_UNSET_VAR}/ws"}, "n": "$OVLOCK_UNSET_VAR$1"}"#,
     );
-    let run = run_cmd(
-        env.command(&["status", "--json"])
-            .env("OPENVIKING_CONFIG_FILE", &conf)
-            .env_remove("OVLOCK_UNSET_VAR"),
-    );
+    let status = |extra: &[&str]| {
+        let mut args = vec!["status", "--json"];
+        args.extend_from_slice(extra);
+        run_cmd(
+            env.command(&args)
+                .env("OPENVIKING_CONFIG_FILE", &conf)
+                .env_remove("OVLOCK_UNSET_VAR"),
+        )
+    };
+    let run = status(&[]);
     assert_eq!(run.code, 0, "{run:?}");
     let dir = run.dir();
     // Relative to the current directory, as OpenViking takes it.
     let want = env.root().join("${OVLOCK_UNSET_VAR}/ws");
     assert_eq!(dir["path"], want.to_str().unwrap(), "{dir:#}");
     assert_eq!(dir["exists"], false);
+    // Once, however often it is used; `$1` is not a variable.
+    assert_eq!(
+        run.stderr,
+        format!(
+            "ovlock: warning: config file {}: $OVLOCK_UNSET_VAR is not set, \
+             so it stays as written (OpenViking does the same)\n",
+            conf.display()
+        ),
+        "{run:?}"
+    );
+
+    let run = status(&["--quiet"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+}
+
+#[test]
+fn invalid_json_after_expansion_says_so() {
+    let env = TestEnv::new();
+    let conf = env.root().join("ov.conf");
+    write_conf(
+        &conf,
+        br#"{"storage": {"workspace": "$OVLOCK_TEST_DIR", "skip_process_lock": false}}"#,
+    );
+    let run = run_cmd(
+        env.command(&["check"])
+            .env("OPENVIKING_CONFIG_FILE", &conf)
+            .env("OVLOCK_TEST_DIR", r#"a", "b"#),
+    );
+    assert_eq!(run.code, 4, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "ovlock: config file {} is not valid JSON after expanding variables \
+             ($OVLOCK_TEST_DIR) at line 1, column 35: expected `:`\n",
+            conf.display()
+        ),
+        "{run:?}"
+    );
+    assert!(run.stdout.is_empty(), "{run:?}");
 }
 
 #[test]
@@ -218,14 +262,69 @@ fn config_without_workspace_means_the_default_and_names_the_file() {
     assert_eq!(dir["config_file"], conf.to_str().unwrap());
 }
 
+/// A broken `$OPENVIKING_CONFIG_FILE` does not stop a look at the directories
+/// named, but it is not passed over in silence.
 #[test]
-fn arguments_ignore_the_config() {
+fn arguments_ignore_a_broken_env_config_but_warn() {
     let env = TestEnv::new();
     let conf = env.root().join("broken.conf");
     write_conf(&conf, b"not json");
-    let run = run_env_config(&env, &conf, &["status", "--json", &env.ws_str()]);
+    let missing = env.root().join("missing.conf");
+    let cases = [
+        (
+            &conf,
+            format!(
+                "config file {} is not valid JSON at line 1, column 2: expected ident",
+                conf.display()
+            ),
+        ),
+        (
+            &missing,
+            format!(
+                "config file {} (from $OPENVIKING_CONFIG_FILE) does not exist",
+                missing.display()
+            ),
+        ),
+    ];
+    for (file, why) in cases {
+        let run = run_env_config(&env, file, &["status", "--json", &env.ws_str()]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(run.dir()["source"], "argument");
+        assert_eq!(
+            run.stderr,
+            format!(
+                "ovlock: warning: $OPENVIKING_CONFIG_FILE names {}, which could not be used: \
+                 {why}; its storage.skip_process_lock is not applied\n",
+                file.display()
+            ),
+            "{run:?}"
+        );
+    }
+}
+
+#[test]
+fn a_directory_named_twice_is_checked_once() {
+    let env = TestEnv::new();
+    std::os::unix::fs::symlink("ws", env.root().join("link")).unwrap();
+    let run = env.run(&["check", "--color", "never", "ws", "ws", "./ws", "link"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(run.dir()["source"], "argument");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{run:?}");
+    assert!(
+        lines[0].starts_with(&format!("{}: ", env.ws_str())),
+        "{run:?}"
+    );
+
+    let run = env.run(&["status", "--json", "ws", "missing", "./missing", "ws/"]);
+    let dirs = run.json()["data_dirs"].clone();
+    let paths: Vec<&str> = dirs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    let missing = env.root().join("missing");
+    assert_eq!(paths, [env.ws_str().as_str(), missing.to_str().unwrap()]);
 }
 
 /// A config typed with --config must exist even when directories are named,
