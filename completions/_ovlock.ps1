@@ -22,7 +22,7 @@ Register-ArgumentCompleter -Native -CommandName 'ovlock' -ScriptBlock {
     $completions = @(switch ($command) {
         'ovlock' {
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
             [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document (schema_version 1) instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')
@@ -41,7 +41,7 @@ Register-ArgumentCompleter -Native -CommandName 'ovlock' -ScriptBlock {
         }
         'ovlock;status' {
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
             [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document (schema_version 1) instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')
@@ -51,9 +51,9 @@ Register-ArgumentCompleter -Native -CommandName 'ovlock' -ScriptBlock {
             break
         }
         'ovlock;check' {
-            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Poll until every directory is free or stale, for at most SECONDS')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Look again every 0.2 s until every directory is free or stale, for at most SECONDS. At the deadline it exits with the verdict then, and says on stderr what still holds it (unless -q); on a terminal it also says what it waits for')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
             [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"')
             [CompletionResult]::new('--scan', '--scan', [CompletionResultType]::ParameterName, 'Also scan every process for users of the directory, as status does (otherwise only when the answer needs it)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document (schema_version 1) instead of text')
@@ -65,7 +65,7 @@ Register-ArgumentCompleter -Native -CommandName 'ovlock' -ScriptBlock {
         }
         'ovlock;who' {
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
             [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"')
             [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Print only the owners'' PIDs, one per line')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every OpenViking process on the machine, with the data directories its open files belong to')
@@ -78,7 +78,7 @@ Register-ArgumentCompleter -Native -CommandName 'ovlock' -ScriptBlock {
         }
         'ovlock;clear-stale' {
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
             [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Say what would be removed, and remove nothing')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Say what would be removed, and remove nothing')
@@ -91,7 +91,7 @@ Register-ArgumentCompleter -Native -CommandName 'ovlock' -ScriptBlock {
         }
         'ovlock;completions' {
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
             [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document (schema_version 1) instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')

@@ -19,7 +19,7 @@ set edit:completion:arg-completer[ovlock] = {|@words|
     var completions = [
         &'ovlock'= {
             cand --color 'When to colour the output'
-            cand --config 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
+            cand --config 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
             cand --match 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"'
             cand --json 'Print one JSON document (schema_version 1) instead of text'
             cand -q 'Print nothing; only the exit code speaks'
@@ -37,7 +37,7 @@ set edit:completion:arg-completer[ovlock] = {|@words|
         }
         &'ovlock;status'= {
             cand --color 'When to colour the output'
-            cand --config 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
+            cand --config 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
             cand --match 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"'
             cand --json 'Print one JSON document (schema_version 1) instead of text'
             cand -q 'Print nothing; only the exit code speaks'
@@ -46,9 +46,9 @@ set edit:completion:arg-completer[ovlock] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'ovlock;check'= {
-            cand --wait 'Poll until every directory is free or stale, for at most SECONDS'
+            cand --wait 'Look again every 0.2 s until every directory is free or stale, for at most SECONDS. At the deadline it exits with the verdict then, and says on stderr what still holds it (unless -q); on a terminal it also says what it waits for'
             cand --color 'When to colour the output'
-            cand --config 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
+            cand --config 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
             cand --match 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"'
             cand --scan 'Also scan every process for users of the directory, as status does (otherwise only when the answer needs it)'
             cand --json 'Print one JSON document (schema_version 1) instead of text'
@@ -59,7 +59,7 @@ set edit:completion:arg-completer[ovlock] = {|@words|
         }
         &'ovlock;who'= {
             cand --color 'When to colour the output'
-            cand --config 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
+            cand --config 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
             cand --match 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"'
             cand --pid 'Print only the owners'' PIDs, one per line'
             cand --all 'Every OpenViking process on the machine, with the data directories its open files belong to'
@@ -71,7 +71,7 @@ set edit:completion:arg-completer[ovlock] = {|@words|
         }
         &'ovlock;clear-stale'= {
             cand --color 'When to colour the output'
-            cand --config 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
+            cand --config 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
             cand --match 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"'
             cand -n 'Say what would be removed, and remove nothing'
             cand --dry-run 'Say what would be removed, and remove nothing'
@@ -83,7 +83,7 @@ set edit:completion:arg-completer[ovlock] = {|@words|
         }
         &'ovlock;completions'= {
             cand --color 'When to colour the output'
-            cand --config 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
+            cand --config 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
             cand --match 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"'
             cand --json 'Print one JSON document (schema_version 1) instead of text'
             cand -q 'Print nothing; only the exit code speaks'

@@ -27,7 +27,7 @@ end
 complete -c ovlock -n "__fish_ovlock_needs_command" -l color -d 'When to colour the output' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it)'
 always\t''
 never\t''"
-complete -c ovlock -n "__fish_ovlock_needs_command" -l config -d 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]' -r -F
+complete -c ovlock -n "__fish_ovlock_needs_command" -l config -d 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]' -r -F
 complete -c ovlock -n "__fish_ovlock_needs_command" -l match -d 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"' -r
 complete -c ovlock -n "__fish_ovlock_needs_command" -l json -d 'Print one JSON document (schema_version 1) instead of text'
 complete -c ovlock -n "__fish_ovlock_needs_command" -s q -l quiet -d 'Print nothing; only the exit code speaks'
@@ -42,16 +42,16 @@ complete -c ovlock -n "__fish_ovlock_needs_command" -f -a "help" -d 'Print this 
 complete -c ovlock -n "__fish_ovlock_using_subcommand status" -l color -d 'When to colour the output' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it)'
 always\t''
 never\t''"
-complete -c ovlock -n "__fish_ovlock_using_subcommand status" -l config -d 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]' -r -F
+complete -c ovlock -n "__fish_ovlock_using_subcommand status" -l config -d 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]' -r -F
 complete -c ovlock -n "__fish_ovlock_using_subcommand status" -l match -d 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"' -r
 complete -c ovlock -n "__fish_ovlock_using_subcommand status" -l json -d 'Print one JSON document (schema_version 1) instead of text'
 complete -c ovlock -n "__fish_ovlock_using_subcommand status" -s q -l quiet -d 'Print nothing; only the exit code speaks'
 complete -c ovlock -n "__fish_ovlock_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l wait -d 'Poll until every directory is free or stale, for at most SECONDS' -r
+complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l wait -d 'Look again every 0.2 s until every directory is free or stale, for at most SECONDS. At the deadline it exits with the verdict then, and says on stderr what still holds it (unless -q); on a terminal it also says what it waits for' -r
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l color -d 'When to colour the output' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it)'
 always\t''
 never\t''"
-complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l config -d 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]' -r -F
+complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l config -d 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]' -r -F
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l match -d 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"' -r
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l scan -d 'Also scan every process for users of the directory, as status does (otherwise only when the answer needs it)'
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l json -d 'Print one JSON document (schema_version 1) instead of text'
@@ -60,7 +60,7 @@ complete -c ovlock -n "__fish_ovlock_using_subcommand check" -s h -l help -d 'Pr
 complete -c ovlock -n "__fish_ovlock_using_subcommand who" -l color -d 'When to colour the output' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it)'
 always\t''
 never\t''"
-complete -c ovlock -n "__fish_ovlock_using_subcommand who" -l config -d 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]' -r -F
+complete -c ovlock -n "__fish_ovlock_using_subcommand who" -l config -d 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]' -r -F
 complete -c ovlock -n "__fish_ovlock_using_subcommand who" -l match -d 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"' -r
 complete -c ovlock -n "__fish_ovlock_using_subcommand who" -l pid -d 'Print only the owners\' PIDs, one per line'
 complete -c ovlock -n "__fish_ovlock_using_subcommand who" -l all -d 'Every OpenViking process on the machine, with the data directories its open files belong to'
@@ -70,7 +70,7 @@ complete -c ovlock -n "__fish_ovlock_using_subcommand who" -s h -l help -d 'Prin
 complete -c ovlock -n "__fish_ovlock_using_subcommand clear-stale" -l color -d 'When to colour the output' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it)'
 always\t''
 never\t''"
-complete -c ovlock -n "__fish_ovlock_using_subcommand clear-stale" -l config -d 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]' -r -F
+complete -c ovlock -n "__fish_ovlock_using_subcommand clear-stale" -l config -d 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]' -r -F
 complete -c ovlock -n "__fish_ovlock_using_subcommand clear-stale" -l match -d 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"' -r
 complete -c ovlock -n "__fish_ovlock_using_subcommand clear-stale" -s n -l dry-run -d 'Say what would be removed, and remove nothing'
 complete -c ovlock -n "__fish_ovlock_using_subcommand clear-stale" -l json -d 'Print one JSON document (schema_version 1) instead of text'
@@ -79,7 +79,7 @@ complete -c ovlock -n "__fish_ovlock_using_subcommand clear-stale" -s h -l help 
 complete -c ovlock -n "__fish_ovlock_using_subcommand completions" -l color -d 'When to colour the output' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it)'
 always\t''
 never\t''"
-complete -c ovlock -n "__fish_ovlock_using_subcommand completions" -l config -d 'The ov.conf to read storage.workspace from, when no DATA_DIR is given [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]' -r -F
+complete -c ovlock -n "__fish_ovlock_using_subcommand completions" -l config -d 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]' -r -F
 complete -c ovlock -n "__fish_ovlock_using_subcommand completions" -l match -d 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"' -r
 complete -c ovlock -n "__fish_ovlock_using_subcommand completions" -l json -d 'Print one JSON document (schema_version 1) instead of text'
 complete -c ovlock -n "__fish_ovlock_using_subcommand completions" -s q -l quiet -d 'Print nothing; only the exit code speaks'

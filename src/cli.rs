@@ -8,8 +8,28 @@ use clap_complete::Shell;
 
 const AFTER_HELP: &str = "\
 Exit codes (check, status, clear-stale): 0 free, 1 held, 2 stale, 3 contended,
-4 unknown or error, 64 usage error. With several directories, the highest wins.
-`who` exits 0 when it found an owner, 1 when none, 4 on error.";
+4 unknown or error, 64 usage error. With several directories, the first of
+4, 3, 1, 2, 0 that any of them has: a server may start on every one only on
+0 or 2. `who` exits 0 when it found an owner, 1 when there is none, and 4 when
+it could not tell (an error, or a lock held by a process ovlock could not
+identify).";
+
+/// The exit codes of status, check and clear-stale, after their own help.
+const VERDICT_CODES: &str = "\
+Exit codes: 0 free, 1 held, 2 stale, 3 contended, 4 unknown or error, 64 usage
+error. With several directories: the first of 4, 3, 1, 2, 0 that any of them
+has, so 0 or 2 means a server may start on every one.";
+
+const CHECK_CODES: &str = "\
+Exit codes: 0 free, 1 held, 2 stale, 3 contended, 4 unknown or error, 64 usage
+error. With several directories: the first of 4, 3, 1, 2, 0 that any of them
+has, so 0 or 2 means a server may start on every one. With --wait, the code is
+the verdict when the waiting ended: released (0 or 2), or at the deadline.";
+
+const WHO_CODES: &str = "\
+Exit codes (as pgrep): 0 an owner was found; 1 there is none; 4 it could not be
+told: an error, a lock held by a process ovlock could not identify, or (with
+--all --pid) processes it could not read; 64 usage error.";
 
 /// Who holds an OpenViking data directory, is its lock stale, and what to do.
 #[derive(Debug, Parser)]
@@ -36,7 +56,8 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
-    /// The ov.conf to read storage.workspace from, when no DATA_DIR is given
+    /// The ov.conf to read: storage.workspace when no DATA_DIR is given, and
+    /// storage.skip_process_lock for its workspace, with DATA_DIRs too
     /// [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf].
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -58,15 +79,19 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Full report: lock files, owners, verdict, reasons and what to do.
+    #[command(after_help = VERDICT_CODES)]
     Status(DirArgs),
 
     /// One line per directory; the exit code is the verdict.
+    #[command(after_help = CHECK_CODES)]
     Check(CheckArgs),
 
     /// The processes that own the directory.
+    #[command(after_help = WHO_CODES)]
     Who(WhoArgs),
 
     /// Remove .openviking.pid files whose owner is gone (never .openviking.lock).
+    #[command(after_help = VERDICT_CODES)]
     ClearStale(ClearArgs),
 
     /// Print a shell completion script.
@@ -93,7 +118,10 @@ pub struct CheckArgs {
     #[arg(long)]
     pub scan: bool,
 
-    /// Poll until every directory is free or stale, for at most SECONDS.
+    /// Look again every 0.2 s until every directory is free or stale, for at
+    /// most SECONDS. At the deadline it exits with the verdict then, and says
+    /// on stderr what still holds it (unless -q); on a terminal it also says
+    /// what it waits for.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub wait: Option<Duration>,
 }

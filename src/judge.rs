@@ -6,7 +6,6 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::exit_code::ExitCode;
 use crate::fsread::FileKind;
 use crate::inspect::{
     Ancestor, DirState, Facts, FlockState, LOCK_NAME, LockFile, Lookup, PID_NAME, Privilege,
@@ -31,16 +30,6 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub fn exit_code(self) -> ExitCode {
-        match self {
-            Verdict::Free => ExitCode::Free,
-            Verdict::Held => ExitCode::Held,
-            Verdict::Stale => ExitCode::Stale,
-            Verdict::Contended => ExitCode::Contended,
-            Verdict::Unknown => ExitCode::Unknown,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Free => "free",

@@ -40,7 +40,7 @@ fn main() -> std::process::ExitCode {
             return if err.use_stderr() {
                 ExitCode::Usage
             } else {
-                ExitCode::Free
+                ExitCode::Success
             }
             .into();
         }
@@ -72,7 +72,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let dirs = match &cli.command {
         Command::Completions { shell } => {
             emit(&completions::script(*shell))?;
-            return Ok(ExitCode::Free);
+            return Ok(ExitCode::Success);
         }
         Command::Who(args) if args.all => return who_all(cli, args.pid),
         Command::Status(args) | Command::Who(cli::WhoArgs { dirs: args, .. }) => &args.dirs,
@@ -102,6 +102,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         policy: &policy,
         processes: Processes::new(),
     };
+    let mut waited = None;
     let reports = match &cli.command {
         Command::Check(args) => {
             let scan = if args.scan {
@@ -109,9 +110,22 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             } else {
                 Scan::IfNeeded
             };
-            // A wait longer than the clock can count is a wait without end.
-            let deadline = args.wait.map(|wait| Instant::now().checked_add(wait));
-            run.wait_for_release(scan, deadline)
+            match args.wait {
+                Some(limit) => {
+                    let talk = !global.quiet && std::io::stderr().is_terminal();
+                    let (reports, wait) = run.wait_for_release(scan, limit, talk);
+                    if wait.timed_out && !global.quiet {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "ovlock: {}",
+                            render::escape::text(&render::still_after(&reports, &wait))
+                        );
+                    }
+                    waited = Some(wait);
+                    reports
+                }
+                None => run.survey(scan),
+            }
         }
         Command::ClearStale(args) => {
             let before = run.survey(Scan::IfNeeded);
@@ -132,15 +146,11 @@ fn run(cli: &Cli) -> Result<ExitCode> {
 
     let code = match &cli.command {
         Command::Who(_) => who_exit_code(&reports),
-        _ => reports
-            .iter()
-            .map(|r| r.judgement.verdict.exit_code())
-            .max()
-            .unwrap_or(ExitCode::Free),
+        _ => ExitCode::of_all(reports.iter().map(|r| r.judgement.verdict)),
     };
     if !global.quiet {
         let out = match &cli.command {
-            _ if global.json => render::json::render(&reports, None),
+            _ if global.json => render::json::render(&reports, None, code, waited.as_ref()),
             Command::Status(_) => render::human::status(&reports),
             Command::Check(_) => render::check_lines(&reports),
             Command::ClearStale(_) => render::human::clear_stale(&reports),
@@ -172,9 +182,28 @@ fn who_all(cli: &Cli, pid_only: bool) -> Result<ExitCode> {
         processes,
     };
     let reports = run.survey(Scan::Always);
+    let host = inspect::Host::current();
+    let hidden = host.hidepid.is_some() && !host.privileged();
+    // With --pid, what counts is the owners printed: nothing printed is
+    // "none" only where nothing stood in the way of seeing one.
+    let code = if pid_only {
+        let unsure = hidden
+            || found.iter().any(|f| f.unreadable || f.other_mount_namespace)
+            || reports.iter().any(|r| r.judgement.verdict != Verdict::Free && r.judgement.verdict != Verdict::Stale);
+        match who_exit_code(&reports) {
+            ExitCode::NoneFound if unsure => ExitCode::Unknown,
+            code => code,
+        }
+    } else if !found.is_empty() {
+        ExitCode::Found
+    } else if hidden {
+        ExitCode::Unknown
+    } else {
+        ExitCode::NoneFound
+    };
     if !global.quiet {
         emit(&if global.json {
-            render::json::render(&reports, Some(&found))
+            render::json::render(&reports, Some(&found), code, None)
         } else if pid_only {
             // The owners only, as `who --pid` prints: not every process that
             // merely looks like OpenViking, for `kill $(ovlock who --all --pid)`.
@@ -183,11 +212,7 @@ fn who_all(cli: &Cli, pid_only: bool) -> Result<ExitCode> {
             render::human::who_all(&found, &reports)
         })?;
     }
-    Ok(if found.is_empty() {
-        ExitCode::Held
-    } else {
-        ExitCode::Free
-    })
+    Ok(code)
 }
 
 /// Whether a survey scans every process for the users of each directory.
@@ -228,31 +253,42 @@ impl Run<'_> {
             .collect()
     }
 
-    /// Surveys until every directory is free or stale, or the deadline
-    /// passes (`Some(None)`: a deadline too far away to count).
+    /// Surveys every [`render::POLL`] until every directory is free or
+    /// stale, or `limit` has passed; with `talk`, says on stderr what it
+    /// waits for whenever that changes.
     fn wait_for_release(
         &mut self,
         scan: Scan,
-        deadline: Option<Option<Instant>>,
-    ) -> Vec<DirReport> {
-        const POLL: Duration = Duration::from_millis(200);
+        limit: Duration,
+        talk: bool,
+    ) -> (Vec<DirReport>, render::Wait) {
+        let start = Instant::now();
+        // A wait longer than the clock can count is a wait without end.
+        let deadline = start.checked_add(limit);
+        let mut told = String::new();
         loop {
             let reports = self.survey(scan);
             let released = reports
                 .iter()
                 .all(|r| matches!(r.judgement.verdict, Verdict::Free | Verdict::Stale));
-            let pause = match deadline {
-                _ if released => return reports,
-                None => return reports,
-                Some(None) => POLL,
-                Some(Some(deadline)) => {
-                    deadline.saturating_duration_since(Instant::now()).min(POLL)
-                }
-            };
-            if pause.is_zero() {
-                return reports;
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let timed_out = !released && left.is_some_and(|left| left.is_zero());
+            if released || timed_out {
+                let wait = render::Wait {
+                    limit,
+                    waited: start.elapsed(),
+                    timed_out,
+                };
+                return (reports, wait);
             }
-            std::thread::sleep(pause);
+            if talk {
+                let now = render::waiting_for(&reports, limit);
+                if now != told {
+                    let _ = writeln!(std::io::stderr(), "ovlock: {}", render::escape::text(&now));
+                    told = now;
+                }
+            }
+            std::thread::sleep(left.map_or(render::POLL, |left| left.min(render::POLL)));
         }
     }
 }
@@ -261,12 +297,12 @@ impl Run<'_> {
 /// be told (as pgrep). A held lock whose holder could not be identified is not "none".
 fn who_exit_code(reports: &[DirReport]) -> ExitCode {
     if reports.iter().any(|r| !r.judgement.owners.is_empty()) {
-        ExitCode::Free
+        ExitCode::Found
     } else if reports
         .iter()
         .all(|r| matches!(r.judgement.verdict, Verdict::Free | Verdict::Stale))
     {
-        ExitCode::Held
+        ExitCode::NoneFound
     } else {
         ExitCode::Unknown
     }

@@ -392,8 +392,11 @@ fn missing_directory_is_free_and_not_created() {
     assert!(!missing.exists());
 }
 
+/// With several directories the exit code answers "may a server start on
+/// every one?": held (1) outranks stale (2), so a script that starts a
+/// server on 0 or 2 never starts one beside a live server.
 #[test]
-fn several_directories_exit_with_the_worst_verdict() {
+fn several_directories_exit_with_whether_a_server_may_start_on_all() {
     let env = TestEnv::new();
     let server = spawn_holder("flock", &env.lock_path(), SERVER_TAG);
     let stale = env.root().join("stale");
@@ -408,8 +411,9 @@ fn several_directories_exit_with_the_worst_verdict() {
         &env.ws_str(),
         stale.to_str().unwrap(),
     ]);
-    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.code, 1, "{run:?}");
     let doc = run.json();
+    assert_eq!(doc["exit_code"], 1, "{doc:#}");
     let verdicts: Vec<&str> = doc["data_dirs"]
         .as_array()
         .unwrap()
@@ -417,7 +421,31 @@ fn several_directories_exit_with_the_worst_verdict() {
         .map(|d| d["verdict"].as_str().unwrap())
         .collect();
     assert_eq!(verdicts, ["free", "held", "stale"]);
+    let codes: Vec<u64> = doc["data_dirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["exit_code"].as_u64().unwrap())
+        .collect();
+    assert_eq!(codes, [0, 1, 2], "each directory keeps its own code");
     assert_eq!(owner_pids(&doc["data_dirs"][1]), [server.pid()]);
+
+    let run = env.run(&["check", "-q", stale.to_str().unwrap(), free.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "stale and free: a server may start once the file is cleared");
+
+    // Unknown outranks everything: a FIFO where the pid file should be.
+    let odd = env.root().join("odd");
+    fs::create_dir(&odd).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &odd.join(PIDFILE),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let run = env.run(&["check", "-q", &env.ws_str(), odd.to_str().unwrap()]);
+    assert_eq!(run.code, 4, "unknown outranks held: {run:?}");
 }
 
 #[test]

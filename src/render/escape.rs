@@ -5,10 +5,25 @@ use std::fmt::Write;
 use std::path::Path;
 
 /// Text with every control character shown as an escape (`\n`, `\x1b`,
-/// `\u{9b}`), so nothing reaches the terminal raw. Backslashes stay as they
-/// are, so that shell-quoted commands (whose own escapes hold no control
-/// characters) can be pasted as shown.
+/// `\u{9b}`), so nothing reaches the terminal raw, and every backslash
+/// doubled, so that a name holding `a\nb` does not look like one holding a
+/// newline.
 pub fn text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            push_char(&mut out, c);
+        }
+    }
+    out
+}
+
+/// A command to paste into a shell, built with shell quoting (whose `$'...'`
+/// escapes hold no control characters): controls are escaped as in [`text`],
+/// but backslashes stay, or the pasted command would name other bytes.
+pub fn command(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         push_char(&mut out, c);
@@ -20,9 +35,7 @@ pub fn text(s: &str) -> String {
 pub fn bytes(b: &[u8]) -> String {
     let mut out = String::with_capacity(b.len());
     for chunk in b.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            push_char(&mut out, c);
-        }
+        out.push_str(&text(chunk.valid()));
         for byte in chunk.invalid() {
             let _ = write!(out, "\\x{byte:02x}");
         }
@@ -73,7 +86,10 @@ mod tests {
         assert_eq!(text("\x1b[31mred\x1b[0m"), "\\x1b[31mred\\x1b[0m");
         assert_eq!(text("\u{9b}2J"), "\\u{9b}2J");
         assert_eq!(text("x\u{202e}y"), "x\\u{202e}y");
-        assert_eq!(text("back\\slash"), "back\\slash");
+        assert_eq!(text("back\\slash"), "back\\\\slash");
+        assert_ne!(text("a\\nb"), text("a\nb"));
+        assert_eq!(command("$'a\\x1b'"), "$'a\\x1b'");
+        assert_eq!(command("x\x1by"), "x\\x1by");
         assert_eq!(bytes(b"\xff1\x00"), "\\xff1\\x00");
         assert_eq!(bytes(b"\x7f"), "\\x7f");
     }

@@ -70,7 +70,7 @@ pub fn who(reports: &[DirReport]) -> String {
                 escape::text(&j.reasons[0])
             );
             for fix in &j.fixes {
-                let _ = writeln!(out, "  {}", escape::text(fix));
+                let _ = writeln!(out, "  {}", escape::command(fix));
             }
             continue;
         }
@@ -121,7 +121,7 @@ pub fn who_all(found: &[Found], reports: &[DirReport]) -> String {
             _ if f.other_mount_namespace => {
                 "? (in another mount namespace: a container)".to_string()
             }
-            (true, true) => "? (its open files cannot be read)".to_string(),
+            (true, true) => "? (not readable: run as root, with CAP_SYS_PTRACE)".to_string(),
             (true, false) => "none open".to_string(),
             (false, _) => f
                 .dirs
@@ -224,7 +224,7 @@ fn footer(out: &mut String, j: &Judgement) {
         let _ = writeln!(out, "  Nothing: OpenViking can start on this directory.");
     }
     for (i, fix) in j.fixes.iter().enumerate() {
-        let _ = writeln!(out, "  {}. {}", i + 1, escape::text(fix));
+        let _ = writeln!(out, "  {}. {}", i + 1, escape::command(fix));
     }
 }
 
@@ -604,7 +604,7 @@ fn command_line(p: &ProcessInfo) -> String {
     let words: Vec<String> = p
         .cmdline
         .iter()
-        .map(|arg| escape::text(&shell_quote(arg)))
+        .map(|arg| escape::command(&shell_quote(arg)))
         .collect();
     words.join(" ")
 }

@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use super::{DirReport, Outcome, Removal};
+use super::{DirReport, Outcome, Removal, Wait};
+use crate::exit_code::ExitCode;
 use crate::inspect::usage::Found;
 use crate::inspect::{FlockState, LOCK_NAME, LockFile, PID_NAME, Touch, Touched};
 use crate::judge::{PidFileVerdict, Protocol};
@@ -14,10 +15,22 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Serialize)]
 struct Document<'a> {
     schema_version: u32,
+    /// The process's exit status.
+    exit_code: u8,
+    /// `check --wait` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait: Option<WaitReport>,
     data_dirs: Vec<DataDir<'a>>,
     /// `who --all` only: every OpenViking process and its data directories.
     #[serde(skip_serializing_if = "Option::is_none")]
     processes: Option<Vec<FoundProcess<'a>>>,
+}
+
+#[derive(Serialize)]
+struct WaitReport {
+    limit_seconds: f64,
+    waited_seconds: f64,
+    timed_out: bool,
 }
 
 #[derive(Serialize)]
@@ -136,10 +149,21 @@ struct Lock {
 }
 
 /// The whole document, pretty-printed, with a final newline; `found` comes
-/// from `who --all`.
-pub fn render(reports: &[DirReport], found: Option<&[Found]>) -> String {
+/// from `who --all`, `wait` from `check --wait`.
+pub fn render(
+    reports: &[DirReport],
+    found: Option<&[Found]>,
+    code: ExitCode,
+    wait: Option<&Wait>,
+) -> String {
     let doc = Document {
         schema_version: SCHEMA_VERSION,
+        exit_code: code.code(),
+        wait: wait.map(|w| WaitReport {
+            limit_seconds: w.limit.as_secs_f64(),
+            waited_seconds: (w.waited.as_secs_f64() * 1000.0).round() / 1000.0,
+            timed_out: w.timed_out,
+        }),
         data_dirs: reports.iter().map(data_dir).collect(),
         processes: found.map(|found| {
             found
@@ -189,7 +213,7 @@ pub fn error(message: &str) -> String {
     let doc = serde_json::json!({
         "schema_version": SCHEMA_VERSION,
         "error": message,
-        "exit_code": crate::exit_code::ExitCode::Unknown.code(),
+        "exit_code": ExitCode::Unknown.code(),
         "data_dirs": [],
     });
     format!("{}\n", escape_controls(&format!("{doc:#}")))
@@ -231,7 +255,7 @@ fn data_dir(report: &DirReport) -> DataDir<'_> {
             .map(|f| f.to_string_lossy().into_owned()),
         exists: !matches!(facts.dir, crate::inspect::DirState::Missing),
         verdict: j.verdict.as_str(),
-        exit_code: j.verdict.exit_code().code(),
+        exit_code: ExitCode::of(j.verdict).code(),
         owners: j
             .owners
             .iter()

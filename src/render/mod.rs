@@ -6,6 +6,7 @@ pub mod human;
 pub mod json;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use colored::{ColoredString, Colorize};
 
@@ -34,6 +35,58 @@ pub enum Outcome {
     WouldRemove,
     /// unlink failed; the text says why.
     Failed(String),
+}
+
+/// How often `check --wait` looks again.
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// How a `check --wait` ended.
+pub struct Wait {
+    /// `--wait SECONDS`.
+    pub limit: Duration,
+    pub waited: Duration,
+    /// The time ran out with a directory still owned or undecided.
+    pub timed_out: bool,
+}
+
+/// What `check --wait` waits for, for its caller's terminal.
+pub fn waiting_for(reports: &[DirReport], limit: Duration) -> String {
+    let owned: Vec<String> = reports
+        .iter()
+        .filter(|r| !matches!(r.judgement.verdict, Verdict::Free | Verdict::Stale))
+        .map(|r| {
+            format!(
+                "{} ({}{})",
+                r.facts.workspace.path.display(),
+                r.judgement.verdict.as_str(),
+                owner_pids(&r.judgement)
+            )
+        })
+        .collect();
+    format!(
+        "waiting up to {} for {} to be released (looking every {} ms)",
+        crate::timefmt::short(limit),
+        owned.join(", "),
+        POLL.as_millis()
+    )
+}
+
+/// What `check --wait` says when the time ran out.
+pub fn still_after(reports: &[DirReport], wait: &Wait) -> String {
+    let owned: Vec<String> = reports
+        .iter()
+        .filter(|r| !matches!(r.judgement.verdict, Verdict::Free | Verdict::Stale))
+        .map(|r| {
+            format!(
+                "{} is still {}{} after {}",
+                r.facts.workspace.path.display(),
+                r.judgement.verdict.as_str(),
+                owner_pids(&r.judgement),
+                crate::timefmt::short(wait.limit)
+            )
+        })
+        .collect();
+    owned.join("; ")
 }
 
 /// Decides once whether to colour, from `--color` and the environment.
