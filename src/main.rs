@@ -188,8 +188,12 @@ fn who_all(cli: &Cli, pid_only: bool) -> Result<ExitCode> {
     // "none" only where nothing stood in the way of seeing one.
     let code = if pid_only {
         let unsure = hidden
-            || found.iter().any(|f| f.unreadable || f.other_mount_namespace)
-            || reports.iter().any(|r| r.judgement.verdict != Verdict::Free && r.judgement.verdict != Verdict::Stale);
+            || found
+                .iter()
+                .any(|f| f.unreadable || f.other_mount_namespace)
+            || reports.iter().any(|r| {
+                r.judgement.verdict != Verdict::Free && r.judgement.verdict != Verdict::Stale
+            });
         match who_exit_code(&reports) {
             ExitCode::NoneFound if unsure => ExitCode::Unknown,
             code => code,

@@ -430,15 +430,23 @@ fn several_directories_exit_with_whether_a_server_may_start_on_all() {
     assert_eq!(codes, [0, 1, 2], "each directory keeps its own code");
     assert_eq!(owner_pids(&doc["data_dirs"][1]), [server.pid()]);
 
-    let run = env.run(&["check", "-q", stale.to_str().unwrap(), free.to_str().unwrap()]);
-    assert_eq!(run.code, 2, "stale and free: a server may start once the file is cleared");
+    let run = env.run(&[
+        "check",
+        "-q",
+        stale.to_str().unwrap(),
+        free.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        run.code, 2,
+        "stale and free: a server may start once the file is cleared"
+    );
 
     // Unknown outranks everything: a FIFO where the pid file should be.
     let odd = env.root().join("odd");
     fs::create_dir(&odd).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &odd.join(PIDFILE),
+        odd.join(PIDFILE),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o600),
         0,
