@@ -226,6 +226,7 @@ pub fn judge(facts: &Facts, policy: &Policy) -> Judgement {
             facts.workspace.path.display()
         ));
     }
+    point_elsewhere(facts, policy, &mut j);
     if facts.workspace.skip_process_lock {
         let config = facts
             .workspace
@@ -238,6 +239,39 @@ pub fn judge(facts: &Facts, policy: &Policy) -> Judgement {
         ));
     }
     j.finish(facts, pid_file, policy)
+}
+
+/// For OpenViking's default directory, or one that does not exist: the
+/// OpenViking servers that hold other data directories, one of which may be
+/// the directory meant (a config not found, a server started elsewhere).
+fn point_elsewhere(facts: &Facts, policy: &Policy, j: &mut Acc) {
+    let servers: Vec<String> = facts
+        .elsewhere
+        .iter()
+        .filter(|f| policy.is_openviking(&f.process))
+        .map(|f| {
+            let dirs: Vec<String> = f
+                .dirs
+                .iter()
+                .filter(|d| **d != facts.lock_dir)
+                .map(|d| d.display().to_string())
+                .collect();
+            format!("{} (PID {})", dirs.join(", "), f.process.pid)
+        })
+        .collect();
+    if servers.is_empty() {
+        return;
+    }
+    let why = match &facts.dir {
+        DirState::Missing => "does not exist",
+        _ => "is OpenViking's default, ./data",
+    };
+    j.warnings.push(format!(
+        "{} {why}, but OpenViking servers run on other data directories: {}; is one of them the directory meant?",
+        facts.workspace.path.display(),
+        servers.join("; ")
+    ));
+    j.elsewhere = true;
 }
 
 #[derive(Default)]
@@ -255,6 +289,8 @@ struct Acc {
     warnings: Vec<String>,
     /// The flock is held, but by no process that could be identified.
     anonymous_holder: bool,
+    /// OpenViking servers run on other data directories (see `point_elsewhere`).
+    elsewhere: bool,
 }
 
 impl Acc {
@@ -320,7 +356,14 @@ impl Acc {
         if reasons.is_empty() {
             reasons.push("no lock file is present".to_string());
         }
-        let fixes = fixes(verdict, &self.owners, &pid_file, facts, policy);
+        let mut fixes = fixes(verdict, &self.owners, &pid_file, facts, policy);
+        if self.elsewhere {
+            fixes.insert(
+                0,
+                "See every OpenViking server and the data directory it uses: ovlock who --all"
+                    .to_string(),
+            );
+        }
         Judgement {
             verdict,
             owners: self.owners,

@@ -100,6 +100,10 @@ pub struct Facts {
     pub remote_fs: Option<&'static str>,
     /// Pid files that an interrupted clear-stale left moved aside.
     pub left_aside: Vec<PathBuf>,
+    /// When the directory is OpenViking's default or does not exist: the
+    /// processes that hold locks in other data directories, which may be
+    /// the one meant.
+    pub elsewhere: Vec<usage::Found>,
     pub host: Host,
 }
 
@@ -144,6 +148,8 @@ impl Host {
 pub struct Survey {
     pub host: Host,
     pub locks: LockTable,
+    /// Processes holding locks in some data directory, found once if asked for.
+    lock_holders: std::cell::OnceCell<Vec<usage::Found>>,
 }
 
 impl Survey {
@@ -151,7 +157,13 @@ impl Survey {
         Survey {
             host: Host::current(),
             locks: LockTable::default(),
+            lock_holders: std::cell::OnceCell::new(),
         }
+    }
+
+    fn lock_holders(&self, processes: &mut Processes) -> &[usage::Found] {
+        self.lock_holders
+            .get_or_init(|| storage_locks::lock_holders(&self.locks, processes))
     }
 }
 
@@ -212,6 +224,18 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
             .entry(found)
             .or_insert_with(|| usage::lineage(found));
     }
+    let elsewhere = if matches!(dir, DirState::Missing)
+        || matches!(workspace.source, crate::workspace::Source::Default { .. })
+    {
+        survey
+            .lock_holders(processes)
+            .iter()
+            .filter(|f| f.dirs.iter().any(|d| *d != lock_dir))
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
     Facts {
         workspace: workspace.clone(),
         dir,
@@ -227,6 +251,7 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         lineage,
         remote_fs,
         left_aside,
+        elsewhere,
         host: survey.host.clone(),
     }
 }

@@ -36,7 +36,7 @@ pub struct Unidentified {
 }
 
 #[cfg(target_os = "linux")]
-pub use linux::find;
+pub use linux::{find, lock_holders};
 
 #[cfg(target_os = "linux")]
 mod linux {
@@ -49,7 +49,7 @@ mod linux {
     use super::{StorageLocks, Unidentified};
     use crate::inspect::kernel_locks::{KernelLock, LockClass};
     use crate::inspect::procfs::{self, FileId};
-    use crate::inspect::usage::{Touch, Touched, User};
+    use crate::inspect::usage::{Found, Touch, Touched, User};
     use crate::inspect::{LockTable, Lookup, Processes};
     use crate::layout;
 
@@ -119,6 +119,46 @@ mod linux {
             touch: Touch::Open,
             locks: held,
         })
+    }
+
+    /// The live processes in `table` with a data directory's files open (its
+    /// `.openviking.lock`, or files under its storage), each with those
+    /// directories: every running server holds such locks, so this finds
+    /// them without a scan. Processes of another mount namespace, whose paths
+    /// mean nothing here, and processes whose files cannot be read are left out.
+    pub fn lock_holders(table: &LockTable, processes: &mut Processes) -> Vec<Found> {
+        let Ok(locks) = table.get() else {
+            return Vec::new();
+        };
+        let mut pids: Vec<u32> = locks.iter().filter_map(|l| l.pid).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        let ours = procfs::mount_namespace("self").ok();
+        let mut found = Vec::new();
+        for pid in pids {
+            if procfs::mount_namespace(&pid.to_string()).ok() != ours {
+                continue;
+            }
+            let Ok(fds) = procfs::fds(pid) else { continue };
+            let mut dirs: Vec<PathBuf> = fds
+                .iter()
+                .filter_map(|(_, target)| layout::workspace_of(target))
+                .collect();
+            dirs.sort();
+            dirs.dedup();
+            if dirs.is_empty() {
+                continue;
+            }
+            if let Lookup::Alive(process) = processes.lookup(pid) {
+                found.push(Found {
+                    process,
+                    dirs,
+                    unreadable: false,
+                    other_mount_namespace: false,
+                });
+            }
+        }
+        found
     }
 
     fn add(found: &mut StorageLocks, path: &Path, lock: &KernelLock, processes: &mut Processes) {
@@ -262,6 +302,15 @@ mod linux {
         };
         open(flags | OFlags::NOATIME).or_else(|_| open(flags))
     }
+}
+
+/// Off Linux there is no kernel lock table to read.
+#[cfg(not(target_os = "linux"))]
+pub fn lock_holders(
+    _table: &super::LockTable,
+    _processes: &mut super::Processes,
+) -> Vec<super::usage::Found> {
+    Vec::new()
 }
 
 /// Off Linux there is no kernel lock table to read.

@@ -47,6 +47,7 @@ fn base() -> Facts {
         lineage: Default::default(),
         remote_fs: None,
         left_aside: Vec::new(),
+        elsewhere: Vec::new(),
         host: host(),
     }
 }
