@@ -800,7 +800,7 @@ pub fn shell_quote_bytes(bytes: &[u8]) -> String {
 /// (none without a scan).
 fn suspects(facts: &Facts, policy: &Policy) -> usize {
     match &facts.usage {
-        Some(Ok(usage)) => storage::suspects(usage, policy).len(),
+        Some(Ok(usage)) => storage::suspects(usage, policy, &[]).len(),
         _ => 0,
     }
 }

@@ -156,19 +156,24 @@ pub(super) fn remedy(host: &Host) -> &'static str {
 
 /// The processes a scan could not inspect that may be OpenViking servers:
 /// one that plainly is something else can only ever be another user.
-pub(super) fn suspects<'a>(usage: &'a Usage, policy: &Policy) -> Vec<&'a Uninspected> {
+pub(super) fn suspects<'a>(
+    usage: &'a Usage,
+    policy: &Policy,
+    owners: &[u32],
+) -> Vec<&'a Uninspected> {
     usage
         .uninspected
         .iter()
+        .filter(|u| !owners.contains(&u.pid))
         .filter(|u| u.process.as_ref().is_none_or(|p| policy.is_openviking(p)))
         .collect()
 }
 
 /// What a scan could not see that may matter, as a sentence, or None when
 /// it saw every process that may be a server.
-fn unseen(usage: &Usage, host: &Host, policy: &Policy) -> Option<String> {
+fn unseen(usage: &Usage, host: &Host, policy: &Policy, owners: &[u32]) -> Option<String> {
     let mut parts = Vec::new();
-    let suspects = suspects(usage, policy);
+    let suspects = suspects(usage, policy, owners);
     if !suspects.is_empty() {
         const SHOWN: usize = 5;
         let pids: Vec<String> = suspects
@@ -221,9 +226,6 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
         }
         Some(Ok(usage)) => Some(usage),
     };
-    if let Some(what) = scanned.and_then(|usage| unseen(usage, &facts.host, policy)) {
-        doubt(j, what);
-    }
     let users = users(facts);
     unidentified_storage_locks(facts, &users, j);
     let ancestors = |pid: u32| -> Vec<u32> {
@@ -323,6 +325,15 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
             ancestry: facts.lineage.get(&pid).cloned().unwrap_or_default(),
             ..Owner::default()
         });
+    }
+
+    // Whether another server may hide among the processes that could not be
+    // read; an owner that could not be read hides only its own files.
+    if let Some(usage) = scanned {
+        let known: Vec<u32> = j.owners.iter().map(|o| o.process.pid).collect();
+        if let Some(what) = unseen(usage, &facts.host, policy, &known) {
+            doubt(j, what);
+        }
     }
 
     let storage_owners = j.owners.len() - lock_owners;

@@ -11,6 +11,8 @@ command line:
     ["open", P]        create P (and its parents) and keep it open;
     ["flock", P]       open P (O_CREAT|O_RDWR, 0600, close-on-exec) and hold
                        flock(LOCK_EX|LOCK_NB), as OpenViking 0.4.21+ does;
+    ["unflock", P]     let go of the flock taken on P, keeping P open (a
+                       server shutting down that still holds its storage);
     ["lockf", P]       open P and hold a POSIX write lock (fcntl.lockf);
     ["lockf-read", P]  open P and hold a POSIX read lock;
     ["ofd", P]         open P and hold an OFD write lock (F_OFD_SETLK);
@@ -49,6 +51,7 @@ import subprocess
 import sys
 
 HOLD = []  # everything that must stay open
+FLOCKED = {}  # path -> descriptor holding its flock
 WORKERS = []  # (pid, popen or None)
 
 
@@ -82,6 +85,9 @@ def do(actions, reported):
             fd = open_rw(arg)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             HOLD.append(fd)
+            FLOCKED[arg] = fd
+        elif verb == "unflock":
+            fcntl.flock(FLOCKED[arg], fcntl.LOCK_UN)
         elif verb == "lockf":
             fd = open_rw(arg)
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
