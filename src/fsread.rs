@@ -96,6 +96,17 @@ pub struct Snapshot {
     pub truncated: bool,
 }
 
+/// An I/O error in words, with the remedy when it is a refusal: whoever
+/// reads it at 2 a.m. should not have to guess that root would see more.
+pub fn describe(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::PermissionDenied => {
+            "Permission denied: run as root, or as the file's owner".to_string()
+        }
+        _ => err.to_string(),
+    }
+}
+
 /// Why a file could not be read.
 #[derive(Debug)]
 pub enum ReadError {
@@ -114,7 +125,7 @@ impl std::fmt::Display for ReadError {
             ReadError::NotRegular(kind) => {
                 write!(f, "it is {}, not a regular file", kind.describe())
             }
-            ReadError::Io(err) => write!(f, "{err}"),
+            ReadError::Io(err) => f.write_str(&describe(err)),
         }
     }
 }

@@ -266,9 +266,10 @@ fn explicit(path: PathBuf, via: ConfigVia) -> Result<(PathBuf, ConfigVia)> {
             )
         }
         Err(err) => bail!(
-            "cannot read config file {} (from {}): {err}",
+            "cannot read config file {} (from {}): {}",
             path.display(),
-            via.describe()
+            via.describe(),
+            fsread::describe(&err)
         ),
     }
 }

@@ -416,7 +416,7 @@ fn dir_state(path: &Path) -> DirState {
             }
             _ => DirState::Missing,
         },
-        Err(err) => DirState::Inaccessible(err.to_string()),
+        Err(err) => DirState::Inaccessible(fsread::describe(&err)),
         Ok(meta) if !meta.is_dir() => {
             DirState::NotADirectory(fsread::kind_of(path).unwrap_or(FileKind::Other))
         }
@@ -428,7 +428,7 @@ fn dir_state(path: &Path) -> DirState {
                 ),
                 _ => DirState::Present { resolved },
             },
-            Err(err) => DirState::Inaccessible(err.to_string()),
+            Err(err) => DirState::Inaccessible(fsread::describe(&err)),
         },
     }
 }
@@ -459,7 +459,7 @@ pub fn read_lock_file(path: &Path) -> LockFile {
         Err(ReadError::NotRegular(kind)) => LockFile::NotRegular(kind),
         Err(ReadError::Io(err)) => LockFile::Present {
             stat,
-            content: Err(err.to_string()),
+            content: Err(fsread::describe(&err)),
             truncated: false,
         },
     }
