@@ -344,7 +344,7 @@ fn simultaneous_clear_stale_runs_on_one_stale_lock_all_succeed() {
 // by gdb at its first removal system call (rename or unlink), on the way in
 // (it has judged the file stale and acts now) and on the way out (the file
 // has left its path), while the test plays the server's part with real
-// processes. Skipped, with a note, where gdb is missing or cannot trace.
+// processes. Ignored where build.rs found gdb missing or unable to trace.
 
 /// A clear-stale run under gdb, paused at system calls.
 struct Paused {
@@ -359,22 +359,20 @@ const MARK: &str = "@@ovlock-test-mark@@";
 
 impl Paused {
     /// Starts `ovlock ARGS` under gdb and runs it to its first removal
-    /// system call. None when gdb cannot be used here.
-    fn start(env: &TestEnv, args: &[&str]) -> Option<Paused> {
-        let usable = Command::new("gdb")
+    /// system call. Fails the test when gdb cannot be used here (tests that
+    /// call it are marked `#[cfg_attr(ovlock_test_no_gdb, ignore)]`).
+    fn start(env: &TestEnv, args: &[&str]) -> Paused {
+        let tried = Command::new("gdb")
             .args(["-q", "-nx", "-batch", "-ex", "run", "--args", "true"])
             .stdin(Stdio::null())
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("exited normally"));
-        if !usable {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "CI=true needs gdb to pause clear-stale at its system calls"
-            );
-            eprintln!("note: gdb is missing or cannot trace here; this test checks nothing");
-            return None;
-        }
+            .output();
+        assert!(
+            tried
+                .as_ref()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("exited normally")),
+            "gdb is missing or cannot trace here ({tried:?}); this test needs it to pause \
+             clear-stale at its system calls; {PROBED}"
+        );
         let mut gdb = Command::new("gdb")
             .args(["-q", "-nx", "--args", env!("CARGO_BIN_EXE_ovlock")])
             .current_dir(env.root())
@@ -409,7 +407,7 @@ impl Paused {
             stop.contains("(call to syscall"),
             "clear-stale made no removal system call: it did not find the file stale\n{stop}"
         );
-        Some(paused)
+        paused
     }
 
     /// Sends one gdb command and returns what gdb printed for it.
@@ -491,12 +489,14 @@ fn assert_server_kept(env: &TestEnv, run: &Run, server: u32) {
 /// server takes it over (truncate, write its PID in the same inode): the
 /// server's lock stays, and nothing is left aside.
 #[test]
+#[cfg_attr(
+    ovlock_test_no_gdb,
+    ignore = "needs gdb, allowed to trace, to pause clear-stale (probed by build.rs)"
+)]
 fn a_takeover_just_before_the_removal_keeps_its_lock() {
     let env = TestEnv::new();
     stale_pid_file(&env);
-    let Some(paused) = Paused::start(&env, &["clear-stale", "--json", &env.ws_str()]) else {
-        return;
-    };
+    let paused = Paused::start(&env, &["clear-stale", "--json", &env.ws_str()]);
     let server = spawn_holder("pidfile", &env.pid_path(), SERVER_TAG);
     let run = paused.finish();
     assert_server_kept(&env, &run, server.pid());
@@ -507,12 +507,14 @@ fn a_takeover_just_before_the_removal_keeps_its_lock() {
 /// aside to be checked, or unlinked) makes a new pid file, which stays; the
 /// stale one goes.
 #[test]
+#[cfg_attr(
+    ovlock_test_no_gdb,
+    ignore = "needs gdb, allowed to trace, to pause clear-stale (probed by build.rs)"
+)]
 fn a_server_starting_while_the_stale_file_is_away_keeps_its_lock() {
     let env = TestEnv::new();
     stale_pid_file(&env);
-    let Some(mut paused) = Paused::start(&env, &["clear-stale", "--json", &env.ws_str()]) else {
-        return;
-    };
+    let mut paused = Paused::start(&env, &["clear-stale", "--json", &env.ws_str()]);
     paused.past_the_call();
     let server = spawn_holder("pidfile", &env.pid_path(), SERVER_TAG);
     let run = paused.finish();
@@ -531,12 +533,14 @@ fn a_server_starting_while_the_stale_file_is_away_keeps_its_lock() {
 /// way) nor stranded aside as `.openviking.pid.ovlock-clearing-PID` with a
 /// false "two servers may be starting at once".
 #[test]
+#[cfg_attr(
+    ovlock_test_no_gdb,
+    ignore = "needs gdb, allowed to trace, to pause clear-stale (probed by build.rs)"
+)]
 fn a_stale_file_rewritten_by_a_crashed_server_is_not_stranded_aside() {
     let env = TestEnv::new();
     stale_pid_file(&env);
-    let Some(mut paused) = Paused::start(&env, &["clear-stale", "--json", &env.ws_str()]) else {
-        return;
-    };
+    let mut paused = Paused::start(&env, &["clear-stale", "--json", &env.ws_str()]);
     let mut crashed = spawn_holder("pidfile", &env.pid_path(), SERVER_TAG);
     crashed.kill();
     paused.past_the_call();
@@ -549,12 +553,14 @@ fn a_stale_file_rewritten_by_a_crashed_server_is_not_stranded_aside() {
 /// written) when clear-stale moves it: the empty file goes back to its path,
 /// whatever the clock says, and nothing is removed or left aside.
 #[test]
+#[cfg_attr(
+    ovlock_test_no_gdb,
+    ignore = "needs gdb, allowed to trace, to pause clear-stale (probed by build.rs)"
+)]
 fn a_file_truncated_just_before_the_move_goes_back() {
     let env = TestEnv::new();
     stale_pid_file(&env);
-    let Some(paused) = Paused::start(&env, &["clear-stale", "--json", &env.ws_str()]) else {
-        return;
-    };
+    let paused = Paused::start(&env, &["clear-stale", "--json", &env.ws_str()]);
     fs::OpenOptions::new()
         .write(true)
         .truncate(true)

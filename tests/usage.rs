@@ -718,29 +718,28 @@ fn spawn_in_pid_namespace(dir: &Path, actions: Value) -> (UserProc, u32) {
     (proc, children[0])
 }
 
-fn unshare_works() -> bool {
-    let ok = Command::new("unshare")
+/// Fails the test unless `unshare --pid --fork` works here (tests that call
+/// it are marked `#[cfg_attr(ovlock_test_no_unshare, ignore)]`).
+fn assert_unshare_works() {
+    let status = Command::new("unshare")
         .args(["--pid", "--fork", "--kill-child", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true needs unshare --pid --fork to test PID namespaces"
-        );
-        eprintln!("note: unshare --pid --fork does not work here; nothing to test");
-    }
-    ok
+        .status();
+    assert!(
+        status.as_ref().is_ok_and(|s| s.success()),
+        "unshare --pid --fork does not work here ({status:?}); this test needs it, \
+         and root, to make PID namespaces; {PROBED}"
+    );
 }
 
 /// A server in a container writes its own PID there (1) to `.openviking.pid`:
 /// mapped through NSpid, it is the owner, and the file is not stale.
 #[test]
+#[cfg_attr(
+    ovlock_test_no_unshare,
+    ignore = "needs root and unshare --pid --fork (probed by build.rs)"
+)]
 fn a_pid_file_written_in_a_pid_namespace_names_its_server() {
-    if !unshare_works() {
-        return;
-    }
+    assert_unshare_works();
     let env = TestEnv::new();
     let ws = env.ws();
     let (ns, host_pid) =
@@ -813,10 +812,12 @@ fn a_pid_file_written_in_a_pid_namespace_names_its_server() {
 /// The same with a server that is not its namespace's first process: the
 /// file holds 2 (a forked child of PID 1 there), whose cwd is the directory.
 #[test]
+#[cfg_attr(
+    ovlock_test_no_unshare,
+    ignore = "needs root and unshare --pid --fork (probed by build.rs)"
+)]
 fn a_pid_file_naming_a_later_pid_of_a_namespace_names_its_server() {
-    if !unshare_works() {
-        return;
-    }
+    assert_unshare_works();
     let env = TestEnv::new();
     let ws = env.ws();
     let (ns, init) = spawn_in_pid_namespace(
@@ -849,11 +850,13 @@ fn a_pid_file_naming_a_later_pid_of_a_namespace_names_its_server() {
 /// it says how many it could not inspect, and never answers "free" for a
 /// directory whose lock files cannot answer.
 #[test]
+#[cfg_attr(
+    ovlock_test_no_root,
+    ignore = "needs root and setpriv to run ovlock as another user (probed by build.rs)"
+)]
 fn an_unprivileged_run_counts_what_it_could_not_inspect() {
     let env = TestEnv::new();
-    if !open_to_others(&env) {
-        return;
-    }
+    open_to_others(&env);
     // It holds no lock, so nothing but its descriptors could show it.
     let server = spawn_user(&env.ws(), SERVER_TAG, json!([["open", QUEUE_DB]]));
 
@@ -901,10 +904,12 @@ fn an_unprivileged_run_counts_what_it_could_not_inspect() {
 /// its files by identity, map its PID through NSpid, say held, and keep the
 /// pid file; a path-only match would call the file stale and remove it.
 #[test]
+#[cfg_attr(
+    ovlock_test_no_unshare,
+    ignore = "needs root and unshare --pid --fork (probed by build.rs)"
+)]
 fn a_container_with_the_directory_mounted_elsewhere_keeps_its_pid_file() {
-    if !unshare_works() {
-        return;
-    }
+    assert_unshare_works();
     let env = TestEnv::new();
     let inside = env.root().join("container-view");
     fs::create_dir(&inside).unwrap();
@@ -982,11 +987,13 @@ fn who_all_pid_prints_owners_only() {
 /// /proc/locks, which everyone may read: an unprivileged run names it even
 /// though it cannot read the server's descriptors.
 #[test]
+#[cfg_attr(
+    ovlock_test_no_root,
+    ignore = "needs root and setpriv to run ovlock as another user (probed by build.rs)"
+)]
 fn an_unprivileged_run_sees_storage_locks_of_other_users() {
     let env = TestEnv::new();
-    if !open_to_others(&env) {
-        return;
-    }
+    open_to_others(&env);
     let server = spawn_user(&env.ws(), SERVER_TAG, json!([["lockf", STORE_LOCK]]));
     let run = run_as_nobody(&env, &["status", "--json", &env.ws_str()]);
     assert_eq!(run.code, 1, "{run:?}");
@@ -1000,10 +1007,12 @@ fn an_unprivileged_run_sees_storage_locks_of_other_users() {
 /// same path (a tmpfs mounted over it there) does not use ours: matching by
 /// path alone would call our empty directory held.
 #[test]
+#[cfg_attr(
+    ovlock_test_no_unshare,
+    ignore = "needs root and unshare --pid --fork (probed by build.rs)"
+)]
 fn another_namespaces_own_directory_at_the_same_path_is_not_ours() {
-    if !unshare_works() {
-        return;
-    }
+    assert_unshare_works();
     let env = TestEnv::new();
     let mut cmd = Command::new("unshare");
     cmd.args([

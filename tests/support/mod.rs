@@ -802,23 +802,25 @@ pub fn run_as_nobody(env: &TestEnv, args: &[&str]) -> Run {
     }
 }
 
+/// Said by a test that found missing what it needs: build.rs probes for it
+/// once per build and marks the test ignored where it is missing, so either
+/// the machine changed since the build or the probe was wrong.
+pub const PROBED: &str = "build.rs, which marks this test ignored where that is missing, \
+                          found it at build time (or CI=true requires it); after a change \
+                          to the machine, `touch build.rs` to probe again";
+
 /// Makes the test root and data directory (and everything in it) readable by
-/// other users; false when not root (there is no other user to become).
-pub fn open_to_others(env: &TestEnv) -> bool {
+/// other users. Needs root, to become another user (tests that call it are
+/// marked `#[cfg_attr(ovlock_test_no_root, ignore)]`).
+pub fn open_to_others(env: &TestEnv) {
     use std::os::unix::fs::PermissionsExt;
-    if !rustix::process::geteuid().is_root() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI runs as root, to test what another user sees"
-        );
-        eprintln!("note: not root, so there is no other user to become; nothing to test");
-        return false;
-    }
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "not root, so there is no other user to become; {PROBED}"
+    );
     for dir in [env.root(), &env.ws()] {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
     }
-    true
 }
 
 /// `sleep` started with `dir` as its current directory: a shell-like process
