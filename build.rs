@@ -34,6 +34,9 @@ const NO_BINDFS: &str = "ovlock_test_no_bindfs";
 const NO_GDB: &str = "ovlock_test_no_gdb";
 /// mknod(1) may not make a character device (no CAP_MKNOD, or a user namespace).
 const NO_MKNOD: &str = "ovlock_test_no_mknod";
+/// Not root, or no cgroup2 hierarchy mounted writable: no systemd-like
+/// service cgroup to start a server in.
+const NO_CGROUP2: &str = "ovlock_test_no_cgroup2";
 /// pid_max is within 1000 of Linux's limit: no PID lies above it.
 const PID_MAX_AT_LIMIT: &str = "ovlock_test_pid_max_at_limit";
 /// PID 1 looks like OpenViking (ovlock runs inside its container).
@@ -55,6 +58,7 @@ fn main() {
         NO_BINDFS,
         NO_GDB,
         NO_MKNOD,
+        NO_CGROUP2,
         PID_MAX_AT_LIMIT,
         PID1_IS_OPENVIKING,
     ] {
@@ -79,6 +83,9 @@ fn main() {
         }
         if !(on_path("mknod") && has_capability(&status, 27) && !in_user_namespace()) {
             emit.push(NO_MKNOD);
+        }
+        if !(root && cgroup2_writable()) {
+            emit.push(NO_CGROUP2);
         }
     }
     let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
@@ -141,6 +148,21 @@ fn ptrace_allowed(status: &str) -> bool {
         },
         Err(_) => true,
     }
+}
+
+/// Whether a cgroup2 hierarchy is mounted read-write (from the mount
+/// options in /proc/self/mountinfo; nothing is created to find out).
+fn cgroup2_writable() -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mounts.lines().any(|line| {
+        line.split_once(" - ").is_some_and(|(mount, sup)| {
+            sup.starts_with("cgroup2 ")
+                && mount
+                    .split(' ')
+                    .nth(5)
+                    .is_some_and(|options| options.split(',').any(|o| o == "rw"))
+        })
+    })
 }
 
 /// Whether an executable file `name` is in a directory of PATH.

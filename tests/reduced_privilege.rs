@@ -28,23 +28,9 @@ fn run_without_ptrace(env: &TestEnv, args: &[&str]) -> Run {
     run_cmd(&mut cmd)
 }
 
-fn is_root() -> bool {
-    let root = rustix::process::geteuid().is_root();
-    if !root {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI runs as root, to drop capabilities and mount /proc"
-        );
-    }
-    root
-}
-
 #[test]
+#[cfg_attr(ovlock_test_no_root, ignore = "needs root and setpriv")]
 fn without_cap_sys_ptrace_a_live_flock_holder_is_its_owner() {
-    if !is_root() {
-        return;
-    }
     let env = TestEnv::new();
     let server = spawn_holder("flock", &env.lock_path(), SERVER_TAG);
     for sub in ["check", "status", "who"] {
@@ -73,10 +59,9 @@ fn without_cap_sys_ptrace_a_live_flock_holder_is_its_owner() {
 /// it to the directory. Without CAP_SYS_PTRACE they cannot be read, so
 /// clear-stale must keep the file and say why, never call it stale.
 #[test]
+#[cfg_attr(ovlock_test_no_root, ignore = "needs root and setpriv")]
+#[cfg_attr(ovlock_test_no_unshare, ignore = "needs unshare --pid --fork")]
 fn without_cap_sys_ptrace_clear_stale_keeps_a_container_servers_pid_file() {
-    if !is_root() || !unshare_pid_works() {
-        return;
-    }
     let env = TestEnv::new();
     let mut cmd = Command::new("unshare");
     cmd.args(["--pid", "--fork", "--kill-child"])
@@ -116,21 +101,6 @@ fn without_cap_sys_ptrace_clear_stale_keeps_a_container_servers_pid_file() {
     assert_eq!(run.code, 1, "{run:?}");
 }
 
-fn unshare_pid_works() -> bool {
-    let ok = Command::new("unshare")
-        .args(["--pid", "--fork", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true needs unshare to make PID and mount namespaces"
-        );
-    }
-    ok
-}
-
 /// A copy of ovlock that user nobody may run, and the shell line that runs
 /// it as nobody.
 fn as_nobody(env: &TestEnv) -> String {
@@ -151,12 +121,11 @@ fn as_nobody(env: &TestEnv) -> String {
 /// kept. All of it inside a mount and PID namespace of the test's own, with
 /// its own /proc, so the machine's /proc is never touched.
 #[test]
+#[cfg_attr(ovlock_test_no_root, ignore = "needs root and setpriv")]
+#[cfg_attr(ovlock_test_no_unshare, ignore = "needs unshare --pid --mount")]
 fn under_hidepid_a_hidden_live_holder_is_held_and_its_pid_file_kept() {
-    if !is_root() || !unshare_pid_works() || !open_to_others(&TestEnv::new()) {
-        return;
-    }
     let env = TestEnv::new();
-    assert!(open_to_others(&env));
+    open_to_others(&env);
     let old = env.root().join("old");
     fs::create_dir(&old).unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -243,11 +212,10 @@ fn under_hidepid_a_hidden_live_holder_is_held_and_its_pid_file_kept() {
 /// namespace links: it says "not readable", not "container", and `--pid`
 /// exits 4 with nothing printed, so `kill $(...)` never runs bare.
 #[test]
+#[cfg_attr(ovlock_test_no_root, ignore = "needs root and setpriv")]
 fn who_all_as_nobody_says_what_it_could_not_read() {
     let env = TestEnv::new();
-    if !open_to_others(&env) {
-        return;
-    }
+    open_to_others(&env);
     let _server = spawn_holder("flock", &env.lock_path(), SERVER_TAG);
     let run = run_as_nobody(&env, &["who", "--all", "--color", "never"]);
     assert_eq!(run.code, 0, "it found an OpenViking process: {run:?}");
