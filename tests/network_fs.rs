@@ -51,3 +51,51 @@ fn a_fuse_data_directory_warns_that_free_is_only_free_here() {
     assert_eq!(local.dir()["remote_filesystem"], serde_json::Value::Null);
     assert!(strings(&local.dir()["warnings"]).is_empty());
 }
+
+/// A FUSE filesystem mounted inside the storage (`vectordb/` on its own
+/// mount) whose server has stopped answering: reading it would hang. The
+/// storage walk never enters it, so check still answers, and a lock on the
+/// local part of the storage still names its server.
+#[test]
+#[cfg_attr(
+    ovlock_test_no_bindfs,
+    ignore = "needs bindfs and /dev/fuse for a FUSE mount (probed by build.rs)"
+)]
+fn a_hung_fuse_mount_inside_the_storage_does_not_hang_check() {
+    use std::time::Duration;
+    let env = TestEnv::new();
+    let backing = env.root().join("backing");
+    let vectordb = env.ws().join("vectordb");
+    std::fs::create_dir_all(backing.join("context/store")).unwrap();
+    std::fs::create_dir(&vectordb).unwrap();
+    std::fs::create_dir_all(env.ws().join("_system/queue")).unwrap();
+    // In the foreground, so that it is our child and can be stopped.
+    let mut bindfs = Command::new("bindfs")
+        .arg("-f")
+        .arg(&backing)
+        .arg(&vectordb)
+        .spawn()
+        .expect("bindfs");
+    let _mount = Mount(vectordb.clone());
+    wait_until(Duration::from_secs(10), || {
+        vectordb.join("context/store").exists()
+    });
+    let server = spawn_user(
+        &env.ws(),
+        SERVER_TAG,
+        serde_json::json!([["sqlite", "_system/queue/queue.db"]]),
+    );
+    let pid = rustix::process::Pid::from_raw(bindfs.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+
+    let run = run_cmd_within(
+        &mut env.command(&["check", "--json", &env.ws_str()]),
+        Duration::from_secs(20),
+    );
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(owner_pids(&run.dir()), [server.pid()], "{run:?}");
+    drop(_mount);
+    let _ = bindfs.kill();
+    let _ = bindfs.wait();
+}

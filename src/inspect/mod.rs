@@ -205,7 +205,10 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         },
     };
     let storage_locks = match &dir {
-        DirState::Present { .. } => storage_locks::find(&lock_dir, &survey.locks, processes),
+        DirState::Present { .. } => {
+            let known: Vec<&Lookup> = flock_holders.iter().chain(&pid.owner).collect();
+            storage_locks::find(&lock_dir, &survey.locks, &known, processes)
+        }
         _ => StorageLocks::default(),
     };
     // Who launched each process found so far: a worker of a server is part

@@ -208,6 +208,35 @@ pub fn mounts(pid: u32) -> io::Result<Vec<(PathBuf, (u32, u32))>> {
     Ok(text.lines().filter_map(parse_mountinfo_line).collect())
 }
 
+/// This process's mount points whose filesystem can hang whoever reads it
+/// when its server stops answering: network filesystems and FUSE.
+pub fn hanging_mount_points() -> io::Result<Vec<PathBuf>> {
+    let text = fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(text.lines().filter_map(hanging_mount_point).collect())
+}
+
+fn hanging_mount_point(line: &str) -> Option<PathBuf> {
+    let (mount, sup) = line.split_once(" - ")?;
+    let fstype = sup.split(' ').next()?;
+    let remote = fstype.starts_with("fuse")
+        || matches!(
+            fstype,
+            "nfs"
+                | "nfs4"
+                | "cifs"
+                | "smb3"
+                | "smbfs"
+                | "ceph"
+                | "9p"
+                | "afs"
+                | "lustre"
+                | "gfs2"
+                | "glusterfs"
+        );
+    let point = mount.split(' ').nth(4)?;
+    remote.then(|| unescape_octal(point))
+}
+
 /// `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw`: the
 /// mount point (fifth field, with octal escapes) and the device (third).
 fn parse_mountinfo_line(line: &str) -> Option<(PathBuf, (u32, u32))> {
@@ -461,6 +490,21 @@ mod tests {
                 want.map(|(u, user)| (u.to_string(), user)),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn knows_the_mounts_that_can_hang() {
+        for (line, want) in [
+            (
+                "36 35 0:50 / /srv/ws/vectordb rw - fuse.sshfs host:/v rw",
+                Some("/srv/ws/vectordb"),
+            ),
+            ("36 35 0:51 / /srv/n rw - nfs4 host:/n rw", Some("/srv/n")),
+            ("36 35 0:52 / /srv/t\\040x rw - tmpfs tmpfs rw", None),
+            ("36 35 8:1 / / rw - ext4 /dev/sda1 rw", None),
+        ] {
+            assert_eq!(hanging_mount_point(line), want.map(PathBuf::from), "{line}");
         }
     }
 

@@ -60,7 +60,14 @@ mod linux {
     const MAX_ENTRIES: usize = 200_000;
 
     /// The locks in `table` on files under `dir`'s storage directories.
-    pub fn find(dir: &Path, table: &LockTable, processes: &mut Processes) -> StorageLocks {
+    /// `known` are processes already looked up (the lock files' owners), which
+    /// usually hold these locks too and need not be read again.
+    pub fn find(
+        dir: &Path,
+        table: &LockTable,
+        known: &[&Lookup],
+        processes: &mut Processes,
+    ) -> StorageLocks {
         let mut found = StorageLocks::default();
         let locks: Vec<&KernelLock> = match table.get() {
             Ok(locks) => locks.iter().filter(|l| !l.waiting).collect(),
@@ -86,7 +93,7 @@ mod linux {
                         .pid
                         .is_some_and(|pid| procfs::has_open(pid, id).unwrap_or(false));
                 if confirmed {
-                    add(&mut found, &path, lock, processes);
+                    add(&mut found, &path, lock, known, processes);
                 }
             }
         }
@@ -161,7 +168,13 @@ mod linux {
         found
     }
 
-    fn add(found: &mut StorageLocks, path: &Path, lock: &KernelLock, processes: &mut Processes) {
+    fn add(
+        found: &mut StorageLocks,
+        path: &Path,
+        lock: &KernelLock,
+        known: &[&Lookup],
+        processes: &mut Processes,
+    ) {
         let touched = Touched {
             path: path.to_path_buf(),
             touch: Touch::Open,
@@ -189,7 +202,11 @@ mod linux {
             }
             return;
         }
-        match processes.lookup(pid) {
+        let seen = known
+            .iter()
+            .find(|l| matches!(l, Lookup::Alive(p) if p.pid == pid))
+            .map(|l| (*l).clone());
+        match seen.unwrap_or_else(|| processes.lookup(pid)) {
             Lookup::Alive(process) if !process.zombie => found.holders.push(User {
                 ns_pids: procfs::ns_pids(pid).unwrap_or_default(),
                 process,
@@ -215,8 +232,8 @@ mod linux {
     /// The regular files under `dir`'s storage directories whose inode
     /// number is one of `inodes`, found by the inode numbers directory
     /// entries carry, so only those files are ever looked at. Symlinks are
-    /// never followed, and mount points inside are not entered: a hung
-    /// network or FUSE mount would hang the run.
+    /// never followed, and network and FUSE mounts inside are not entered:
+    /// one whose server hangs would hang the run.
     fn walk(dir: &Path, inodes: &HashSet<u64>) -> Walk {
         let mut walk = Walk {
             files: Vec::new(),
@@ -225,13 +242,14 @@ mod linux {
         let Ok(top) = open_dir(None, dir) else {
             return walk;
         };
-        let mounts: Vec<PathBuf> = procfs::mounts(std::process::id())
-            .map(|m| m.into_iter().map(|(point, _)| point).collect())
-            .unwrap_or_default();
+        let mounts = procfs::hanging_mount_points().unwrap_or_default();
         let mut pending: Vec<(OwnedFd, PathBuf, usize)> = layout::STORAGE_DIRS
             .iter()
             .filter_map(|name| {
                 let path = dir.join(name);
+                if mounts.contains(&path) {
+                    return None;
+                }
                 let fd = open_dir(Some(&top), Path::new(name)).ok()?;
                 Some((fd, path, 0))
             })
@@ -318,6 +336,7 @@ pub fn lock_holders(
 pub fn find(
     _dir: &std::path::Path,
     _table: &super::LockTable,
+    _known: &[&super::Lookup],
     _processes: &mut super::Processes,
 ) -> StorageLocks {
     StorageLocks::default()

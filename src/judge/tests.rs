@@ -5,10 +5,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
 use crate::fsread::FileStat;
-use crate::inspect::Host;
+use crate::inspect::kernel_locks::{KernelLock, LockClass};
+use crate::inspect::storage_locks::Unidentified;
+use crate::inspect::{Host, Touch, Uninspected, Usage, User};
 use crate::workspace::{Source, Workspace};
 
 const T0: u64 = 1_800_000_000;
+const STORE_LOCK: &str = "vectordb/context/store/LOCK";
 
 fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
@@ -107,6 +110,48 @@ fn flock_held(mut facts: Facts, holders: &[ProcessInfo], recorded: u32) -> Facts
 fn flock_unheld(mut facts: Facts) -> Facts {
     facts.lock_file = file("", T0);
     facts.flock = Some(FlockState::Unheld);
+    facts
+}
+
+/// A POSIX lock the kernel records for `pid` on inode `ino`.
+fn posix(pid: u32, ino: u64, exclusive: bool) -> KernelLock {
+    KernelLock {
+        class: LockClass::Posix,
+        exclusive,
+        pid: Some(pid),
+        dev_major: 0xfe,
+        dev_minor: 0,
+        ino,
+        waiting: false,
+    }
+}
+
+/// `process` holds a lock on the storage file `rel`, as /proc/locks shows it.
+fn storage_lock(mut facts: Facts, process: ProcessInfo, rel: &str) -> Facts {
+    let path = facts.lock_dir.join(rel);
+    let lock = posix(
+        process.pid,
+        100 + facts.storage_locks.holders.len() as u64,
+        true,
+    );
+    facts.storage_locks.holders.push(User {
+        process,
+        ns_pids: Vec::new(),
+        touched: vec![Touched {
+            path,
+            touch: Touch::Open,
+            locks: vec![lock],
+        }],
+    });
+    facts
+}
+
+/// A scan that ran and could not read the processes `uninspected`.
+fn scanned(mut facts: Facts, uninspected: Vec<Uninspected>) -> Facts {
+    facts.usage = Some(Ok(Usage {
+        users: Vec::new(),
+        uninspected,
+    }));
     facts
 }
 
@@ -387,6 +432,159 @@ fn cases() -> Vec<Case> {
             verdict: Verdict::Held,
             owners: &[50],
             reason: "PID 50",
+        },
+        Case {
+            name: "a server that let go of its flock still holds its storage",
+            facts: storage_lock(flock_unheld(base()), server(60), STORE_LOCK),
+            verdict: Verdict::Held,
+            owners: &[60],
+            reason: "has let go of .openviking.lock but still holds the storage",
+        },
+        Case {
+            name: "a lock file deleted under its server",
+            facts: {
+                let mut f = storage_lock(base(), server(60), STORE_LOCK);
+                let deleted = crate::layout::deleted_lock_file(&f.lock_dir);
+                f.storage_locks.holders[0].touched.push(Touched {
+                    path: deleted,
+                    touch: Touch::Open,
+                    locks: Vec::new(),
+                });
+                f
+            },
+            verdict: Verdict::Held,
+            owners: &[60],
+            reason: "that was deleted under it",
+        },
+        Case {
+            name: "two servers on the storage without a lock file",
+            facts: storage_lock(
+                storage_lock(base(), server(60), STORE_LOCK),
+                server(61),
+                "_system/queue/queue.db",
+            ),
+            verdict: Verdict::Contended,
+            owners: &[60, 61],
+            reason: "2 live processes own it",
+        },
+        Case {
+            name: "a storage lock of the flock holder is the same server",
+            facts: storage_lock(
+                flock_held(base(), &[server(50)], 50),
+                server(50),
+                STORE_LOCK,
+            ),
+            verdict: Verdict::Held,
+            owners: &[50],
+            reason: "PID 50",
+        },
+        Case {
+            name: "a worker holding storage is part of its server",
+            facts: {
+                let mut f = storage_lock(
+                    flock_held(base(), &[server(50)], 50),
+                    server(51),
+                    STORE_LOCK,
+                );
+                f.lineage.insert(
+                    51,
+                    vec![
+                        Ancestor {
+                            pid: 50,
+                            name: "openviking-server".into(),
+                        },
+                        Ancestor {
+                            pid: 1,
+                            name: "init".into(),
+                        },
+                    ],
+                );
+                f
+            },
+            verdict: Verdict::Held,
+            owners: &[50],
+            reason: "PID 50",
+        },
+        Case {
+            name: "another program's storage lock owns nothing",
+            facts: storage_lock(base(), process(70, "sqlite3", T0), STORE_LOCK),
+            verdict: Verdict::Free,
+            owners: &[],
+            reason: "no lock file",
+        },
+        Case {
+            name: "a storage lock of a live process that cannot be identified",
+            facts: {
+                let mut f = base();
+                f.storage_locks.unidentified.push(Unidentified {
+                    path: f.lock_dir.join(STORE_LOCK),
+                    lock: posix(80, 100, true),
+                    pid: Some(80),
+                    alive: true,
+                    why: "PID 80 exists but its details cannot be read".into(),
+                });
+                f
+            },
+            verdict: Verdict::Held,
+            owners: &[],
+            reason: "held by a live process that could not be identified",
+        },
+        Case {
+            name: "a storage lock no visible process holds",
+            facts: {
+                let mut f = scanned(base(), Vec::new());
+                f.storage_locks.unidentified.push(Unidentified {
+                    path: f.lock_dir.join(STORE_LOCK),
+                    lock: posix(80, 100, true),
+                    pid: None,
+                    alive: false,
+                    why: "the kernel records no process for it".into(),
+                });
+                f
+            },
+            verdict: Verdict::Unknown,
+            owners: &[],
+            reason: "not by any process ovlock could see",
+        },
+        Case {
+            name: "a container's server may hide among the uninspected",
+            facts: scanned(
+                pid_file(base(), 1, Lookup::Alive(process(1, "init", T0 - 100))),
+                vec![Uninspected {
+                    pid: 4242,
+                    process: Some(server(4242)),
+                    ns_pids: vec![4242, 1],
+                }],
+            ),
+            verdict: Verdict::Unknown,
+            owners: &[],
+            reason: "inside its own PID namespace",
+        },
+        Case {
+            name: "an uninspected process that is plainly something else",
+            facts: scanned(
+                pid_file(base(), 1, Lookup::Alive(process(1, "init", T0 - 100))),
+                vec![Uninspected {
+                    pid: 4242,
+                    process: Some(process(4242, "postgres", T0)),
+                    ns_pids: vec![4242, 1],
+                }],
+            ),
+            verdict: Verdict::Stale,
+            owners: &[],
+            reason: "not OpenViking",
+        },
+        Case {
+            name: "hidepid hides what the pid file's PID may be",
+            facts: {
+                let mut f = scanned(pid_file(base(), 42, Lookup::Gone), Vec::new());
+                f.host.lacks = Some(Privilege::Root);
+                f.host.hidepid = Some("hidepid=2".into());
+                f
+            },
+            verdict: Verdict::Unknown,
+            owners: &[],
+            reason: "hidepid=2",
         },
         Case {
             name: "what could not be read outranks stale",
