@@ -30,6 +30,12 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Nothing live owns the directory: a server may start on it (once a
+    /// stale pid file is cleared).
+    pub fn released(self) -> bool {
+        matches!(self, Verdict::Free | Verdict::Stale)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Free => "free",

@@ -27,7 +27,7 @@ use clap::Parser;
 use cli::{Cli, Command};
 use exit_code::ExitCode;
 use inspect::{Processes, Survey};
-use judge::{Policy, Verdict};
+use judge::Policy;
 use render::DirReport;
 use workspace::Workspace;
 
@@ -191,9 +191,7 @@ fn who_all(cli: &Cli, pid_only: bool) -> Result<ExitCode> {
             || found
                 .iter()
                 .any(|f| f.unreadable || f.other_mount_namespace)
-            || reports.iter().any(|r| {
-                r.judgement.verdict != Verdict::Free && r.judgement.verdict != Verdict::Stale
-            });
+            || reports.iter().any(|r| !r.judgement.verdict.released());
         match who_exit_code(&reports) {
             ExitCode::NoneFound if unsure => ExitCode::Unknown,
             code => code,
@@ -272,9 +270,7 @@ impl Run<'_> {
         let mut told = String::new();
         loop {
             let reports = self.survey(scan);
-            let released = reports
-                .iter()
-                .all(|r| matches!(r.judgement.verdict, Verdict::Free | Verdict::Stale));
+            let released = reports.iter().all(|r| r.judgement.verdict.released());
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let timed_out = !released && left.is_some_and(|left| left.is_zero());
             if released || timed_out {
@@ -302,10 +298,7 @@ impl Run<'_> {
 fn who_exit_code(reports: &[DirReport]) -> ExitCode {
     if reports.iter().any(|r| !r.judgement.owners.is_empty()) {
         ExitCode::Found
-    } else if reports
-        .iter()
-        .all(|r| matches!(r.judgement.verdict, Verdict::Free | Verdict::Stale))
-    {
+    } else if reports.iter().all(|r| r.judgement.verdict.released()) {
         ExitCode::NoneFound
     } else {
         ExitCode::Unknown

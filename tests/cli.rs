@@ -52,6 +52,49 @@ fn help_and_version_exit_0() {
     }
 }
 
+/// Each subcommand's help lists its exit codes, and says what the help of
+/// --wait and --config promise.
+#[test]
+fn each_subcommand_help_lists_its_exit_codes() {
+    let env = TestEnv::new();
+    // Help is wrapped to the terminal: compare with the line breaks undone.
+    let help_of = |sub: &str| -> String {
+        let text = env.run(&[sub, "--help"]).stdout;
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    for sub in ["status", "check", "clear-stale"] {
+        let help = help_of(sub);
+        for words in [
+            "0 free",
+            "1 held",
+            "2 stale",
+            "3 contended",
+            "4 unknown",
+            "4, 3, 1, 2, 0",
+        ] {
+            assert!(
+                help.contains(words),
+                "{sub} --help lacks {words:?}:\n{help}"
+            );
+        }
+    }
+    let help = env.run(&["who", "--help"]).stdout;
+    for words in [
+        "0 an owner was found",
+        "1 there is none",
+        "could not identify",
+    ] {
+        assert!(help.contains(words), "who --help lacks {words:?}:\n{help}");
+    }
+    let help = help_of("check");
+    for words in ["every 0.2 s", "At the deadline", "with DATA_DIRs too"] {
+        assert!(
+            help.contains(words),
+            "check --help lacks {words:?}:\n{help}"
+        );
+    }
+}
+
 #[test]
 fn quiet_prints_nothing_and_keeps_the_exit_code() {
     let env = TestEnv::new();

@@ -51,17 +51,8 @@ pub struct Wait {
 
 /// What `check --wait` waits for, for its caller's terminal.
 pub fn waiting_for(reports: &[DirReport], limit: Duration) -> String {
-    let owned: Vec<String> = reports
-        .iter()
-        .filter(|r| !matches!(r.judgement.verdict, Verdict::Free | Verdict::Stale))
-        .map(|r| {
-            format!(
-                "{} ({}{})",
-                r.facts.workspace.path.display(),
-                r.judgement.verdict.as_str(),
-                owner_pids(&r.judgement)
-            )
-        })
+    let owned: Vec<String> = unreleased(reports)
+        .map(|(path, state)| format!("{path} ({state})"))
         .collect();
     format!(
         "waiting up to {} for {} to be released (looking every {} ms)",
@@ -73,20 +64,27 @@ pub fn waiting_for(reports: &[DirReport], limit: Duration) -> String {
 
 /// What `check --wait` says when the time ran out.
 pub fn still_after(reports: &[DirReport], wait: &Wait) -> String {
-    let owned: Vec<String> = reports
-        .iter()
-        .filter(|r| !matches!(r.judgement.verdict, Verdict::Free | Verdict::Stale))
-        .map(|r| {
-            format!(
-                "{} is still {}{} after {}",
-                r.facts.workspace.path.display(),
-                r.judgement.verdict.as_str(),
-                owner_pids(&r.judgement),
-                crate::timefmt::short(wait.limit)
-            )
-        })
+    let after = crate::timefmt::short(wait.limit);
+    let owned: Vec<String> = unreleased(reports)
+        .map(|(path, state)| format!("{path} is still {state} after {after}"))
         .collect();
     owned.join("; ")
+}
+
+/// Each directory that is not released, with its verdict and owners:
+/// `held by PID 42`.
+fn unreleased(reports: &[DirReport]) -> impl Iterator<Item = (String, String)> + '_ {
+    reports
+        .iter()
+        .filter(|r| !r.judgement.verdict.released())
+        .map(|r| {
+            let state = format!(
+                "{}{}",
+                r.judgement.verdict.as_str(),
+                owner_pids(&r.judgement)
+            );
+            (r.facts.workspace.path.display().to_string(), state)
+        })
 }
 
 /// Decides once whether to colour, from `--color` and the environment.
