@@ -123,7 +123,9 @@ pub struct Host {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Privilege {
     Root,
-    /// Root, but without CAP_SYS_PTRACE in its effective set.
+    /// Root, but without CAP_SYS_PTRACE in its effective set. Only Linux
+    /// says which capabilities a process has.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     SysPtrace,
 }
 

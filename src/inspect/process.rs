@@ -196,7 +196,7 @@ pub fn boot_time() -> Option<SystemTime> {
 
 /// Whether a process with this PID exists, by kill(2) alone, which neither
 /// /proc's hidepid nor a missing capability can hide; None when it cannot be told.
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 pub fn exists(pid: u32) -> Option<bool> {
     match signal_probe(pid) {
         Probe::Exists => Some(true),

@@ -19,7 +19,9 @@ use crate::layout;
 pub fn needs_scan(facts: &Facts, policy: &Policy) -> bool {
     matches!(facts.flock, Some(FlockState::Unidentified { .. }))
         || facts.workspace.skip_process_lock
-        || !facts.storage_locks.unidentified.is_empty()
+        // The scan may find who holds it through an open file; a live
+        // process that could not be read, it could not read either.
+        || facts.storage_locks.unidentified.iter().any(|u| !u.alive)
         || matches!(
             super::pid_file_verdict(facts, policy),
             PidFileVerdict::Stale(why) if namespace_ambiguous(&why)
