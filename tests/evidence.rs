@@ -20,17 +20,22 @@ fn server_actions() -> Value {
     json!([["flock", LOCK], ["lockf", STORE_LOCK], ["sqlite", QUEUE_DB]])
 }
 
-/// A server that has let go of `.openviking.lock` while shutting down but
-/// still holds its storage is held, and `check` says so without a scan.
-#[test]
-fn a_server_that_let_go_of_its_flock_but_holds_its_storage_is_held() {
-    let env = TestEnv::new();
+/// A server shutting down: it has let go of the flock, not of its storage.
+fn shutting_down_actions() -> Value {
     let mut actions = server_actions();
     actions
         .as_array_mut()
         .unwrap()
         .push(json!(["unflock", LOCK]));
-    let server = spawn_user(&env.ws(), SERVER_TAG, actions);
+    actions
+}
+
+/// A server that has let go of `.openviking.lock` while shutting down but
+/// still holds its storage is held, and `check` says so without a scan.
+#[test]
+fn a_server_that_let_go_of_its_flock_but_holds_its_storage_is_held() {
+    let env = TestEnv::new();
+    let server = spawn_user(&env.ws(), SERVER_TAG, shutting_down_actions());
 
     let r = env.examine("check", &[]);
     r.expect(1, "held", vec![server.pid()]);
@@ -50,12 +55,7 @@ fn a_server_that_let_go_of_its_flock_but_holds_its_storage_is_held() {
 #[test]
 fn check_wait_waits_for_the_storage_too() {
     let env = TestEnv::new();
-    let mut actions = server_actions();
-    actions
-        .as_array_mut()
-        .unwrap()
-        .push(json!(["unflock", LOCK]));
-    let mut server = spawn_user(&env.ws(), SERVER_TAG, actions);
+    let mut server = spawn_user(&env.ws(), SERVER_TAG, shutting_down_actions());
 
     let run = env.run(&["check", "--wait", "0.3", "--json", &env.ws_str()]);
     assert_eq!(run.code, 1, "{run:?}");
