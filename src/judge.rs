@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::fsread::FileKind;
+use crate::inspect::process::Service;
 use crate::inspect::{
     Ancestor, DirState, Facts, FlockState, LOCK_NAME, LockFile, Lookup, PID_NAME, Privilege,
     ProcessInfo, Touched,
@@ -666,11 +667,7 @@ fn fixes(
             p.pid,
             p.name,
             match &p.service {
-                Some(service) => format!(
-                    "systemctl {}restart {}",
-                    if service.user { "--user " } else { "" },
-                    shell_quote(&service.name)
-                ),
+                Some(service) => systemctl("restart", service),
                 None => format!("kill {}, then start it again", p.pid),
             }
         ));
@@ -744,13 +741,18 @@ fn fixes(
 fn stop_command(p: &ProcessInfo) -> String {
     match &p.service {
         Some(service) => format!(
-            "systemctl {}stop {}, then if it still runs: kill {}",
-            if service.user { "--user " } else { "" },
-            shell_quote(&service.name),
+            "{}, then if it still runs: kill {}",
+            systemctl("stop", service),
             p.pid
         ),
         None => format!("kill {}", p.pid),
     }
+}
+
+/// `systemctl VERB UNIT`, with `--user` for a user's service.
+fn systemctl(verb: &str, service: &Service) -> String {
+    let user = if service.user { "--user " } else { "" };
+    format!("systemctl {user}{verb} {}", shell_quote(&service.name))
 }
 
 /// Quotes a string for a POSIX shell when it needs quoting, so that a
