@@ -248,10 +248,15 @@ pub fn judge(facts: &Facts, policy: &Policy) -> Judgement {
     j.finish(facts, pid_file, policy)
 }
 
-/// For OpenViking's default directory, or one that does not exist: the
-/// OpenViking servers that hold other data directories, one of which may be
-/// the directory meant (a config not found, a server started elsewhere).
+/// For OpenViking's default directory, or one that does not exist, when
+/// nothing owns it: the OpenViking servers that hold other data
+/// directories, one of which may be the directory meant (a config not
+/// found, a server started elsewhere).
 fn point_elsewhere(facts: &Facts, policy: &Policy, j: &mut Acc) {
+    // A directory a server owns is most likely the one meant.
+    if !j.owners.is_empty() || j.anonymous_holder {
+        return;
+    }
     let servers: Vec<String> = facts
         .elsewhere
         .iter()

@@ -765,3 +765,37 @@ fn shell_quoting() {
     assert_eq!(shell_quote_bytes(b"/srv/\xff"), "$'/srv/\\xff'");
     assert_eq!(shell_quote("/srv/x\u{202e}y"), "$'/srv/x\\xe2\\x80\\xaey'");
 }
+
+#[test]
+fn a_default_directory_points_elsewhere_only_when_nothing_owns_it() {
+    let policy = Policy::new(&[]);
+    let other = crate::inspect::usage::Found {
+        process: server(90),
+        dirs: vec![PathBuf::from("/srv/ov/real")],
+        unreadable: false,
+        other_mount_namespace: false,
+    };
+    let mut missing = base();
+    missing.dir = DirState::Missing;
+    missing.workspace.source = Source::Default { config: None };
+    missing.elsewhere = vec![other.clone()];
+    let j = judge(&missing, &policy);
+    assert_eq!(j.verdict, Verdict::Free);
+    assert!(
+        j.warnings
+            .iter()
+            .any(|w| w.contains("/srv/ov/real (PID 90)") && w.contains("does not exist")),
+        "{j:#?}"
+    );
+    assert!(j.fixes[0].contains("ovlock who --all"), "{j:#?}");
+
+    let mut owned = flock_held(base(), &[server(50)], 50);
+    owned.workspace.source = Source::Default { config: None };
+    owned.elsewhere = vec![other];
+    let j = judge(&owned, &policy);
+    assert!(
+        !j.warnings.iter().any(|w| w.contains("/srv/ov/real")),
+        "{j:#?}"
+    );
+    assert!(!j.fixes.iter().any(|f| f.contains("who --all")), "{j:#?}");
+}
