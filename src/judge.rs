@@ -159,17 +159,25 @@ impl Policy {
     /// do not count: they say what a process looks at, not what it is.
     pub fn is_openviking_beyond(&self, process: &ProcessInfo, paths: &[&Path]) -> bool {
         // The path itself or a path below it, as a word or after `=`
-        // (`--workspace=/srv/ov`); not a longer name that merely begins
-        // with it (`/srv/ov-venv/bin/openviking-server`).
+        // (`--workspace=/srv/ov`), relative to the process's current
+        // directory, or as an SQLite `file:` URI; not a longer name that
+        // merely begins with it (`/srv/ov-venv/bin/openviking-server`):
+        // paths compare by components.
         let names_a_path = |arg: &str| {
             let value = arg.split_once('=').map_or(arg, |(_, v)| v);
-            paths.iter().any(|p| {
-                let p = p.to_string_lossy();
-                !p.is_empty()
-                    && [arg, value].iter().any(|a| {
-                        a.strip_prefix(p.as_ref())
-                            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-                    })
+            [arg, value].iter().any(|a| {
+                let a = match a.strip_prefix("file:") {
+                    Some(uri) => uri.split('?').next().unwrap_or(uri),
+                    None => a,
+                };
+                let named = match (Path::new(a).is_absolute(), &process.cwd) {
+                    (true, _) => Path::new(a).to_path_buf(),
+                    (false, Some(cwd)) => cwd.join(a).components().collect(),
+                    (false, None) => return false,
+                };
+                paths
+                    .iter()
+                    .any(|p| !p.as_os_str().is_empty() && named.starts_with(p))
             })
         };
         let args = process

@@ -23,6 +23,10 @@ pub fn is_storage_file(dir: &Path, path: &Path) -> bool {
     let Ok(relative) = path.strip_prefix(dir) else {
         return false;
     };
+    // A file of another data directory nested inside this one is that one's.
+    if let Some(owner) = workspace_of(path) {
+        return owner == dir;
+    }
     let first = relative
         .components()
         .next()
@@ -64,16 +68,39 @@ pub fn workspace_of(path: &Path) -> Option<PathBuf> {
     if name.is_some_and(|n| n.strip_suffix(b" (deleted)").unwrap_or(n) == LOCK_NAME.as_bytes()) {
         return path.parent().map(PathBuf::from);
     }
-    path.ancestors()
+    let name_is = |p: &Path, name: &str| p.file_name().is_some_and(|n| n == name);
+    let storage = path
+        .ancestors()
         .skip(1)
-        .find(|a| {
-            a.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| STORAGE_DIRS.contains(&n))
-        })
-        .and_then(|storage| storage.parent())
-        .filter(|dir| dir.parent().is_some())
-        .map(PathBuf::from)
+        .find(|a| STORAGE_DIRS.iter().any(|s| name_is(a, s)))?;
+    let dir = storage.parent()?;
+    // OpenViking's own tree keeps `_system` directories too, for task
+    // records (`viking/{account}/_system/tasks`) and redo markers
+    // (`viking/_system/redo`): they belong to the data directory above
+    // `viking`.
+    let inner = path
+        .strip_prefix(storage)
+        .ok()
+        .and_then(|rest| rest.components().next())
+        .is_some_and(|c| TREE_SYSTEM_DIRS.iter().any(|d| c.as_os_str() == *d));
+    let dir = match dir {
+        _ if !inner => dir,
+        _ if name_is(dir, TREE_DIR) => dir.parent()?,
+        _ if dir.parent().is_some_and(|p| name_is(p, TREE_DIR)) => dir.parent()?.parent()?,
+        _ => dir,
+    };
+    dir.parent().map(|_| dir.to_path_buf())
+}
+
+/// The directory of OpenViking's storage tree, `viking/{account}/...`.
+pub const TREE_DIR: &str = "viking";
+/// What the tree's own `_system` directories hold.
+const TREE_SYSTEM_DIRS: [&str; 2] = ["tasks", "redo"];
+
+/// Whether a lock on `path` can be a lock of the data directory `dir`: it
+/// lies under `dir`, and not in another data directory nested inside it.
+pub fn belongs_to(dir: &Path, path: &Path) -> bool {
+    path.starts_with(dir) && workspace_of(path).is_none_or(|owner| owner == dir)
 }
 
 /// What a descriptor's link in /proc names when it holds `dir`'s
@@ -107,6 +134,19 @@ mod tests {
             ),
             ("/vectordb/x", None),
             ("/srv/ov/data/log/server.log", None),
+            (
+                "/srv/ov/data/viking/default/_system/tasks/t1.json",
+                Some("/srv/ov/data"),
+            ),
+            ("/srv/ov/data/viking/_system/redo/r", Some("/srv/ov/data")),
+            (
+                "/srv/viking/ws/vectordb/context/store/LOCK",
+                Some("/srv/viking/ws"),
+            ),
+            (
+                "/srv/viking/ws/_system/queue/queue.db",
+                Some("/srv/viking/ws"),
+            ),
         ];
         for (path, want) in cases {
             assert_eq!(
@@ -128,9 +168,16 @@ mod tests {
             ("/srv/ov/log/server.log", false),
             ("/srv/ov", false),
             ("/elsewhere/vectordb/LOCK", false),
+            // A data directory nested inside: its files are its own.
+            ("/srv/ov/ws2/.openviking.lock", false),
+            ("/srv/ov/ws2/_system/queue/queue.db", false),
+            ("/srv/ov/viking/default/_system/tasks/t.json", true),
         ] {
             assert_eq!(is_storage_file(dir, Path::new(path)), storage, "{path}");
         }
+        assert!(belongs_to(dir, Path::new("/srv/ov/notes.txt")));
+        assert!(!belongs_to(dir, Path::new("/srv/ov/ws2/.openviking.lock")));
+        assert!(!belongs_to(dir, Path::new("/srv/other")));
         assert_eq!(
             deleted_lock_file(dir),
             Path::new("/srv/ov/.openviking.lock (deleted)")

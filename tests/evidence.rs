@@ -284,3 +284,51 @@ fn the_default_directory_points_at_servers_elsewhere() {
     fs::create_dir(&named).unwrap();
     assert!(!warned(&env), "an existing directory is taken as meant");
 }
+
+/// A parent of a data directory is not owned by the servers of the data
+/// directory inside it: their files are that directory's. `check` and
+/// `check --scan` agree.
+#[test]
+fn a_parent_of_a_data_directory_is_not_owned_by_its_servers() {
+    let env = TestEnv::new();
+    let server = spawn_user(&env.ws(), SERVER_TAG, server_actions());
+    let parent = env.root().to_str().unwrap().to_string();
+    for extra in [&[][..], &["--scan"][..]] {
+        let r = env.run(&[&["check", "--json"][..], extra, &[parent.as_str()][..]].concat());
+        assert_eq!(r.code, 0, "{extra:?}: {r:?}");
+        assert_eq!(owner_pids(&r.dir()), Vec::<u32>::new(), "{extra:?}");
+    }
+    let r = env.examine("check", &[]);
+    r.expect(1, "held", vec![server.pid()]);
+}
+
+/// An SQLite reader whose command line names the queue by a relative path
+/// (or a `file:` URI) under a directory called `openviking-...` is not an
+/// OpenViking server: only the server owns the directory.
+#[test]
+fn a_reader_that_names_the_directory_relatively_is_not_an_owner() {
+    let env = TestEnv::new();
+    let ws = env.root().join("openviking-ws");
+    fs::create_dir(&ws).unwrap();
+    let server = spawn_user(&ws, SERVER_TAG, server_actions());
+    for name in [
+        format!("openviking-ws/{QUEUE_DB}"),
+        format!("file:openviking-ws/{QUEUE_DB}?mode=ro"),
+    ] {
+        let mut cmd = std::process::Command::new(python());
+        cmd.args([
+            "-c",
+            "import os, sqlite3, sys\n\
+             db = sqlite3.connect(sys.argv[1], uri=sys.argv[1].startswith('file:'))\n\
+             db.execute('BEGIN'); db.execute('SELECT count(*) FROM sqlite_master').fetchall()\n\
+             print('ready', os.getpid(), flush=True); sys.stdin.read()",
+            &name,
+        ])
+        .current_dir(env.root());
+        let reader = spawn_ready(cmd, false, "an SQLite reader");
+        let run = env.run(&["check", "--json", ws.to_str().unwrap()]);
+        assert_eq!(run.code, 1, "{name}: {run:?}");
+        assert_eq!(owner_pids(&run.dir()), [server.pid()], "{name}: {run:?}");
+        drop(reader);
+    }
+}

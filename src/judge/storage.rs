@@ -272,7 +272,7 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
             continue;
         }
         let uses_storage = u.touched.iter().any(|t| {
-            !t.locks.is_empty()
+            (!t.locks.is_empty() && layout::belongs_to(&facts.lock_dir, &t.path))
                 || (t.touch != Touch::Cwd && layout::is_storage_file(&facts.lock_dir, &t.path))
         });
         // The directory's own path in an argument (`tail -f /srv/openviking/

@@ -643,6 +643,27 @@ fn arguments_that_name_the_directory_do_not_make_a_process_openviking() {
 }
 
 #[test]
+fn relative_paths_and_sqlite_uris_that_name_the_directory_do_not_count() {
+    let policy = Policy::new(&[]);
+    let dir = PathBuf::from("/tmp/review/openviking-ws");
+    let mut reader = process(9, "sqlite3", T0);
+    reader.exe = Some(PathBuf::from("/usr/bin/sqlite3"));
+    reader.cwd = Some(PathBuf::from("/tmp/review"));
+    for arg in [
+        "openviking-ws/_system/queue/queue.db",
+        "./openviking-ws/_system/queue/queue.db",
+        "file:/tmp/review/openviking-ws/_system/queue/queue.db?mode=ro",
+        "file:openviking-ws/_system/queue/queue.db",
+    ] {
+        reader.cmdline = vec!["sqlite3".into(), arg.into()];
+        assert!(!policy.is_openviking_beyond(&reader, &[&dir]), "{arg}");
+    }
+    // Elsewhere, the name still says what the process is.
+    reader.cmdline = vec!["sqlite3".into(), "openviking-other/x.db".into()];
+    assert!(policy.is_openviking_beyond(&reader, &[&dir]));
+}
+
+#[test]
 fn a_match_marker_accepts_other_servers() {
     let facts = pid_file(base(), 42, Lookup::Alive(process(42, "viking-fork", T0)));
     assert_eq!(judge(&facts, &Policy::new(&[])).verdict, Verdict::Stale);
