@@ -311,6 +311,8 @@ struct Acc {
     anonymous_holder: bool,
     /// OpenViking servers run on other data directories (see `point_elsewhere`).
     elsewhere: bool,
+    /// An owner has let go of `.openviking.lock` but holds its storage.
+    shutting_down: bool,
 }
 
 impl Acc {
@@ -377,6 +379,15 @@ impl Acc {
             reasons.push("no lock file is present".to_string());
         }
         let mut fixes = fixes(verdict, &self.owners, &pid_file, facts, policy);
+        if self.shutting_down && verdict == Verdict::Held {
+            fixes.insert(
+                0,
+                format!(
+                    "If it is shutting down, wait until it has let go: ovlock check --wait 30 {}",
+                    quoted_path(&facts.workspace.path)
+                ),
+            );
+        }
         if self.elsewhere {
             fixes.insert(
                 0,
@@ -400,25 +411,51 @@ fn judge_flock(facts: &Facts, j: &mut Acc) {
     let path = facts.lock_dir.join(LOCK_NAME);
     match (&facts.lock_file, &facts.flock) {
         (LockFile::Absent, _) => {}
-        (LockFile::NotRegular(kind), _) => j.unknown.push(format!("{}: {}", path.display(), not_regular(*kind))),
-        (LockFile::Inaccessible(err), _) => j.unknown.push(format!("cannot inspect {}: {err}", path.display())),
+        (LockFile::NotRegular(kind), _) => {
+            j.unknown
+                .push(format!("{}: {}", path.display(), not_regular(*kind)))
+        }
+        (LockFile::Inaccessible(err), _) => j
+            .unknown
+            .push(format!("cannot inspect {}: {err}", path.display())),
         (LockFile::Present { .. }, None | Some(FlockState::Unheld)) => j.settled.push(format!(
-            "{LOCK_NAME} is not held: no server has it locked (the file stays after a server exits, by design)"
+            "{LOCK_NAME} is not held (the file stays after a server exits, by design)"
         )),
-        (LockFile::Present { .. }, Some(FlockState::Unidentified { recorded_pid, certain, .. })) => {
+        (
+            LockFile::Present { .. },
+            Some(FlockState::Unidentified {
+                recorded_pid,
+                certain,
+                ..
+            }),
+        ) => {
             // Only when no scan ran: with one, inspect settles this state.
-            let recorded = recorded_pid.map(|p| format!(" (the kernel records PID {p}, which no longer holds it)")).unwrap_or_default();
+            let recorded = recorded_pid
+                .map(|p| format!(" (the kernel records PID {p}, which no longer holds it)"))
+                .unwrap_or_default();
             if *certain {
                 j.anonymous_holder = true;
-                j.owned.push(format!("{LOCK_NAME} is locked (flock) by a process not yet identified{recorded}"));
+                j.owned.push(format!(
+                    "{LOCK_NAME} is locked (flock) by a process not yet identified{recorded}"
+                ));
             } else {
-                j.unknown.push(format!("cannot tell whether {LOCK_NAME} is held{recorded}"));
+                j.unknown
+                    .push(format!("cannot tell whether {LOCK_NAME} is held{recorded}"));
             }
         }
         (LockFile::Present { .. }, Some(FlockState::Unknown(why))) => {
-            j.unknown.push(format!("cannot tell whether {LOCK_NAME} is held: {why}"));
+            j.unknown
+                .push(format!("cannot tell whether {LOCK_NAME} is held: {why}"));
         }
-        (LockFile::Present { .. }, Some(FlockState::Held { recorded_pid, note, .. })) => {
+        (
+            LockFile::Present { .. },
+            Some(FlockState::Held {
+                holders,
+                recorded_pid,
+                note,
+                ..
+            }),
+        ) => {
             // Every holder shares the one open file that took the exclusive
             // lock (forked from it): one server, the first its owner.
             let mut owner: Option<u32> = None;
@@ -434,11 +471,16 @@ fn judge_flock(facts: &Facts, j: &mut Acc) {
                             owner = Some(p.pid);
                             let inherited = match recorded_pid {
                                 Some(recorded) if *recorded != p.pid => {
-                                    format!(" (it inherited the lock from PID {recorded}, which took it and has exited)")
+                                    format!(
+                                        " (it inherited the lock from PID {recorded}, which took it and has exited)"
+                                    )
                                 }
                                 _ => String::new(),
                             };
-                            j.owned.push(format!("{LOCK_NAME} is locked (flock) by PID {} ({}){inherited}", p.pid, p.name));
+                            j.owned.push(format!(
+                                "{LOCK_NAME} is locked (flock) by PID {} ({}){inherited}",
+                                p.pid, p.name
+                            ));
                             j.add_owner(p, Protocol::Flock);
                         }
                     },
@@ -449,7 +491,22 @@ fn judge_flock(facts: &Facts, j: &mut Acc) {
             let identified = owner.is_some();
             if !identified {
                 j.anonymous_holder = true;
-                j.owned.push(format!("{LOCK_NAME} is locked (flock), but its holder could not be identified"));
+                // Name the PID the kernel gives, and why it could not be read.
+                let unread =
+                    holders
+                        .iter()
+                        .zip(&facts.flock_holders)
+                        .find_map(|(pid, l)| match l {
+                            Lookup::Unknown(why) => Some((pid, why)),
+                            _ => None,
+                        });
+                j.owned.push(match unread {
+                    Some((pid, why)) => format!(
+                        "{LOCK_NAME} is locked (flock) by PID {pid}, which could not be identified ({why}); {}",
+                        storage::remedy(&facts.host)
+                    ),
+                    None => format!("{LOCK_NAME} is locked (flock), but its holder could not be identified"),
+                });
             }
             if let Some(note) = note {
                 j.warnings.push(note.clone());
@@ -670,9 +727,10 @@ fn fixes(
     // A server whose lock file was deleted under it keeps its lock on an
     // inode no one else can reach: only a restart makes it lock the path.
     let deleted = crate::layout::deleted_lock_file(&facts.lock_dir);
+    let unnamed = &facts.storage_locks.unnamed_flocks;
     for owner in owners
         .iter()
-        .filter(|o| o.files.iter().any(|t| t.path == deleted))
+        .filter(|o| o.files.iter().any(|t| t.path == deleted) || unnamed.contains(&o.process.pid))
     {
         let p = &owner.process;
         fixes.push(format!(

@@ -183,11 +183,11 @@ fn who_all(cli: &Cli, pid_only: bool) -> Result<ExitCode> {
     };
     let reports = run.survey(Scan::Always);
     let host = inspect::Host::current();
-    let hidden = host.hidepid.is_some() && !host.privileged();
+    let hidden = host.hidepid.as_deref().filter(|_| !host.privileged());
     // With --pid, what counts is the owners printed: nothing printed is
     // "none" only where nothing stood in the way of seeing one.
     let code = if pid_only {
-        let unsure = hidden
+        let unsure = hidden.is_some()
             || found
                 .iter()
                 .any(|f| f.unreadable || f.other_mount_namespace)
@@ -198,7 +198,7 @@ fn who_all(cli: &Cli, pid_only: bool) -> Result<ExitCode> {
         }
     } else if !found.is_empty() {
         ExitCode::Found
-    } else if hidden {
+    } else if hidden.is_some() {
         ExitCode::Unknown
     } else {
         ExitCode::NoneFound
@@ -211,7 +211,7 @@ fn who_all(cli: &Cli, pid_only: bool) -> Result<ExitCode> {
             // merely looks like OpenViking, for `kill $(ovlock who --all --pid)`.
             pid_lines(&reports)
         } else {
-            render::human::who_all(&found, &reports)
+            render::human::who_all(&found, &reports, hidden)
         })?;
     }
     Ok(code)

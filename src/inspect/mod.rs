@@ -209,7 +209,11 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
     let storage_locks = match &dir {
         DirState::Present { .. } => {
             let known: Vec<&Lookup> = flock_holders.iter().chain(&pid.owner).collect();
-            storage_locks::find(&lock_dir, &survey.locks, &known, processes)
+            let lock_ino = match &lock_file {
+                LockFile::Present { stat, .. } => Some(stat.ino),
+                _ => None,
+            };
+            storage_locks::find(&lock_dir, &survey.locks, lock_ino, &known, processes)
         }
         _ => StorageLocks::default(),
     };

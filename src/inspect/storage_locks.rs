@@ -20,6 +20,10 @@ pub struct StorageLocks {
     pub unidentified: Vec<Unidentified>,
     /// Why some of the storage could not be searched.
     pub incomplete: Option<String>,
+    /// Holders whose descriptors could not be read, that hold a flock the
+    /// kernel shows on a file other than `.openviking.lock` at its path:
+    /// most likely that file, deleted under them.
+    pub unnamed_flocks: Vec<u32>,
 }
 
 /// A lock on a storage file whose holder is not known.
@@ -65,6 +69,7 @@ mod linux {
     pub fn find(
         dir: &Path,
         table: &LockTable,
+        lock_ino: Option<u64>,
         known: &[&Lookup],
         processes: &mut Processes,
     ) -> StorageLocks {
@@ -98,10 +103,21 @@ mod linux {
             }
         }
         for holder in &mut found.holders {
+            let pid = holder.process.pid;
             holder.touched.sort_by(|a, b| a.path.cmp(&b.path));
-            holder
-                .touched
-                .extend(deleted_lock_file(dir, holder.process.pid, &locks));
+            match procfs::fds(pid) {
+                Ok(fds) => holder
+                    .touched
+                    .extend(deleted_lock_file(dir, pid, &fds, &locks)),
+                Err(_) => {
+                    let flock_elsewhere = locks.iter().any(|l| {
+                        l.class == LockClass::Flock && l.pid == Some(pid) && Some(l.ino) != lock_ino
+                    });
+                    if flock_elsewhere {
+                        found.unnamed_flocks.push(pid);
+                    }
+                }
+            }
         }
         found
     }
@@ -109,12 +125,14 @@ mod linux {
     /// `.openviking.lock` held open by `pid` after the file was deleted, with
     /// the flock it holds on it: the server keeps its lock on an inode that
     /// no one else can reach, and a new server would lock a new file.
-    fn deleted_lock_file(dir: &Path, pid: u32, locks: &[&KernelLock]) -> Option<Touched> {
+    fn deleted_lock_file(
+        dir: &Path,
+        pid: u32,
+        fds: &[(u32, PathBuf)],
+        locks: &[&KernelLock],
+    ) -> Option<Touched> {
         let deleted = layout::deleted_lock_file(dir);
-        let (fd, _) = procfs::fds(pid)
-            .ok()?
-            .into_iter()
-            .find(|(_, target)| *target == deleted)?;
+        let (fd, _) = fds.iter().find(|(_, target)| *target == deleted)?;
         let id = procfs::file_id(Path::new(&format!("/proc/{pid}/fd/{fd}"))).ok()?;
         let held = locks
             .iter()
@@ -215,7 +233,12 @@ mod linux {
             // A lock outlives neither its process (POSIX) nor its open file
             // (flock, which a forked child may have kept): only a scan can
             // name who holds it now.
-            Lookup::Alive(_) | Lookup::Gone => found.unidentified.push(unidentified(
+            Lookup::Alive(_) => found.unidentified.push(unidentified(
+                Some(pid),
+                false,
+                format!("the kernel records PID {pid}, which is exiting"),
+            )),
+            Lookup::Gone => found.unidentified.push(unidentified(
                 Some(pid),
                 false,
                 format!("the kernel records PID {pid}, which has exited"),
@@ -336,6 +359,7 @@ pub fn lock_holders(
 pub fn find(
     _dir: &std::path::Path,
     _table: &super::LockTable,
+    _lock_ino: Option<u64>,
     _known: &[&super::Lookup],
     _processes: &mut super::Processes,
 ) -> StorageLocks {

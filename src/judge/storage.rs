@@ -109,31 +109,47 @@ pub(super) fn unseen_namespace_owner(
     let Some(Ok(usage)) = &facts.usage else {
         return None;
     };
-    let unseen = usage.uninspected.iter().find(|u| {
-        u.ns_pids.len() > 1
-            && u.ns_pids.last() == Some(&pid)
-            && u.process.as_ref().is_none_or(|p| {
-                policy.is_openviking(p)
-                    && !p
-                        .started
-                        .is_some_and(|s| super::started_after_write(s, written))
-            })
-    });
-    if let Some(u) = unseen {
+    let unseen: Vec<String> = usage
+        .uninspected
+        .iter()
+        .filter(|u| {
+            u.ns_pids.len() > 1
+                && u.ns_pids.last() == Some(&pid)
+                && u.process.as_ref().is_none_or(|p| {
+                    policy.is_openviking(p)
+                        && !p
+                            .started
+                            .is_some_and(|s| super::started_after_write(s, written))
+                })
+        })
+        .map(|u| match &u.process {
+            Some(p) => format!("PID {} ({})", u.pid, p.name),
+            None => format!("PID {}", u.pid),
+        })
+        .collect();
+    if !unseen.is_empty() {
         return Some(format!(
-            "PID {pid} is not alive as such here, but it is the PID of PID {}{} inside its own \
-             PID namespace, whose files could not be read to tell whether it uses this directory; {}",
-            u.pid,
-            u.process
-                .as_ref()
-                .map(|p| format!(" ({})", p.name))
-                .unwrap_or_default(),
+            "PID {pid} here is not its server, but {} {} PID {pid} inside {} own PID namespace, \
+             and {} could not be read to tell whether {} this directory; {}",
+            unseen.join(" and "),
+            if unseen.len() == 1 { "is" } else { "are each" },
+            if unseen.len() == 1 { "its" } else { "their" },
+            if unseen.len() == 1 {
+                "its files"
+            } else {
+                "their files"
+            },
+            if unseen.len() == 1 {
+                "it uses"
+            } else {
+                "they use"
+            },
             remedy(&facts.host)
         ));
     }
     hidden(&facts.host).map(|option| {
         format!(
-            "PID {pid} is not alive as such here, but /proc is mounted with {option}: a process \
+            "PID {pid} here is not its server, but /proc is mounted with {option}: a process \
              that /proc hides may be PID {pid} inside a container; {}",
             remedy(&facts.host)
         )
@@ -184,9 +200,12 @@ fn unseen(usage: &Usage, host: &Host, policy: &Policy, owners: &[u32]) -> Option
             .map(|u| u.pid.to_string())
             .collect();
         let more = if suspects.len() > SHOWN { ", ..." } else { "" };
+        let (count, pid) = match suspects.len() {
+            1 => ("1 process that may be OpenViking was".to_string(), "PID"),
+            n => (format!("{n} processes that may be OpenViking were"), "PIDs"),
+        };
         parts.push(format!(
-            "{} processes that may be OpenViking were not inspected (PID {}{more})",
-            suspects.len(),
+            "{count} not inspected ({pid} {}{more})",
             pids.join(", ")
         ));
     }
@@ -301,13 +320,23 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
             continue;
         }
         let released = matches!(facts.flock, Some(FlockState::Unheld)) && lock_owners == 0;
+        let unnamed_flock = facts.storage_locks.unnamed_flocks.contains(&pid);
         j.owned.push(if u.touched.iter().any(|t| t.path == deleted) {
             format!(
                 "PID {pid} ({}) holds the flock on a {LOCK_NAME} that was deleted under it: a new \
                  server would lock a new file at that path and run beside it",
                 u.process.name
             )
+        } else if unnamed_flock {
+            format!(
+                "PID {pid} ({}) uses the storage without a lock file that ovlock can see, but holds \
+                 a flock on a file it cannot name (its descriptors could not be read): most likely a \
+                 {LOCK_NAME} deleted under it, so that a new server would run beside it; {}",
+                u.process.name,
+                remedy(&facts.host)
+            )
         } else if released {
+            j.shutting_down = true;
             format!(
                 "PID {pid} ({}) has let go of {LOCK_NAME} but still holds the storage: {}",
                 u.process.name,
@@ -340,7 +369,11 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
 
     let storage_owners = j.owners.len() - lock_owners;
     if storage_owners > 0 && lock_owners == 0 && j.owners.len() == 1 {
-        let holds_deleted = j.owners[0].files.iter().any(|t| t.path == deleted);
+        let holds_deleted = j.owners[0].files.iter().any(|t| t.path == deleted)
+            || facts
+                .storage_locks
+                .unnamed_flocks
+                .contains(&j.owners[0].process.pid);
         if !holds_deleted {
             j.owned.push(if matches!(facts.flock, Some(FlockState::Unheld)) {
                 "it is a server shutting down, or one started with storage.skip_process_lock \

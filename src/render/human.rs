@@ -101,9 +101,17 @@ pub fn who(reports: &[DirReport]) -> String {
 
 /// `who --all`: every OpenViking process with its data directories, then a
 /// line for each directory.
-pub fn who_all(found: &[Found], reports: &[DirReport]) -> String {
-    if found.is_empty() {
-        return "no OpenViking process is running\n".to_string();
+/// `hidden` is the `hidepid=` option that hides other users' processes.
+pub fn who_all(found: &[Found], reports: &[DirReport], hidden: Option<&str>) -> String {
+    match (found.is_empty(), hidden) {
+        (true, None) => return "no OpenViking process is running\n".to_string(),
+        (true, Some(option)) => {
+            return format!(
+                "no OpenViking process is visible: /proc is mounted with {option}, which hides \
+                 other users' processes; run as root to see them\n"
+            );
+        }
+        _ => {}
     }
     let mut table = new_table(
         &[
@@ -169,6 +177,10 @@ pub fn clear_stale(reports: &[DirReport]) -> String {
         let kept = match &j.pid_file {
             PidFileVerdict::Owned { pid, .. } => format!("; kept {PID_NAME} (PID {pid} is alive)"),
             PidFileVerdict::BeingWritten => format!("; kept {PID_NAME}: it is being written"),
+            // The reason already says why, when the pid file decided the verdict.
+            PidFileVerdict::Unknown(why) if j.reasons[0].contains(why.as_str()) => {
+                format!("; kept {PID_NAME}")
+            }
             PidFileVerdict::Unknown(why) => format!("; kept {PID_NAME}: {}", escape::text(why)),
             _ => String::new(),
         };
