@@ -11,9 +11,36 @@
 //! file that is still exactly the one judged, and is judged stale again with
 //! a fresh look at its PID, is unlinked; anything else is put back.
 
+use std::path::PathBuf;
+
 use crate::inspect::{self, Facts, LockFile, PID_NAME, Processes};
 use crate::judge::{self, PidFileVerdict, Policy};
-use crate::render::{Outcome, Removal};
+
+/// A stale PID file that clear-stale acted on.
+pub struct Removal {
+    pub path: PathBuf,
+    /// Why it is stale.
+    pub reason: String,
+    pub outcome: Outcome,
+}
+
+/// How a removal ended when nothing failed.
+enum Done {
+    /// Unlinked, for this reason.
+    Removed(String),
+    /// Left in place: it changed, or another run (or OpenViking) removed
+    /// it first, which meets the goal.
+    Kept,
+}
+
+/// What became of a stale PID file.
+pub enum Outcome {
+    Removed,
+    /// `--dry-run`.
+    WouldRemove,
+    /// unlink failed; the text says why.
+    Failed(String),
+}
 
 /// Removes (or, with `dry_run`, names) the stale pid file the judgement found.
 pub fn clear(
@@ -52,14 +79,12 @@ pub fn clear(
         }
     };
     match remove(facts, processes, still_stale) {
-        Ok(Some(reason)) => vec![Removal {
+        Ok(Done::Removed(reason)) => vec![Removal {
             path,
             reason,
             outcome: Outcome::Removed,
         }],
-        // Kept: it changed, or someone else (another clear-stale, or
-        // OpenViking) removed it first, which meets the goal.
-        Ok(None) => Vec::new(),
+        Ok(Done::Kept) => Vec::new(),
         Err(err) => vec![Removal {
             path,
             reason: judge::describe_staleness(&why),
@@ -69,13 +94,12 @@ pub fn clear(
 }
 
 /// Moves the pid file aside, checks it, and unlinks it or puts it back.
-/// Returns the reason when it was removed, None when it was kept.
 #[cfg(unix)]
 fn remove(
     facts: &Facts,
     processes: &mut Processes,
     still_stale: impl Fn(&LockFile, &mut Processes) -> Option<String>,
-) -> Result<Option<String>, String> {
+) -> Result<Done, String> {
     use rustix::fs::{AtFlags, CWD, Mode, OFlags, openat, renameat, unlinkat};
     use rustix::io::Errno;
 
@@ -91,7 +115,7 @@ fn remove(
     // Taken over since it was judged (the judgement may have scanned every
     // process): leave it, rather than move a live lock out of the way.
     if fsread_at(&dir, PID_NAME).is_none_or(|now| !same_file(&facts.pid_file, &now)) {
-        return Ok(None);
+        return Ok(Done::Kept);
     }
     // Unique per run, so no earlier file left aside is ever replaced.
     let nanos = std::time::SystemTime::now()
@@ -100,7 +124,7 @@ fn remove(
     let aside = format!("{}{}-{nanos}", inspect::ASIDE_PREFIX, std::process::id());
     match renameat(&dir, PID_NAME, &dir, &aside) {
         Ok(()) => {}
-        Err(Errno::NOENT) => return Ok(None),
+        Err(Errno::NOENT) => return Ok(Done::Kept),
         Err(err) => return Err(format!("cannot move it aside: {err}")),
     }
     // Now that no one can reach it by its name: a server that took it over
@@ -111,7 +135,7 @@ fn remove(
         .and_then(|moved| still_stale(&moved, processes));
     let Some(reason) = reason else {
         return match put_back(&dir, &aside) {
-            Ok(()) => Ok(None),
+            Ok(()) => Ok(Done::Kept),
             // A new pid file is in the way. The moved one may still go, if
             // the process it names exists nowhere: not here, and not as the
             // PID of any other PID namespace.
@@ -119,7 +143,7 @@ fn remove(
                 Some(pid) if inspect::exists_nowhere(pid) => {
                     unlinkat(&dir, &aside, AtFlags::empty())
                         .map_err(|err| format!("cannot remove {aside}: {err}"))?;
-                    Ok(Some(format!(
+                    Ok(Done::Removed(format!(
                         "PID {pid}, which the file named when it was moved aside, exists nowhere \
                          (a new {PID_NAME} is in place)"
                     )))
@@ -130,7 +154,7 @@ fn remove(
     };
     unlinkat(&dir, &aside, AtFlags::empty())
         .map_err(|err| format!("cannot remove {aside}: {err}"))?;
-    Ok(Some(reason))
+    Ok(Done::Removed(reason))
 }
 
 /// The file `name` in `dir` as a lock file, or None when it cannot be read.
@@ -206,18 +230,18 @@ fn remove(
     facts: &Facts,
     processes: &mut Processes,
     still_stale: impl Fn(&LockFile, &mut Processes) -> Option<String>,
-) -> Result<Option<String>, String> {
+) -> Result<Done, String> {
     let path = facts.lock_dir.join(PID_NAME);
     let now = inspect::read_lock_file(&path);
     if !same_file(&facts.pid_file, &now) {
-        return Ok(None);
+        return Ok(Done::Kept);
     }
     let Some(reason) = still_stale(&now, processes) else {
-        return Ok(None);
+        return Ok(Done::Kept);
     };
     match std::fs::remove_file(&path) {
-        Ok(()) => Ok(Some(reason)),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Ok(()) => Ok(Done::Removed(reason)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Done::Kept),
         Err(err) => Err(err.to_string()),
     }
 }

@@ -14,6 +14,7 @@ mod layout;
 mod ovconf;
 mod pidfile;
 mod render;
+mod report;
 mod timefmt;
 mod workspace;
 
@@ -28,7 +29,7 @@ use cli::{Cli, Command};
 use exit_code::ExitCode;
 use inspect::{Processes, Survey};
 use judge::Policy;
-use render::DirReport;
+use report::DirReport;
 use workspace::Workspace;
 
 fn main() -> std::process::ExitCode {
@@ -255,7 +256,7 @@ impl Run<'_> {
             .collect()
     }
 
-    /// Surveys every [`render::POLL`] until every directory is free or
+    /// Surveys every [`report::POLL`] until every directory is free or
     /// stale, or `limit` has passed; with `talk`, says on stderr what it
     /// waits for whenever that changes.
     fn wait_for_release(
@@ -263,7 +264,7 @@ impl Run<'_> {
         scan: Scan,
         limit: Duration,
         talk: bool,
-    ) -> (Vec<DirReport>, render::Wait) {
+    ) -> (Vec<DirReport>, report::Wait) {
         let start = Instant::now();
         // A wait longer than the clock can count is a wait without end.
         let deadline = start.checked_add(limit);
@@ -274,7 +275,7 @@ impl Run<'_> {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let timed_out = !released && left.is_some_and(|left| left.is_zero());
             if released || timed_out {
-                let wait = render::Wait {
+                let wait = report::Wait {
                     limit,
                     waited: start.elapsed(),
                     timed_out,
@@ -288,7 +289,7 @@ impl Run<'_> {
                     told = now;
                 }
             }
-            std::thread::sleep(left.map_or(render::POLL, |left| left.min(render::POLL)));
+            std::thread::sleep(left.map_or(report::POLL, |left| left.min(report::POLL)));
         }
     }
 }

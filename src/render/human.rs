@@ -8,7 +8,8 @@ use colored::Colorize;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ColumnConstraint, ContentArrangement, Table};
 
-use super::{DirReport, Outcome, escape, owner_pids, paint, verdict_word};
+use super::{escape, owner_pids, paint, verdict_word};
+use crate::clear::Outcome;
 use crate::inspect::usage::Found;
 use crate::inspect::{
     DirState, Facts, FlockState, LOCK_NAME, LockFile, PID_NAME, ProcessInfo, Touched,
@@ -17,6 +18,7 @@ use crate::judge::{
     Judgement, Owner, PidFileVerdict, Protocol, Verdict, describe_staleness, describe_touch,
     relative, shell_quote,
 };
+use crate::report::DirReport;
 use crate::timefmt;
 use crate::workspace::Source;
 

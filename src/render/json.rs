@@ -3,11 +3,12 @@
 
 use serde::Serialize;
 
-use super::{DirReport, Outcome, Removal, Wait};
+use crate::clear::{Outcome, Removal};
 use crate::exit_code::ExitCode;
 use crate::inspect::usage::Found;
 use crate::inspect::{FlockState, LOCK_NAME, LockFile, PID_NAME, Touch, Touched};
 use crate::judge::{PidFileVerdict, Protocol};
+use crate::report::{DirReport, Wait};
 use crate::timefmt;
 
 pub const SCHEMA_VERSION: u32 = 1;

@@ -5,49 +5,12 @@ pub mod escape;
 pub mod human;
 pub mod json;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use colored::{ColoredString, Colorize};
 
-use crate::inspect::Facts;
 use crate::judge::{Judgement, Verdict};
-
-/// One directory's facts and judgement, and what clear-stale did to it.
-pub struct DirReport {
-    pub facts: Facts,
-    pub judgement: Judgement,
-    /// Set by clear-stale only.
-    pub removals: Option<Vec<Removal>>,
-}
-
-/// A stale PID file that clear-stale acted on.
-pub struct Removal {
-    pub path: PathBuf,
-    /// Why it is stale.
-    pub reason: String,
-    pub outcome: Outcome,
-}
-
-pub enum Outcome {
-    Removed,
-    /// `--dry-run`.
-    WouldRemove,
-    /// unlink failed; the text says why.
-    Failed(String),
-}
-
-/// How often `check --wait` looks again.
-pub const POLL: Duration = Duration::from_millis(200);
-
-/// How a `check --wait` ended.
-pub struct Wait {
-    /// `--wait SECONDS`.
-    pub limit: Duration,
-    pub waited: Duration,
-    /// The time ran out with a directory still owned or undecided.
-    pub timed_out: bool,
-}
+use crate::report::{DirReport, POLL, Wait};
 
 /// What `check --wait` waits for, for its caller's terminal.
 pub fn waiting_for(reports: &[DirReport], limit: Duration) -> String {
