@@ -6,7 +6,6 @@ pub mod kernel_locks;
 pub mod process;
 #[cfg(target_os = "linux")]
 mod procfs;
-#[cfg(target_os = "linux")]
 mod scan;
 pub mod storage_locks;
 pub mod usage;

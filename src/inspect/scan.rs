@@ -1,256 +1,287 @@
-//! The one pass over every process on the machine. It is the only code whose
-//! cost grows with the number of processes, so callers run it only when the
-//! answer needs it, and then once for all directories. Linux only: elsewhere
+//! The one pass over every process on the machine, and what it finds: the
+//! paths each process touches. It is the only code whose cost grows with
+//! the number of processes, so callers run it only when the answer needs
+//! it, and then once for all directories. The walk is Linux only: elsewhere
 //! there is no /proc to walk.
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::procfs::{self, FileId};
-use super::usage::{Touch, Touched};
+use super::kernel_locks::KernelLock;
 
-/// Everything one process touches under one of the roots.
+#[cfg(target_os = "linux")]
+pub use linux::scan;
+
+/// How a process touches a path.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Touch {
+    /// Its current directory.
+    Cwd,
+    /// Mapped into its memory.
+    Mapped,
+    /// An open descriptor.
+    Open,
+}
+
+/// One path a process touches, with the kernel locks it owns through it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Use {
-    pub pid: u32,
-    /// Index into the roots the scan was given.
-    pub root: usize,
-    pub touched: Vec<Touched>,
+pub struct Touched {
+    pub path: PathBuf,
+    pub touch: Touch,
+    pub locks: Vec<KernelLock>,
 }
 
-/// The directories asked about, as paths and as files.
-struct Roots<'a> {
-    paths: &'a [PathBuf],
-    ids: Vec<Option<FileId>>,
-    /// Ours: a process in another one sees the directories under other paths.
-    mount_namespace: Option<PathBuf>,
-}
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::io;
+    use std::path::{Path, PathBuf};
 
-/// Finds every process that has a file open, its current directory, or a file
-/// mapped under one of `roots` (resolved paths), reading each process's
-/// descriptor table, current directory and memory map once, whatever the
-/// number of roots. Also returns the processes it could not read in full
-/// (kernel threads aside, which have no files): what could not be read is
-/// never taken for "nothing there". The processes are shared out among a
-/// few threads: the work is all system calls, independent from one process
-/// to the next.
-pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<Use>, Vec<u32>)> {
-    let roots = Roots {
-        paths: roots,
-        ids: roots.iter().map(|r| procfs::file_id(r).ok()).collect(),
-        mount_namespace: procfs::mount_namespace("self").ok(),
-    };
-    let pids = procfs::pids()?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    let chunk = pids.len().div_ceil(threads).max(1);
-    let results: Vec<(Vec<Use>, Vec<u32>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = pids
-            .chunks(chunk)
-            .map(|pids| (pids, scope.spawn(|| scan_some(pids, &roots))))
-            .collect();
-        // A worker that failed saw none of its processes: say so, never a silent gap.
-        workers
-            .into_iter()
-            .map(|(pids, w)| w.join().unwrap_or_else(|_| (Vec::new(), pids.to_vec())))
-            .collect()
-    });
-    let mut uses = Vec::new();
-    let mut uninspected = Vec::new();
-    for (found, missed) in results {
-        uses.extend(found);
-        uninspected.extend(missed);
+    use super::super::procfs::{self, FileId};
+    use super::{Touch, Touched};
+
+    /// Everything one process touches under one of the roots.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Use {
+        pub pid: u32,
+        /// Index into the roots the scan was given.
+        pub root: usize,
+        pub touched: Vec<Touched>,
     }
-    Ok((uses, uninspected))
-}
 
-/// An error that means the process has exited, rather than that it may not be read.
-fn exited(err: &io::Error) -> bool {
-    err.kind() == io::ErrorKind::NotFound
-}
+    /// The directories asked about, as paths and as files.
+    struct Roots<'a> {
+        paths: &'a [PathBuf],
+        ids: Vec<Option<FileId>>,
+        /// Ours: a process in another one sees the directories under other paths.
+        mount_namespace: Option<PathBuf>,
+    }
 
-fn scan_some(pids: &[u32], roots: &Roots) -> (Vec<Use>, Vec<u32>) {
-    let mut uninspected = Vec::new();
-    let mut uses = Vec::new();
-    let mut buf = Vec::new();
-    // ovlock itself may run from inside the directory it looks at.
-    for &pid in pids.iter().filter(|&&pid| pid != std::process::id()) {
-        let fds = match procfs::fds(pid) {
-            Ok(fds) => fds,
-            // It exited while we looked: it uses nothing any more.
-            Err(err) if exited(&err) => continue,
-            Err(_) if procfs::stat(pid).is_ok_and(|s| s.is_kernel_thread()) => continue,
-            Err(_) => {
-                uninspected.push(pid);
-                continue;
-            }
+    /// Finds every process that has a file open, its current directory, or a file
+    /// mapped under one of `roots` (resolved paths), reading each process's
+    /// descriptor table, current directory and memory map once, whatever the
+    /// number of roots. Also returns the processes it could not read in full
+    /// (kernel threads aside, which have no files): what could not be read is
+    /// never taken for "nothing there". The processes are shared out among a
+    /// few threads: the work is all system calls, independent from one process
+    /// to the next.
+    pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<Use>, Vec<u32>)> {
+        let roots = Roots {
+            paths: roots,
+            ids: roots.iter().map(|r| procfs::file_id(r).ok()).collect(),
+            mount_namespace: procfs::mount_namespace("self").ok(),
         };
-        // A process in another mount namespace: its mounts, to tell from a
-        // path which filesystem it lies on without touching that filesystem.
-        // A namespace or mount table that cannot be read is not ours by default.
-        let mounts = match &roots.mount_namespace {
-            None => Ok(None),
-            Some(ours) => match procfs::mount_namespace(&pid.to_string()) {
-                Ok(theirs) if theirs == *ours => Ok(None),
-                Ok(_) => procfs::mounts(pid).map(Some),
-                Err(err) => Err(err),
-            },
-        };
-        let foreign = match mounts {
-            Ok(mounts) => mounts,
-            Err(err) if exited(&err) => continue,
-            Err(_) => {
-                uninspected.push(pid);
-                continue;
-            }
-        };
-        let foreign = foreign.as_deref();
-        let mut unreadable = false;
-        let mut found: Vec<Use> = Vec::new();
-        let mut add =
-            |root: usize, touched: Touched| match found.iter_mut().find(|u| u.root == root) {
-                Some(u) => u.touched.push(touched),
-                None => found.push(Use {
-                    pid,
-                    root,
-                    touched: vec![touched],
-                }),
-            };
-        for (fd, target) in fds {
-            let under = locate(roots, pid, foreign, &target);
-            if !under.is_empty() {
-                let locks = procfs::fdinfo_locks(pid, fd).unwrap_or_else(|err| {
-                    unreadable |= !exited(&err);
-                    Vec::new()
-                });
-                for (root, path) in under {
-                    add(
-                        root,
-                        Touched {
-                            path,
-                            touch: Touch::Open,
-                            locks: locks.clone(),
-                        },
-                    );
-                }
-            }
-        }
-        match procfs::cwd(pid) {
-            Ok(cwd) => {
-                for (root, path) in locate(roots, pid, foreign, &cwd) {
-                    add(
-                        root,
-                        Touched {
-                            path,
-                            touch: Touch::Cwd,
-                            locks: Vec::new(),
-                        },
-                    );
-                }
-            }
-            Err(err) => unreadable |= !exited(&err),
-        }
-        // A file can stay mapped after its descriptor is closed. (A process
-        // in another mount namespace names paths of its own: its mappings
-        // are not matched.)
-        if foreign.is_some() {
+        let pids = procfs::pids()?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let chunk = pids.len().div_ceil(threads).max(1);
+        let results: Vec<(Vec<Use>, Vec<u32>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = pids
+                .chunks(chunk)
+                .map(|pids| (pids, scope.spawn(|| scan_some(pids, &roots))))
+                .collect();
+            // A worker that failed saw none of its processes: say so, never a silent gap.
+            workers
+                .into_iter()
+                .map(|(pids, w)| w.join().unwrap_or_else(|_| (Vec::new(), pids.to_vec())))
+                .collect()
+        });
+        let mut uses = Vec::new();
+        let mut uninspected = Vec::new();
+        for (found, missed) in results {
             uses.extend(found);
-            if unreadable {
-                uninspected.push(pid);
-            }
-            continue;
+            uninspected.extend(missed);
         }
-        match procfs::mapped_paths(pid, &mut buf) {
-            Err(err) => unreadable |= !exited(&err),
-            Ok(mapped) => {
-                let mut seen: Vec<&Path> = Vec::new();
-                for path in mapped {
-                    let mut under = roots_of(roots.paths, path).peekable();
-                    if under.peek().is_none() || seen.contains(&path) {
-                        continue;
-                    }
-                    seen.push(path);
-                    for root in under {
+        Ok((uses, uninspected))
+    }
+
+    /// An error that means the process has exited, rather than that it may not be read.
+    fn exited(err: &io::Error) -> bool {
+        err.kind() == io::ErrorKind::NotFound
+    }
+
+    fn scan_some(pids: &[u32], roots: &Roots) -> (Vec<Use>, Vec<u32>) {
+        let mut uninspected = Vec::new();
+        let mut uses = Vec::new();
+        let mut buf = Vec::new();
+        // ovlock itself may run from inside the directory it looks at.
+        for &pid in pids.iter().filter(|&&pid| pid != std::process::id()) {
+            let fds = match procfs::fds(pid) {
+                Ok(fds) => fds,
+                // It exited while we looked: it uses nothing any more.
+                Err(err) if exited(&err) => continue,
+                Err(_) if procfs::stat(pid).is_ok_and(|s| s.is_kernel_thread()) => continue,
+                Err(_) => {
+                    uninspected.push(pid);
+                    continue;
+                }
+            };
+            // A process in another mount namespace: its mounts, to tell from a
+            // path which filesystem it lies on without touching that filesystem.
+            // A namespace or mount table that cannot be read is not ours by default.
+            let mounts = match &roots.mount_namespace {
+                None => Ok(None),
+                Some(ours) => match procfs::mount_namespace(&pid.to_string()) {
+                    Ok(theirs) if theirs == *ours => Ok(None),
+                    Ok(_) => procfs::mounts(pid).map(Some),
+                    Err(err) => Err(err),
+                },
+            };
+            let foreign = match mounts {
+                Ok(mounts) => mounts,
+                Err(err) if exited(&err) => continue,
+                Err(_) => {
+                    uninspected.push(pid);
+                    continue;
+                }
+            };
+            let foreign = foreign.as_deref();
+            let mut unreadable = false;
+            let mut found: Vec<Use> = Vec::new();
+            let mut add =
+                |root: usize, touched: Touched| match found.iter_mut().find(|u| u.root == root) {
+                    Some(u) => u.touched.push(touched),
+                    None => found.push(Use {
+                        pid,
+                        root,
+                        touched: vec![touched],
+                    }),
+                };
+            for (fd, target) in fds {
+                let under = locate(roots, pid, foreign, &target);
+                if !under.is_empty() {
+                    let locks = procfs::fdinfo_locks(pid, fd).unwrap_or_else(|err| {
+                        unreadable |= !exited(&err);
+                        Vec::new()
+                    });
+                    for (root, path) in under {
                         add(
                             root,
                             Touched {
-                                path: path.to_path_buf(),
-                                touch: Touch::Mapped,
-                                locks: Vec::new(),
+                                path,
+                                touch: Touch::Open,
+                                locks: locks.clone(),
                             },
                         );
                     }
                 }
             }
+            match procfs::cwd(pid) {
+                Ok(cwd) => {
+                    for (root, path) in locate(roots, pid, foreign, &cwd) {
+                        add(
+                            root,
+                            Touched {
+                                path,
+                                touch: Touch::Cwd,
+                                locks: Vec::new(),
+                            },
+                        );
+                    }
+                }
+                Err(err) => unreadable |= !exited(&err),
+            }
+            // A file can stay mapped after its descriptor is closed. (A process
+            // in another mount namespace names paths of its own: its mappings
+            // are not matched.)
+            if foreign.is_some() {
+                uses.extend(found);
+                if unreadable {
+                    uninspected.push(pid);
+                }
+                continue;
+            }
+            match procfs::mapped_paths(pid, &mut buf) {
+                Err(err) => unreadable |= !exited(&err),
+                Ok(mapped) => {
+                    let mut seen: Vec<&Path> = Vec::new();
+                    for path in mapped {
+                        let mut under = roots_of(roots.paths, path).peekable();
+                        if under.peek().is_none() || seen.contains(&path) {
+                            continue;
+                        }
+                        seen.push(path);
+                        for root in under {
+                            add(
+                                root,
+                                Touched {
+                                    path: path.to_path_buf(),
+                                    touch: Touch::Mapped,
+                                    locks: Vec::new(),
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+            uses.extend(found);
+            if unreadable {
+                uninspected.push(pid);
+            }
         }
-        uses.extend(found);
-        if unreadable {
-            uninspected.push(pid);
-        }
+        (uses, uninspected)
     }
-    (uses, uninspected)
-}
 
-/// The roots a path of process `pid` lies under, each with the path as it
-/// is seen from here. A process in another mount namespace (`mounts` is its
-/// mount table) names paths of its own, which may be another directory with
-/// the same name, or the directory under another name (a volume mounted at
-/// /data): there the path's filesystem is read from its mount table, and
-/// only on a root's filesystem is its path walked up inside the process's
-/// root, without following symlinks, until an ancestor is the root itself.
-/// Nothing is asked of any other filesystem, which may hang (a stuck FUSE).
-fn locate(
-    roots: &Roots,
-    pid: u32,
-    mounts: Option<&[(PathBuf, (u32, u32))]>,
-    path: &Path,
-) -> Vec<(usize, PathBuf)> {
-    let Some(mounts) = mounts else {
-        return roots_of(roots.paths, path)
-            .map(|i| (i, path.to_path_buf()))
-            .collect();
-    };
-    // A deleted file's name says where it was, not where it is.
-    if !path.is_absolute() || path.as_os_str().as_encoded_bytes().ends_with(b" (deleted)") {
-        return Vec::new();
-    }
-    let Some((_, device)) = mounts
-        .iter()
-        .filter(|(point, _)| path.starts_with(point))
-        .max_by_key(|(point, _)| point.as_os_str().len())
-    else {
-        return Vec::new();
-    };
-    let proc_root = PathBuf::from(format!("/proc/{pid}/root"));
-    let mut found = Vec::new();
-    for (i, root) in roots.ids.iter().enumerate() {
-        let Some(root) =
-            root.filter(|r| (rustix::fs::major(r.dev), rustix::fs::minor(r.dev)) == *device)
-        else {
-            continue;
+    /// The roots a path of process `pid` lies under, each with the path as it
+    /// is seen from here. A process in another mount namespace (`mounts` is its
+    /// mount table) names paths of its own, which may be another directory with
+    /// the same name, or the directory under another name (a volume mounted at
+    /// /data): there the path's filesystem is read from its mount table, and
+    /// only on a root's filesystem is its path walked up inside the process's
+    /// root, without following symlinks, until an ancestor is the root itself.
+    /// Nothing is asked of any other filesystem, which may hang (a stuck FUSE).
+    fn locate(
+        roots: &Roots,
+        pid: u32,
+        mounts: Option<&[(PathBuf, (u32, u32))]>,
+        path: &Path,
+    ) -> Vec<(usize, PathBuf)> {
+        let Some(mounts) = mounts else {
+            return roots_of(roots.paths, path)
+                .map(|i| (i, path.to_path_buf()))
+                .collect();
         };
-        let ancestor = path.ancestors().find(|a| {
-            let inside = proc_root.join(a.strip_prefix("/").unwrap_or(a));
-            procfs::link_id(&inside).is_ok_and(|id| id == root)
-        });
-        if let Some(ancestor) = ancestor {
-            let rest = path.strip_prefix(ancestor).unwrap_or(Path::new(""));
-            let here = if rest.as_os_str().is_empty() {
-                roots.paths[i].clone()
-            } else {
-                roots.paths[i].join(rest)
-            };
-            found.push((i, here));
+        // A deleted file's name says where it was, not where it is.
+        if !path.is_absolute() || path.as_os_str().as_encoded_bytes().ends_with(b" (deleted)") {
+            return Vec::new();
         }
+        let Some((_, device)) = mounts
+            .iter()
+            .filter(|(point, _)| path.starts_with(point))
+            .max_by_key(|(point, _)| point.as_os_str().len())
+        else {
+            return Vec::new();
+        };
+        let proc_root = PathBuf::from(format!("/proc/{pid}/root"));
+        let mut found = Vec::new();
+        for (i, root) in roots.ids.iter().enumerate() {
+            let Some(root) =
+                root.filter(|r| (rustix::fs::major(r.dev), rustix::fs::minor(r.dev)) == *device)
+            else {
+                continue;
+            };
+            let ancestor = path.ancestors().find(|a| {
+                let inside = proc_root.join(a.strip_prefix("/").unwrap_or(a));
+                procfs::link_id(&inside).is_ok_and(|id| id == root)
+            });
+            if let Some(ancestor) = ancestor {
+                let rest = path.strip_prefix(ancestor).unwrap_or(Path::new(""));
+                let here = if rest.as_os_str().is_empty() {
+                    roots.paths[i].clone()
+                } else {
+                    roots.paths[i].join(rest)
+                };
+                found.push((i, here));
+            }
+        }
+        found
     }
-    found
-}
 
-/// The roots `path` lies under (component-wise, so /a/bc is not under /a/b);
-/// several when the directories asked about nest.
-fn roots_of<'a>(roots: &'a [PathBuf], path: &'a Path) -> impl Iterator<Item = usize> + 'a {
-    roots
-        .iter()
-        .enumerate()
-        .filter(move |(_, root)| path.starts_with(root))
-        .map(|(i, _)| i)
+    /// The roots `path` lies under (component-wise, so /a/bc is not under /a/b);
+    /// several when the directories asked about nest.
+    fn roots_of<'a>(roots: &'a [PathBuf], path: &'a Path) -> impl Iterator<Item = usize> + 'a {
+        roots
+            .iter()
+            .enumerate()
+            .filter(move |(_, root)| path.starts_with(root))
+            .map(|(i, _)| i)
+    }
 }

@@ -53,7 +53,8 @@ mod linux {
     use super::{StorageLocks, Unidentified};
     use crate::inspect::kernel_locks::{KernelLock, LockClass};
     use crate::inspect::procfs::{self, FileId};
-    use crate::inspect::usage::{Found, Touch, Touched, User};
+    use crate::inspect::scan::{Touch, Touched};
+    use crate::inspect::usage::{Found, User};
     use crate::inspect::{LockTable, Lookup, Processes};
     use crate::layout;
 

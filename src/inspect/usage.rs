@@ -5,29 +5,8 @@
 
 use std::path::PathBuf;
 
-use super::kernel_locks::KernelLock;
+pub use super::scan::{Touch, Touched};
 use super::{Facts, ProcessInfo, Processes};
-
-/// How a process touches a path.
-// Built only by the Linux scan; elsewhere the judge still reads the type.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Touch {
-    /// Its current directory.
-    Cwd,
-    /// Mapped into its memory.
-    Mapped,
-    /// An open descriptor.
-    Open,
-}
-
-/// One path a process touches, with the kernel locks it owns through it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Touched {
-    pub path: PathBuf,
-    pub touch: Touch,
-    pub locks: Vec<KernelLock>,
-}
 
 /// A process that touches the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
