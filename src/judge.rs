@@ -844,7 +844,7 @@ pub fn shell_quote_bytes(bytes: &[u8]) -> String {
         return String::from_utf8_lossy(bytes).into_owned();
     }
     match std::str::from_utf8(bytes) {
-        Ok(text) if !text.chars().any(needs_escape) => {
+        Ok(text) if !text.chars().any(crate::terminal_chars::is_unsafe) => {
             format!("'{}'", text.replace('\'', r"'\''"))
         }
         _ => {
@@ -856,7 +856,7 @@ pub fn shell_quote_bytes(bytes: &[u8]) -> String {
                         '\'' => out.push_str("\\'"),
                         '\n' => out.push_str("\\n"),
                         '\t' => out.push_str("\\t"),
-                        c if needs_escape(c) => {
+                        c if crate::terminal_chars::is_unsafe(c) => {
                             let mut buf = [0; 4];
                             for b in c.encode_utf8(&mut buf).bytes() {
                                 out.push_str(&format!("\\x{b:02x}"));
@@ -882,14 +882,6 @@ fn suspects(facts: &Facts, policy: &Policy) -> usize {
         Some(Ok(usage)) => storage::suspects(usage, policy, &[]).len(),
         _ => 0,
     }
-}
-
-/// Characters a terminal would hide or act on: controls, and the invisible
-/// and bidirectional formatting ones, which make shown text differ from
-/// the bytes a paste would give.
-fn needs_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A path, quoted for a shell.

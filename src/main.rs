@@ -15,6 +15,7 @@ mod ovconf;
 mod pidfile;
 mod render;
 mod report;
+mod terminal_chars;
 mod timefmt;
 mod workspace;
 

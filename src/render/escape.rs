@@ -65,9 +65,7 @@ fn push_char(out: &mut String, c: char) {
             let _ = write!(out, "\\x{:02x}", c as u32);
         }
         // C1 controls, bidirectional overrides and other invisible format characters.
-        c if c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
-        {
+        c if crate::terminal_chars::is_unsafe(c) => {
             let _ = write!(out, "\\u{{{:x}}}", c as u32);
         }
         c => out.push(c),

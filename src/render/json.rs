@@ -194,7 +194,9 @@ pub fn render(
 /// are escaped too, so the document is safe to show on a terminal. Outside
 /// strings the document is ASCII, so every such character is inside one.
 fn escape_controls(json: &str) -> String {
-    let unsafe_char = |c: char| matches!(c, '\u{7f}'..='\u{9f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    // Below DEL, serde_json has escaped them already, and the layout's own
+    // newlines must stay.
+    let unsafe_char = |c: char| c >= '\u{7f}' && crate::terminal_chars::is_unsafe(c);
     if !json.contains(unsafe_char) {
         return json.to_string();
     }
