@@ -11,6 +11,7 @@ mod fsread;
 mod inspect;
 mod judge;
 mod layout;
+mod options;
 mod ovconf;
 mod pidfile;
 mod render;
@@ -26,16 +27,17 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::Parser;
 
-use cli::{Cli, Command};
+use cli::Cli;
 use exit_code::ExitCode;
 use inspect::{Processes, Survey};
 use judge::Policy;
+use options::{Options, Task};
 use report::DirReport;
 use workspace::Workspace;
 
 fn main() -> std::process::ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let opts: Options = match Cli::try_parse() {
+        Ok(cli) => cli.into(),
         Err(err) => {
             let _ = err.print();
             // --help and --version are not errors.
@@ -47,10 +49,18 @@ fn main() -> std::process::ExitCode {
             .into();
         }
     };
-    render::set_color(cli.global.color, std::io::stdout().is_terminal(), |name| {
+    render::set_color(opts.color, std::io::stdout().is_terminal(), |name| {
         std::env::var(name).ok()
     });
-    match run(&cli) {
+    let done = match &opts.task {
+        Task::Status { dirs } => status(&opts, dirs),
+        Task::Check { dirs, scan, wait } => check(&opts, dirs, *scan, *wait),
+        Task::Who { dirs, pid } => who(&opts, dirs, *pid),
+        Task::WhoAll { pid } => who_all(&opts, *pid),
+        Task::ClearStale { dirs, dry_run } => clear_stale(&opts, dirs, *dry_run),
+        Task::Completions(shell) => emit(&completions::script(*shell)).map(|()| ExitCode::Success),
+    };
+    match done {
         Ok(code) => code.into(),
         Err(err) => {
             let message = format!("{err:#}");
@@ -61,7 +71,7 @@ fn main() -> std::process::ExitCode {
                 render::escape::text(&message)
             );
             // A script reading JSON gets a document it can parse, not nothing.
-            if cli.global.json && !cli.global.quiet {
+            if opts.json && !opts.quiet {
                 let _ = emit(&render::json::error(&message));
             }
             ExitCode::Unknown.into()
@@ -69,118 +79,109 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> Result<ExitCode> {
-    let global = &cli.global;
-    let dirs = match &cli.command {
-        Command::Completions { shell } => {
-            emit(&completions::script(*shell))?;
-            return Ok(ExitCode::Success);
-        }
-        Command::Who(args) if args.all => return who_all(cli, args.pid),
-        Command::Status(args) | Command::Who(cli::WhoArgs { dirs: args, .. }) => &args.dirs,
-        Command::Check(args) => &args.dirs.dirs,
-        Command::ClearStale(args) => &args.dirs.dirs,
-    };
-    let workspace::Resolved {
-        workspaces,
-        warnings,
-    } = workspace::resolve(
-        dirs,
-        &workspace::Env::from_process(global.config.as_deref())?,
-    )?;
-    if !global.quiet {
-        for warning in &warnings {
-            let _ = writeln!(
-                std::io::stderr(),
-                "ovlock: warning: {}",
-                render::escape::text(warning)
-            );
-        }
-    }
-    let policy = Policy::new(&global.matches);
+/// `status`: the full report, after a scan of every process.
+fn status(opts: &Options, dirs: &[PathBuf]) -> Result<ExitCode> {
+    let mut run = Run::new(opts, dirs)?;
+    let reports = run.survey(Scan::Always);
+    let code = ExitCode::of_all(reports.iter().map(|r| r.judgement.verdict));
+    output(opts, &reports, code, None, render::human::status)?;
+    Ok(code)
+}
 
-    let mut run = Run {
-        workspaces: &workspaces,
-        policy: &policy,
-        processes: Processes::new(),
+/// `check`: a line a directory, scanning only where the answer needs it,
+/// and with `--wait`, until every directory is released.
+fn check(
+    opts: &Options,
+    dirs: &[PathBuf],
+    scan_all: bool,
+    wait: Option<Duration>,
+) -> Result<ExitCode> {
+    let mut run = Run::new(opts, dirs)?;
+    let scan = if scan_all {
+        Scan::Always
+    } else {
+        Scan::IfNeeded
     };
-    let mut waited = None;
-    let reports = match &cli.command {
-        Command::Check(args) => {
-            let scan = if args.scan {
-                Scan::Always
-            } else {
-                Scan::IfNeeded
-            };
-            match args.wait {
-                Some(limit) => {
-                    let talk = !global.quiet && std::io::stderr().is_terminal();
-                    let (reports, wait) = run.wait_for_release(scan, limit, talk);
-                    if wait.timed_out && !global.quiet {
-                        let _ = writeln!(
-                            std::io::stderr(),
-                            "ovlock: {}",
-                            render::escape::text(&render::still_after(&reports, &wait))
-                        );
-                    }
-                    waited = Some(wait);
-                    reports
-                }
-                None => run.survey(scan),
+    let (reports, waited) = match wait {
+        Some(limit) => {
+            let talk = !opts.quiet && std::io::stderr().is_terminal();
+            let (reports, wait) = run.wait_for_release(scan, limit, talk);
+            if wait.timed_out && !opts.quiet {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "ovlock: {}",
+                    render::escape::text(&render::still_after(&reports, &wait))
+                );
             }
+            (reports, Some(wait))
         }
-        Command::ClearStale(args) => {
-            let before = run.survey(Scan::IfNeeded);
-            let removals: Vec<_> = before
-                .iter()
-                .map(|report| {
-                    clear::clear(&report.facts, &policy, &mut run.processes, args.dry_run)
-                })
-                .collect();
-            let mut after = run.survey(Scan::IfNeeded);
-            for (report, removals) in after.iter_mut().zip(removals) {
-                report.removals = Some(removals);
-            }
-            after
-        }
-        _ => run.survey(Scan::Always),
+        None => (run.survey(scan), None),
     };
+    let code = ExitCode::of_all(reports.iter().map(|r| r.judgement.verdict));
+    output(opts, &reports, code, waited.as_ref(), render::check_lines)?;
+    Ok(code)
+}
 
-    let code = match &cli.command {
-        Command::Who(_) => who_exit_code(&reports),
-        _ => ExitCode::of_all(reports.iter().map(|r| r.judgement.verdict)),
-    };
-    if !global.quiet {
-        let out = match &cli.command {
-            _ if global.json => render::json::render(&reports, None, code, waited.as_ref()),
-            Command::Status(_) => render::human::status(&reports),
-            Command::Check(_) => render::check_lines(&reports),
-            Command::ClearStale(_) => render::human::clear_stale(&reports),
-            Command::Who(args) if args.pid => pid_lines(&reports),
-            Command::Who(_) => render::human::who(&reports),
-            // Printed, and returned from, above.
-            Command::Completions { .. } => String::new(),
-        };
-        emit(&out)?;
+/// `who`: each owner in detail, or with `--pid` their PIDs alone.
+fn who(opts: &Options, dirs: &[PathBuf], pid_only: bool) -> Result<ExitCode> {
+    let mut run = Run::new(opts, dirs)?;
+    let reports = run.survey(Scan::Always);
+    let code = who_exit_code(&reports);
+    if pid_only {
+        output(opts, &reports, code, None, pid_lines)?;
+    } else {
+        output(opts, &reports, code, None, render::human::who)?;
     }
     Ok(code)
 }
 
+/// `clear-stale`: judge, remove what is stale, and report the verdict after.
+fn clear_stale(opts: &Options, dirs: &[PathBuf], dry_run: bool) -> Result<ExitCode> {
+    let mut run = Run::new(opts, dirs)?;
+    let before = run.survey(Scan::IfNeeded);
+    let removals: Vec<_> = before
+        .iter()
+        .map(|report| clear::clear(&report.facts, &run.policy, &mut run.processes, dry_run))
+        .collect();
+    let mut after = run.survey(Scan::IfNeeded);
+    for (report, removals) in after.iter_mut().zip(removals) {
+        report.removals = Some(removals);
+    }
+    let code = ExitCode::of_all(after.iter().map(|r| r.judgement.verdict));
+    output(opts, &after, code, None, render::human::clear_stale)?;
+    Ok(code)
+}
+
+/// Prints the reports as JSON or with `text`, unless `--quiet`.
+fn output(
+    opts: &Options,
+    reports: &[DirReport],
+    code: ExitCode,
+    waited: Option<&report::Wait>,
+    text: fn(&[DirReport]) -> String,
+) -> Result<()> {
+    if opts.quiet {
+        return Ok(());
+    }
+    emit(&if opts.json {
+        render::json::render(reports, None, code, waited)
+    } else {
+        text(reports)
+    })
+}
+
 /// `who --all`: every OpenViking process on the machine and the data
 /// directories its open files belong to, each judged as `who` judges it.
-fn who_all(cli: &Cli, pid_only: bool) -> Result<ExitCode> {
-    let global = &cli.global;
-    let policy = Policy::new(&global.matches);
+fn who_all(opts: &Options, pid_only: bool) -> Result<ExitCode> {
+    let policy = Policy::new(&opts.markers);
     let mut processes = Processes::new();
-    let found = inspect::usage::discover(&mut processes, |p| policy.is_openviking(p))
-        .map_err(anyhow::Error::msg)?;
+    let found = inspect::usage::discover(&mut processes, |p| policy.is_openviking(p));
     let mut dirs: Vec<PathBuf> = found.iter().flat_map(|f| f.dirs.iter().cloned()).collect();
     dirs.sort();
     dirs.dedup();
-    let workspaces = workspace::discovered(dirs);
     let mut run = Run {
-        workspaces: &workspaces,
-        policy: &policy,
+        workspaces: workspace::discovered(dirs),
+        policy,
         processes,
     };
     let reports = run.survey(Scan::Always);
@@ -205,8 +206,8 @@ fn who_all(cli: &Cli, pid_only: bool) -> Result<ExitCode> {
     } else {
         ExitCode::NoneFound
     };
-    if !global.quiet {
-        emit(&if global.json {
+    if !opts.quiet {
+        emit(&if opts.json {
             render::json::render(&reports, Some(&found), code, None)
         } else if pid_only {
             // The owners only, as `who --pid` prints: not every process that
@@ -228,13 +229,36 @@ enum Scan {
 }
 
 /// What every survey of one run shares.
-struct Run<'a> {
-    workspaces: &'a [Workspace],
-    policy: &'a Policy,
+struct Run {
+    workspaces: Vec<Workspace>,
+    policy: Policy,
     processes: Processes,
 }
 
-impl Run<'_> {
+impl Run {
+    /// The directories named (or configured), with the warnings their
+    /// resolution gave said on stderr.
+    fn new(opts: &Options, dirs: &[PathBuf]) -> Result<Run> {
+        let workspace::Resolved {
+            workspaces,
+            warnings,
+        } = workspace::resolve(dirs, &workspace::Env::from_process(opts.config.as_deref()))?;
+        if !opts.quiet {
+            for warning in &warnings {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "ovlock: warning: {}",
+                    render::escape::text(warning)
+                );
+            }
+        }
+        Ok(Run {
+            workspaces,
+            policy: Policy::new(&opts.markers),
+            processes: Processes::new(),
+        })
+    }
+
     /// Inspects every directory, scans every process once if needed, and judges.
     fn survey(&mut self, scan: Scan) -> Vec<DirReport> {
         let survey = Survey::now();
@@ -243,14 +267,14 @@ impl Run<'_> {
             .iter()
             .map(|w| inspect::inspect(w, &mut self.processes, &survey))
             .collect();
-        let policy = self.policy;
+        let policy = &self.policy;
         let scanned = all
             .iter_mut()
             .filter(|f| matches!(scan, Scan::Always) || judge::needs_scan(f, policy));
         inspect::usage::attach(scanned, &mut self.processes);
         all.into_iter()
             .map(|facts| DirReport {
-                judgement: judge::judge(&facts, self.policy),
+                judgement: judge::judge(&facts, &self.policy),
                 facts,
                 removals: None,
             })

@@ -95,13 +95,13 @@ pub struct Env<'a> {
 }
 
 impl Env<'_> {
-    pub fn from_process(config_flag: Option<&Path>) -> Result<Env<'_>> {
-        Ok(Env {
+    pub fn from_process(config_flag: Option<&Path>) -> Env<'_> {
+        Env {
             config_flag,
             var: &|name| std::env::var(name).ok(),
             home: std::env::home_dir(),
             cwd: std::env::current_dir().map_err(|err| err.to_string()),
-        })
+        }
     }
 }
 

@@ -221,7 +221,7 @@ pub struct Found {
 pub fn discover(
     processes: &mut Processes,
     is_openviking: impl Fn(&ProcessInfo) -> bool,
-) -> Result<Vec<Found>, String> {
+) -> Vec<Found> {
     use super::procfs;
     let ours = procfs::mount_namespace("self").ok();
     let mut found: Vec<Found> = processes
@@ -255,7 +255,7 @@ pub fn discover(
         })
         .collect();
     found.sort_by_key(|f| f.process.pid);
-    Ok(found)
+    found
 }
 
 /// Off Linux the processes can be listed but not their open files: each is
@@ -264,8 +264,8 @@ pub fn discover(
 pub fn discover(
     processes: &mut Processes,
     is_openviking: impl Fn(&ProcessInfo) -> bool,
-) -> Result<Vec<Found>, String> {
-    Ok(processes
+) -> Vec<Found> {
+    processes
         .all()
         .into_iter()
         .filter(|p| !p.zombie && p.pid != std::process::id() && is_openviking(p))
@@ -275,5 +275,5 @@ pub fn discover(
             unreadable: true,
             other_mount_namespace: false,
         })
-        .collect())
+        .collect()
 }

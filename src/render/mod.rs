@@ -50,18 +50,22 @@ fn unreleased(reports: &[DirReport]) -> impl Iterator<Item = (String, String)> +
         })
 }
 
+/// When to colour: `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Color {
+    /// On a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it).
+    Auto,
+    Always,
+    Never,
+}
+
 /// Decides once whether to colour, from `--color` and the environment.
-pub fn set_color(
-    choice: crate::cli::ColorChoice,
-    stdout_is_terminal: bool,
-    env: impl Fn(&str) -> Option<String>,
-) {
-    use crate::cli::ColorChoice;
+pub fn set_color(choice: Color, stdout_is_terminal: bool, env: impl Fn(&str) -> Option<String>) {
     let set = |name: &str| env(name).is_some_and(|v| !v.is_empty());
     let on = match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => {
             !set("NO_COLOR")
                 && (env("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0")
                     || stdout_is_terminal)

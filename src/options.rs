@@ -1,0 +1,89 @@
+//! What the command line asks for, resolved once from the clap types in
+//! `cli`: everything past `main` reads this, and no clap type reaches the
+//! work (as ripgrep turns its low-level arguments into high-level ones).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap_complete::Shell;
+
+use crate::cli::{self, Cli, Command};
+use crate::render::Color;
+
+/// One run's options.
+pub struct Options {
+    pub task: Task,
+    /// One JSON document instead of text.
+    pub json: bool,
+    /// Nothing on stdout; the exit code speaks.
+    pub quiet: bool,
+    pub color: Color,
+    /// `--config`: the ov.conf to read.
+    pub config: Option<PathBuf>,
+    /// `--match`: more substrings that mark a process as OpenViking.
+    pub markers: Vec<String>,
+}
+
+/// The subcommand, with what it was given.
+pub enum Task {
+    Status {
+        dirs: Vec<PathBuf>,
+    },
+    Check {
+        dirs: Vec<PathBuf>,
+        /// Scan every process even where the answer does not need it.
+        scan: bool,
+        /// `--wait`: how long to wait for every directory to be released.
+        wait: Option<Duration>,
+    },
+    Who {
+        dirs: Vec<PathBuf>,
+        /// Only the owners' PIDs.
+        pid: bool,
+    },
+    /// `who --all`.
+    WhoAll {
+        pid: bool,
+    },
+    ClearStale {
+        dirs: Vec<PathBuf>,
+        dry_run: bool,
+    },
+    Completions(Shell),
+}
+
+impl From<Cli> for Options {
+    fn from(cli: Cli) -> Options {
+        let task = match cli.command {
+            Command::Status(args) => Task::Status { dirs: args.dirs },
+            Command::Check(args) => Task::Check {
+                dirs: args.dirs.dirs,
+                scan: args.scan,
+                wait: args.wait,
+            },
+            Command::Who(args) if args.all => Task::WhoAll { pid: args.pid },
+            Command::Who(args) => Task::Who {
+                dirs: args.dirs.dirs,
+                pid: args.pid,
+            },
+            Command::ClearStale(args) => Task::ClearStale {
+                dirs: args.dirs.dirs,
+                dry_run: args.dry_run,
+            },
+            Command::Completions { shell } => Task::Completions(shell),
+        };
+        let global = cli.global;
+        Options {
+            task,
+            json: global.json,
+            quiet: global.quiet,
+            color: match global.color {
+                cli::ColorChoice::Auto => Color::Auto,
+                cli::ColorChoice::Always => Color::Always,
+                cli::ColorChoice::Never => Color::Never,
+            },
+            config: global.config,
+            markers: global.matches,
+        }
+    }
+}
