@@ -5,8 +5,6 @@
 //! pipes and barriers; nothing here sleeps for a guessed time or asserts on
 //! timing.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -15,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, OnceLock};
 
-use support::*;
+use crate::support::*;
 
 /// Takeovers the writer must do while clear-stale runs.
 const TAKEOVERS: usize = 1_000;
@@ -26,7 +24,7 @@ const CLEARERS: usize = 2;
 
 const ASIDE_PREFIX: &str = ".openviking.pid.ovlock-clearing-";
 
-/// tests/support/racer.py, installed like every helper (see `install_script`).
+/// tests/it/support/racer.py, installed like every helper (see `install_script`).
 fn racer_script() -> &'static Path {
     static SCRIPT: OnceLock<PathBuf> = OnceLock::new();
     SCRIPT.get_or_init(|| install_script("racer", include_str!("support/racer.py")))

@@ -7,8 +7,6 @@
 //! characters as JSON escapes. A sweep then runs every subcommand over every
 //! input and checks that none panics and every exit code is a documented one.
 
-mod support;
-
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -22,7 +20,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use support::*;
+use crate::support::*;
 
 /// How long any one run may take before it counts as hung. Generous: this
 /// catches a blocked open or read, not slowness.

@@ -2,11 +2,9 @@
 //! hosts are invisible from here, and ovlock must say so. A FUSE mount made
 //! with bindfs stands in for NFS and SMB, which need a server.
 
-mod support;
-
 use std::process::Command;
 
-use support::*;
+use crate::support::*;
 
 /// A bindfs mount of a directory, unmounted on drop.
 struct Mount(std::path::PathBuf);

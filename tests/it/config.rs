@@ -2,12 +2,10 @@
 //! OpenViking finds it, read as OpenViking reads it. $HOME is always a
 //! temporary directory, so the machine's own ~/.openviking/ov.conf is never read.
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 
-use support::*;
+use crate::support::*;
 
 fn write_conf(path: &Path, text: &[u8]) {
     fs::write(path, text).unwrap();

@@ -4,14 +4,12 @@
 //! made for real in a mount and PID namespace of the test's own; and an
 //! unprivileged `who --all`.
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::*;
 use serde_json::json;
-use support::*;
 
 /// ovlock as root, but with CAP_SYS_PTRACE dropped from its bounding set,
 /// as `CapabilityBoundingSet=~CAP_SYS_PTRACE` does: it may not read the

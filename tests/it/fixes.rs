@@ -3,12 +3,10 @@
 //! first. The service is made for real, as a cgroup of the unified
 //! hierarchy named as systemd names its units.
 
-mod support;
-
 use std::fs;
 use std::path::PathBuf;
 
-use support::*;
+use crate::support::*;
 
 /// A cgroup made for a test under the unified (v2) hierarchy, holding one
 /// process; removed, with the process moved out, when dropped.

@@ -1,12 +1,10 @@
 //! Test harness for ovlock's integration tests, in the spirit of fd's
 //! tests/testenv: a fresh temporary directory per test, real processes that
-//! hold real locks (tests/support/holder.py), and a runner that returns the
+//! hold real locks (tests/it/support/holder.py), and a runner that returns the
 //! exit code, the output and the parsed JSON.
 //!
 //! Synchronisation is by readiness lines and process state, never by sleeping
 //! for a guessed time.
-
-#![allow(dead_code)]
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -159,11 +157,15 @@ impl TestEnv {
             json.code, human.code,
             "--json and text disagree on the exit code\njson: {json:?}\ntext: {human:?}"
         );
+        assert_eq!(
+            json.json()["exit_code"],
+            json.code,
+            "the document's exit_code is not the process's: {json:?}"
+        );
         Report {
             code: json.code,
             dir: json.dir(),
             text: human.stdout,
-            json_run: json,
         }
     }
 
@@ -246,7 +248,6 @@ pub struct Report {
     pub code: i32,
     pub dir: Value,
     pub text: String,
-    pub json_run: Run,
 }
 
 impl Report {
@@ -627,7 +628,7 @@ pub fn wait_until_polling(pid: u32) -> bool {
 }
 
 // ---------------------------------------------------------------------------
-// Processes that use a data directory (tests/support/user.py)
+// Processes that use a data directory (tests/it/support/user.py)
 
 /// user.py, installed (see [`install_script`]).
 pub fn user_script() -> &'static Path {

@@ -2,15 +2,13 @@
 //! with real files open, mapped and locked under it, judged by the built
 //! binary (issue 4).
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-use support::*;
+use crate::support::*;
 
 const QUEUE_DB: &str = "_system/queue/queue.db";
 const AUDIT_DB: &str = "_system/usage_audit/usage_audit.sqlite3";

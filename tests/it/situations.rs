@@ -1,12 +1,10 @@
 //! Real situations, made in temporary directories with real processes and
 //! real locks, judged by the built binary.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use support::*;
+use crate::support::*;
 
 #[test]
 fn child_holding_flock_is_the_owner() {

@@ -1,11 +1,9 @@
 //! The command line itself: usage errors, quiet mode, waiting, colour.
 
-mod support;
-
 use std::io::Read;
 use std::process::Stdio;
 
-use support::*;
+use crate::support::*;
 
 #[test]
 fn usage_errors_exit_64() {

@@ -10,8 +10,6 @@
 //! network access the tests are skipped with a note, except under CI=true,
 //! where that is a failure.
 
-mod support;
-
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// The last release with `.openviking.pid`.
 const PID_RELEASE: &str = "0.4.20";
@@ -94,7 +92,7 @@ fn releases() -> Option<(&'static Path, &'static Path)> {
 }
 
 fn driver() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/driver.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/interop/driver.py")
 }
 
 /// A process that took the lock on `dir` through OpenViking's own acquire and holds it.

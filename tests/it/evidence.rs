@@ -4,13 +4,11 @@
 //! and servers started with `skip_process_lock`. Each situation is made for
 //! real: user.py holds RocksDB-style POSIX locks and real SQLite databases.
 
-mod support;
-
 use std::fs;
 use std::process::Stdio;
 
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const QUEUE_DB: &str = "_system/queue/queue.db";
 const STORE_LOCK: &str = "vectordb/context/store/LOCK";

@@ -1,11 +1,9 @@
 //! clear-stale removes exactly the stale `.openviking.pid`, and the read-only
 //! subcommands change nothing at all.
 
-mod support;
-
 use std::fs;
 
-use support::*;
+use crate::support::*;
 
 fn write_dead_pid_file(env: &TestEnv) -> u32 {
     let pid = dead_pid();

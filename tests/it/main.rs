@@ -1,0 +1,18 @@
+//! ovlock's integration tests, one binary (as cargo's own are), so that
+//! they link once. Each module makes its situations for real in temporary
+//! directories; `support` is the shared harness.
+
+mod support;
+
+mod clear_stale;
+mod cli;
+mod config;
+mod evidence;
+mod fixes;
+mod hostile;
+mod interop;
+mod network_fs;
+mod races;
+mod reduced_privilege;
+mod situations;
+mod usage;
