@@ -224,22 +224,14 @@ fn unseen(usage: &Usage, host: &Host, policy: &Policy, owners: &[u32]) -> Option
 }
 
 /// Sorts every known user into an owner's server, a new owner that uses
-/// the storage without a lock, or another user.
+/// the storage without a lock, or another user, and says what the scan
+/// could not see.
 pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
-    // Without a lock, only the scan can show who uses the storage: where it
-    // could not see everything, "free" would be a guess.
-    let unlocked = facts.workspace.skip_process_lock;
-    let doubt = |j: &mut Acc, what: String| {
-        if unlocked {
-            j.unknown.push(what)
-        } else {
-            j.warnings.push(what)
-        }
-    };
     let scanned = match &facts.usage {
         None => None,
         Some(Err(why)) => {
             doubt(
+                facts,
                 j,
                 format!("could not look for processes that use the directory: {why}"),
             );
@@ -249,15 +241,52 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
     };
     let users = users(facts);
     unidentified_storage_locks(facts, &users, j);
-    let ancestors = |pid: u32| -> Vec<u32> {
-        facts
-            .lineage
-            .get(&pid)
-            .map(|chain| chain.iter().map(|a| a.pid).collect())
-            .unwrap_or_default()
-    };
-    let descends = |child: u32, parent: u32| ancestors(child).contains(&parent);
+    describe_lock_owners(facts, &users, j);
+    let lock_owners = j.owners.len();
 
+    let mut sorted: Vec<&User> = users.iter().collect();
+    // Parents before their children, so a server is met before its workers.
+    sorted.sort_by_key(|u| (ancestors(facts, u.process.pid).len(), u.process.pid));
+    for u in sorted {
+        place(facts, policy, u, lock_owners, j);
+    }
+
+    // Whether another server may hide among the processes that could not be
+    // read; an owner that could not be read hides only its own files.
+    if let Some(usage) = scanned {
+        let known: Vec<u32> = j.owners.iter().map(|o| o.process.pid).collect();
+        if let Some(what) = unseen(usage, &facts.host, policy, &known) {
+            doubt(facts, j, what);
+        }
+    }
+    explain_storage_owners(facts, lock_owners, j);
+}
+
+/// What could not be seen: without a lock, only the scan can show who uses
+/// the storage, so there "free" would be a guess; elsewhere a warning.
+fn doubt(facts: &Facts, j: &mut Acc, what: String) {
+    if facts.workspace.skip_process_lock {
+        j.unknown.push(what)
+    } else {
+        j.warnings.push(what)
+    }
+}
+
+/// The parents of `pid`, nearest first, as far as they were read.
+fn ancestors(facts: &Facts, pid: u32) -> Vec<u32> {
+    facts
+        .lineage
+        .get(&pid)
+        .map(|chain| chain.iter().map(|a| a.pid).collect())
+        .unwrap_or_default()
+}
+
+fn descends(facts: &Facts, child: u32, parent: u32) -> bool {
+    ancestors(facts, child).contains(&parent)
+}
+
+/// The files and parents of the owners the lock files named.
+fn describe_lock_owners(facts: &Facts, users: &[User], j: &mut Acc) {
     for owner in &mut j.owners {
         if let Some(u) = users.iter().find(|u| u.process.pid == owner.process.pid) {
             owner.files = u.touched.clone();
@@ -268,107 +297,108 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
             .cloned()
             .unwrap_or_default();
     }
-    let lock_owners = j.owners.len();
-    let deleted = layout::deleted_lock_file(&facts.lock_dir);
+}
 
-    let mut sorted: Vec<&User> = users.iter().collect();
-    // Parents before their children, so a server is met before its workers.
-    sorted.sort_by_key(|u| (ancestors(u.process.pid).len(), u.process.pid));
-    for u in sorted {
-        let pid = u.process.pid;
-        if j.owners
-            .iter()
-            .any(|o| o.process.pid == pid || o.workers.contains(&pid))
-        {
-            continue;
-        }
-        // A process and its descendants are one server.
-        let worker_of = j.owners.iter().position(|o| {
-            descends(pid, o.process.pid) || o.workers.iter().any(|&w| descends(pid, w))
-        });
-        if let Some(i) = worker_of {
-            j.owners[i].workers.push(pid);
-            continue;
-        }
-        let uses_storage = u.touched.iter().any(|t| {
-            (!t.locks.is_empty() && layout::belongs_to(&facts.lock_dir, &t.path))
-                || (t.touch != Touch::Cwd && layout::is_storage_file(&facts.lock_dir, &t.path))
-        });
-        // The directory's own path in an argument (`tail -f /srv/openviking/
-        // data/LOG`) does not make a process OpenViking.
-        let openviking =
-            policy.is_openviking_beyond(&u.process, &[&facts.workspace.path, &facts.lock_dir]);
-        if !(uses_storage && openviking) {
-            if let Some(t) = u.touched.iter().find(|t| !t.locks.is_empty()) {
-                j.warnings.push(format!(
-                    "PID {pid} ({}) holds a {} on {}, but does not look like OpenViking, so it is not counted as a server \
-                     (use --match to count it)",
-                    u.process.name,
-                    describe_touch(t),
-                    relative(&facts.lock_dir, &t.path).display()
-                ));
-            }
-            j.other_users.push(OtherUser {
-                process: u.process.clone(),
-                files: u.touched.clone(),
-            });
-            continue;
-        }
-        // The server process whose forked child holds the lock.
-        if let Some(i) = j.owners.iter().position(|o| descends(o.process.pid, pid)) {
-            j.owners[i].workers.push(pid);
-            continue;
-        }
-        let released = matches!(facts.flock, Some(FlockState::Unheld)) && lock_owners == 0;
-        let unnamed_flock = facts.storage_locks.unnamed_flocks.contains(&pid);
-        j.owned.push(if u.touched.iter().any(|t| t.path == deleted) {
-            format!(
-                "PID {pid} ({}) holds the flock on a {LOCK_NAME} that was deleted under it: a new \
-                 server would lock a new file at that path and run beside it",
-                u.process.name
-            )
-        } else if unnamed_flock {
-            format!(
-                "PID {pid} ({}) uses the storage without a lock file that ovlock can see, but holds \
-                 a flock on a file it cannot name (its descriptors could not be read): most likely a \
-                 {LOCK_NAME} deleted under it, so that a new server would run beside it; {}",
+/// Puts one user where it belongs: in an owner's server (a descendant, or
+/// the parent of a forked lock holder), among the owners when it is an
+/// OpenViking process using the storage, or among the other users.
+fn place(facts: &Facts, policy: &Policy, u: &User, lock_owners: usize, j: &mut Acc) {
+    let pid = u.process.pid;
+    if j.owners
+        .iter()
+        .any(|o| o.process.pid == pid || o.workers.contains(&pid))
+    {
+        return;
+    }
+    // A process and its descendants are one server.
+    let worker_of = j.owners.iter().position(|o| {
+        descends(facts, pid, o.process.pid) || o.workers.iter().any(|&w| descends(facts, pid, w))
+    });
+    if let Some(i) = worker_of {
+        j.owners[i].workers.push(pid);
+        return;
+    }
+    let uses_storage = u.touched.iter().any(|t| {
+        (!t.locks.is_empty() && layout::belongs_to(&facts.lock_dir, &t.path))
+            || (t.touch != Touch::Cwd && layout::is_storage_file(&facts.lock_dir, &t.path))
+    });
+    // The directory's own path in an argument (`tail -f /srv/openviking/
+    // data/LOG`) does not make a process OpenViking.
+    let openviking =
+        policy.is_openviking_beyond(&u.process, &[&facts.workspace.path, &facts.lock_dir]);
+    if !(uses_storage && openviking) {
+        if let Some(t) = u.touched.iter().find(|t| !t.locks.is_empty()) {
+            j.warnings.push(format!(
+                "PID {pid} ({}) holds a {} on {}, but does not look like OpenViking, so it is not counted as a server \
+                 (use --match to count it)",
                 u.process.name,
-                remedy(&facts.host)
-            )
-        } else if released {
-            j.shutting_down = true;
-            format!(
-                "PID {pid} ({}) has let go of {LOCK_NAME} but still holds the storage: {}",
-                u.process.name,
-                describe_files(&facts.lock_dir, &u.touched)
-            )
-        } else {
-            format!(
-                "PID {pid} ({}) uses the storage without holding a lock file: {}",
-                u.process.name,
-                describe_files(&facts.lock_dir, &u.touched)
-            )
-        });
-        j.owners.push(Owner {
+                describe_touch(t),
+                relative(&facts.lock_dir, &t.path).display()
+            ));
+        }
+        j.other_users.push(OtherUser {
             process: u.process.clone(),
-            protocols: vec![Protocol::Storage],
             files: u.touched.clone(),
-            ancestry: facts.lineage.get(&pid).cloned().unwrap_or_default(),
-            ..Owner::default()
         });
+        return;
     }
-
-    // Whether another server may hide among the processes that could not be
-    // read; an owner that could not be read hides only its own files.
-    if let Some(usage) = scanned {
-        let known: Vec<u32> = j.owners.iter().map(|o| o.process.pid).collect();
-        if let Some(what) = unseen(usage, &facts.host, policy, &known) {
-            doubt(j, what);
-        }
+    // The server process whose forked child holds the lock.
+    if let Some(i) = j
+        .owners
+        .iter()
+        .position(|o| descends(facts, o.process.pid, pid))
+    {
+        j.owners[i].workers.push(pid);
+        return;
     }
+    let reason = storage_owner_reason(facts, u, lock_owners, j);
+    j.owned.push(reason);
+    j.owners.push(Owner {
+        process: u.process.clone(),
+        protocols: vec![Protocol::Storage],
+        files: u.touched.clone(),
+        ancestry: facts.lineage.get(&pid).cloned().unwrap_or_default(),
+        ..Owner::default()
+    });
+}
 
+/// Why an OpenViking process that holds no lock file owns the directory.
+fn storage_owner_reason(facts: &Facts, u: &User, lock_owners: usize, j: &mut Acc) -> String {
+    let (pid, name) = (u.process.pid, &u.process.name);
+    let deleted = layout::deleted_lock_file(&facts.lock_dir);
+    let released = matches!(facts.flock, Some(FlockState::Unheld)) && lock_owners == 0;
+    if u.touched.iter().any(|t| t.path == deleted) {
+        format!(
+            "PID {pid} ({name}) holds the flock on a {LOCK_NAME} that was deleted under it: a new \
+             server would lock a new file at that path and run beside it"
+        )
+    } else if facts.storage_locks.unnamed_flocks.contains(&pid) {
+        format!(
+            "PID {pid} ({name}) uses the storage without a lock file that ovlock can see, but holds \
+             a flock on a file it cannot name (its descriptors could not be read): most likely a \
+             {LOCK_NAME} deleted under it, so that a new server would run beside it; {}",
+            remedy(&facts.host)
+        )
+    } else if released {
+        j.shutting_down = true;
+        format!(
+            "PID {pid} ({name}) has let go of {LOCK_NAME} but still holds the storage: {}",
+            describe_files(&facts.lock_dir, &u.touched)
+        )
+    } else {
+        format!(
+            "PID {pid} ({name}) uses the storage without holding a lock file: {}",
+            describe_files(&facts.lock_dir, &u.touched)
+        )
+    }
+}
+
+/// What a lone storage owner is likely to be, and with several owners,
+/// what each lock owner holds, so that a contention names every file.
+fn explain_storage_owners(facts: &Facts, lock_owners: usize, j: &mut Acc) {
     let storage_owners = j.owners.len() - lock_owners;
     if storage_owners > 0 && lock_owners == 0 && j.owners.len() == 1 {
+        let deleted = layout::deleted_lock_file(&facts.lock_dir);
         let holds_deleted = j.owners[0].files.iter().any(|t| t.path == deleted)
             || facts
                 .storage_locks
