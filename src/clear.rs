@@ -52,7 +52,7 @@ pub fn clear(
     let PidFileVerdict::Stale(why) = judge::pid_file_verdict(facts, policy) else {
         return Vec::new();
     };
-    let path = facts.lock_dir.join(PID_NAME);
+    let path = facts.resolved_dir.join(PID_NAME);
     if dry_run {
         return vec![Removal {
             path,
@@ -65,7 +65,7 @@ pub fn clear(
     // The clock is read again too: the judgement may have taken seconds (a
     // scan), and "written less than 2 s ago" must hold for now.
     let still_stale = |file: &LockFile, processes: &mut Processes| -> Option<String> {
-        let pid = inspect::pid_file_facts(file.clone(), &facts.lock_dir, processes);
+        let pid = inspect::pid_file_facts(file.clone(), &facts.resolved_dir, processes);
         let fresh = Facts {
             pid_file: pid.file,
             pid_owner: pid.owner,
@@ -107,11 +107,11 @@ fn remove(
     // swapped for a symlink meanwhile cannot redirect it.
     let dir = openat(
         CWD,
-        &facts.lock_dir,
+        &facts.resolved_dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|err| format!("cannot open {}: {err}", facts.lock_dir.display()))?;
+    .map_err(|err| format!("cannot open {}: {err}", facts.resolved_dir.display()))?;
     // Taken over since it was judged (the judgement may have scanned every
     // process): leave it, rather than move a live lock out of the way.
     if fsread_at(&dir, PID_NAME).is_none_or(|now| !same_file(&facts.pid_file, &now)) {
@@ -231,7 +231,7 @@ fn remove(
     processes: &mut Processes,
     still_stale: impl Fn(&LockFile, &mut Processes) -> Option<String>,
 ) -> Result<Done, String> {
-    let path = facts.lock_dir.join(PID_NAME);
+    let path = facts.resolved_dir.join(PID_NAME);
     let now = inspect::read_lock_file(&path);
     if !same_file(&facts.pid_file, &now) {
         return Ok(Done::Kept);

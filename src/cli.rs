@@ -111,7 +111,7 @@ pub struct DirArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     #[command(flatten)]
-    pub dirs: DirArgs,
+    pub target: DirArgs,
 
     /// Also scan every process for users of the directory, as status does
     /// (otherwise only when the answer needs it).
@@ -129,7 +129,7 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 pub struct WhoArgs {
     #[command(flatten)]
-    pub dirs: DirArgs,
+    pub target: DirArgs,
 
     /// Print only the owners' PIDs, one per line.
     #[arg(long)]
@@ -144,7 +144,7 @@ pub struct WhoArgs {
 #[derive(Debug, Args)]
 pub struct ClearArgs {
     #[command(flatten)]
-    pub dirs: DirArgs,
+    pub target: DirArgs,
 
     /// Say what would be removed, and remove nothing.
     #[arg(short = 'n', long)]

@@ -17,7 +17,7 @@ pub enum ExitCode {
     /// Two or more live servers own it.
     Contended,
     /// `who`: an owner was found.
-    Found,
+    RunningServer,
     /// `who`: it is certain that there is no owner.
     NoneFound,
     /// It cannot be decided, or an error stopped ovlock.
@@ -29,7 +29,7 @@ pub enum ExitCode {
 impl ExitCode {
     pub const fn code(self) -> u8 {
         match self {
-            ExitCode::Success | ExitCode::Free | ExitCode::Found => 0,
+            ExitCode::Success | ExitCode::Free | ExitCode::RunningServer => 0,
             ExitCode::Held | ExitCode::NoneFound => 1,
             ExitCode::Stale => 2,
             ExitCode::Contended => 3,
@@ -89,7 +89,12 @@ mod tests {
         assert_eq!(codes, [0, 1, 2, 3, 4]);
         assert_eq!(ExitCode::Usage.code(), 64);
         assert_eq!(
-            [ExitCode::Found, ExitCode::NoneFound, ExitCode::Success].map(ExitCode::code),
+            [
+                ExitCode::RunningServer,
+                ExitCode::NoneFound,
+                ExitCode::Success
+            ]
+            .map(ExitCode::code),
             [0, 1, 0]
         );
     }

@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::fsread::FileKind;
 use crate::inspect::process::Service;
 use crate::inspect::{
-    Ancestor, DirState, Facts, FlockState, LOCK_NAME, LockFile, Lookup, PID_NAME, Privilege,
-    ProcessInfo, Touched,
+    Ancestor, DirState, Facts, FlockState, LOCK_NAME, LockFile, Lookup, PID_NAME, PathAccess,
+    Privilege, ProcessInfo,
 };
 use crate::pidfile::{self, BadPid};
 
@@ -71,7 +71,7 @@ pub struct Owner {
     /// Its PID inside its own PID namespace, when the pid file names that one.
     pub ns_pid: Option<u32>,
     /// What it touches under the directory (known after a scan).
-    pub files: Vec<Touched>,
+    pub files: Vec<PathAccess>,
     /// Its descendants that use the directory too: one server, not contenders.
     pub workers: Vec<u32>,
     /// Its parents up to PID 1, nearest first (known after a scan).
@@ -83,7 +83,7 @@ pub struct Owner {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtherUser {
     pub process: ProcessInfo,
-    pub files: Vec<Touched>,
+    pub files: Vec<PathAccess>,
 }
 
 /// Why a PID file no longer names its owner.
@@ -152,12 +152,12 @@ impl Policy {
     /// Whether a process looks like OpenViking: its name, executable or
     /// command line contains a marker, case-insensitively.
     pub fn is_openviking(&self, process: &ProcessInfo) -> bool {
-        self.is_openviking_beyond(process, &[])
+        self.is_openviking_ignoring(process, &[])
     }
 
     /// The same, but arguments that name one of `paths` (or a file in one)
     /// do not count: they say what a process looks at, not what it is.
-    pub fn is_openviking_beyond(&self, process: &ProcessInfo, paths: &[&Path]) -> bool {
+    pub fn is_openviking_ignoring(&self, process: &ProcessInfo, paths: &[&Path]) -> bool {
         // The path itself or a path below it, as a word or after `=`
         // (`--workspace=/srv/ov`), relative to the process's current
         // directory, or as an SQLite `file:` URI; not a longer name that
@@ -203,10 +203,10 @@ impl Policy {
 
 /// Judges one directory.
 pub fn judge(facts: &Facts, policy: &Policy) -> Judgement {
-    let mut j = Acc::default();
+    let mut j = Findings::default();
     match &facts.dir {
         DirState::Missing => {
-            j.settled.push(format!(
+            j.nothing_owns.push(format!(
                 "{} does not exist; OpenViking would create it",
                 facts.workspace.path.display()
             ));
@@ -260,7 +260,7 @@ pub fn judge(facts: &Facts, policy: &Policy) -> Judgement {
 /// nothing owns it: the OpenViking servers that hold other data
 /// directories, one of which may be the directory meant (a config not
 /// found, a server started elsewhere).
-fn point_elsewhere(facts: &Facts, policy: &Policy, j: &mut Acc) {
+fn point_elsewhere(facts: &Facts, policy: &Policy, j: &mut Findings) {
     // A directory a server owns is most likely the one meant.
     if !j.owners.is_empty() || j.anonymous_holder {
         return;
@@ -273,7 +273,7 @@ fn point_elsewhere(facts: &Facts, policy: &Policy, j: &mut Acc) {
             let dirs: Vec<String> = f
                 .dirs
                 .iter()
-                .filter(|d| **d != facts.lock_dir)
+                .filter(|d| **d != facts.resolved_dir)
                 .map(|d| d.display().to_string())
                 .collect();
             format!("{} (PID {})", dirs.join(", "), f.process.pid)
@@ -294,8 +294,10 @@ fn point_elsewhere(facts: &Facts, policy: &Policy, j: &mut Acc) {
     j.elsewhere = true;
 }
 
+/// What judging one directory has found so far, sorted by what each fact
+/// argues for; `finish` weighs them into the verdict.
 #[derive(Default)]
-struct Acc {
+struct Findings {
     owners: Vec<Owner>,
     other_users: Vec<OtherUser>,
     /// Reasons that name owners.
@@ -305,7 +307,7 @@ struct Acc {
     /// Reasons a PID file is stale.
     stale: Vec<String>,
     /// Facts that show nothing owns the directory.
-    settled: Vec<String>,
+    nothing_owns: Vec<String>,
     warnings: Vec<String>,
     /// The flock is held, but by no process that could be identified.
     anonymous_holder: bool,
@@ -315,7 +317,7 @@ struct Acc {
     shutting_down: bool,
 }
 
-impl Acc {
+impl Findings {
     fn add_owner(&mut self, process: &ProcessInfo, protocol: Protocol) {
         match self
             .owners
@@ -357,7 +359,7 @@ impl Acc {
             Verdict::Held | Verdict::Contended => {
                 reasons.append(&mut self.owned);
                 reasons.append(&mut self.stale);
-                reasons.append(&mut self.settled);
+                reasons.append(&mut self.nothing_owns);
                 // A definite owner outranks what could not be read, but the reader must know.
                 self.warnings.extend(
                     self.unknown
@@ -368,11 +370,11 @@ impl Acc {
             Verdict::Unknown => {
                 reasons.append(&mut self.unknown);
                 reasons.append(&mut self.stale);
-                reasons.append(&mut self.settled);
+                reasons.append(&mut self.nothing_owns);
             }
             Verdict::Stale | Verdict::Free => {
                 reasons.append(&mut self.stale);
-                reasons.append(&mut self.settled);
+                reasons.append(&mut self.nothing_owns);
             }
         }
         if reasons.is_empty() {
@@ -407,8 +409,8 @@ impl Acc {
     }
 }
 
-fn judge_flock(facts: &Facts, j: &mut Acc) {
-    let path = facts.lock_dir.join(LOCK_NAME);
+fn judge_flock(facts: &Facts, j: &mut Findings) {
+    let path = facts.resolved_dir.join(LOCK_NAME);
     match (&facts.lock_file, &facts.flock) {
         (LockFile::Absent, _) => {}
         (LockFile::NotRegular(kind), _) => {
@@ -418,9 +420,9 @@ fn judge_flock(facts: &Facts, j: &mut Acc) {
         (LockFile::Inaccessible(err), _) => j
             .unknown
             .push(format!("cannot inspect {}: {err}", path.display())),
-        (LockFile::Present { .. }, None | Some(FlockState::Unheld)) => j.settled.push(format!(
-            "{LOCK_NAME} is not held (the file stays after a server exits, by design)"
-        )),
+        (LockFile::Present { .. }, None | Some(FlockState::Unheld)) => j.nothing_owns.push(
+            format!("{LOCK_NAME} is not held (the file stays after a server exits, by design)"),
+        ),
         (
             LockFile::Present { .. },
             Some(FlockState::Unidentified {
@@ -522,9 +524,9 @@ fn not_regular(kind: FileKind) -> String {
     )
 }
 
-fn judge_pid_file(facts: &Facts, policy: &Policy, j: &mut Acc) -> PidFileVerdict {
+fn judge_pid_file(facts: &Facts, policy: &Policy, j: &mut Findings) -> PidFileVerdict {
     let verdict = pid_file_verdict(facts, policy);
-    let path = facts.lock_dir.join(PID_NAME);
+    let path = facts.resolved_dir.join(PID_NAME);
     match &verdict {
         PidFileVerdict::Absent => {}
         PidFileVerdict::Owned { ns_pid: None, .. } => {
@@ -726,7 +728,7 @@ fn fixes(
     };
     // A server whose lock file was deleted under it keeps its lock on an
     // inode no one else can reach: only a restart makes it lock the path.
-    let deleted = crate::layout::deleted_lock_file(&facts.lock_dir);
+    let deleted = crate::layout::deleted_lock_file(&facts.resolved_dir);
     let unnamed = &facts.storage_locks.unnamed_flocks;
     for owner in owners
         .iter()
@@ -899,7 +901,7 @@ fn quoted_path(path: &Path) -> String {
 
 mod storage;
 
-pub use storage::{describe_touch, needs_scan, relative};
+pub use storage::{describe_access, needs_scan, relative};
 
 #[cfg(test)]
 mod tests;

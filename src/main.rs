@@ -81,7 +81,7 @@ fn main() -> std::process::ExitCode {
 
 /// `status`: the full report, after a scan of every process.
 fn status(opts: &Options, dirs: &[PathBuf]) -> Result<ExitCode> {
-    let mut run = Run::new(opts, dirs)?;
+    let mut run = Surveyor::new(opts, dirs)?;
     let reports = run.survey(Scan::Always);
     let code = ExitCode::of_all(reports.iter().map(|r| r.judgement.verdict));
     output(opts, &reports, code, None, render::human::status)?;
@@ -96,7 +96,7 @@ fn check(
     scan_all: bool,
     wait: Option<Duration>,
 ) -> Result<ExitCode> {
-    let mut run = Run::new(opts, dirs)?;
+    let mut run = Surveyor::new(opts, dirs)?;
     let scan = if scan_all {
         Scan::Always
     } else {
@@ -124,7 +124,7 @@ fn check(
 
 /// `who`: each owner in detail, or with `--pid` their PIDs alone.
 fn who(opts: &Options, dirs: &[PathBuf], pid_only: bool) -> Result<ExitCode> {
-    let mut run = Run::new(opts, dirs)?;
+    let mut run = Surveyor::new(opts, dirs)?;
     let reports = run.survey(Scan::Always);
     let code = who_exit_code(&reports);
     if pid_only {
@@ -137,7 +137,7 @@ fn who(opts: &Options, dirs: &[PathBuf], pid_only: bool) -> Result<ExitCode> {
 
 /// `clear-stale`: judge, remove what is stale, and report the verdict after.
 fn clear_stale(opts: &Options, dirs: &[PathBuf], dry_run: bool) -> Result<ExitCode> {
-    let mut run = Run::new(opts, dirs)?;
+    let mut run = Surveyor::new(opts, dirs)?;
     let before = run.survey(Scan::IfNeeded);
     let removals: Vec<_> = before
         .iter()
@@ -179,7 +179,7 @@ fn who_all(opts: &Options, pid_only: bool) -> Result<ExitCode> {
     let mut dirs: Vec<PathBuf> = found.iter().flat_map(|f| f.dirs.iter().cloned()).collect();
     dirs.sort();
     dirs.dedup();
-    let mut run = Run {
+    let mut run = Surveyor {
         workspaces: workspace::discovered(dirs),
         policy,
         processes,
@@ -200,7 +200,7 @@ fn who_all(opts: &Options, pid_only: bool) -> Result<ExitCode> {
             code => code,
         }
     } else if !found.is_empty() {
-        ExitCode::Found
+        ExitCode::RunningServer
     } else if hidden.is_some() {
         ExitCode::Unknown
     } else {
@@ -228,17 +228,18 @@ enum Scan {
     IfNeeded,
 }
 
-/// What every survey of one run shares.
-struct Run {
+/// What every survey of one run shares: the directories, the rules, and
+/// the process reader.
+struct Surveyor {
     workspaces: Vec<Workspace>,
     policy: Policy,
     processes: Processes,
 }
 
-impl Run {
+impl Surveyor {
     /// The directories named (or configured), with the warnings their
     /// resolution gave said on stderr.
-    fn new(opts: &Options, dirs: &[PathBuf]) -> Result<Run> {
+    fn new(opts: &Options, dirs: &[PathBuf]) -> Result<Surveyor> {
         let workspace::Resolved {
             workspaces,
             warnings,
@@ -252,7 +253,7 @@ impl Run {
                 );
             }
         }
-        Ok(Run {
+        Ok(Surveyor {
             workspaces,
             policy: Policy::new(&opts.markers),
             processes: Processes::new(),
@@ -323,7 +324,7 @@ impl Run {
 /// be told (as pgrep). A held lock whose holder could not be identified is not "none".
 fn who_exit_code(reports: &[DirReport]) -> ExitCode {
     if reports.iter().any(|r| !r.judgement.owners.is_empty()) {
-        ExitCode::Found
+        ExitCode::RunningServer
     } else if reports.iter().all(|r| r.judgement.verdict.released()) {
         ExitCode::NoneFound
     } else {

@@ -57,17 +57,17 @@ impl From<Cli> for Options {
         let task = match cli.command {
             Command::Status(args) => Task::Status { dirs: args.dirs },
             Command::Check(args) => Task::Check {
-                dirs: args.dirs.dirs,
+                dirs: args.target.dirs,
                 scan: args.scan,
                 wait: args.wait,
             },
             Command::Who(args) if args.all => Task::WhoAll { pid: args.pid },
             Command::Who(args) => Task::Who {
-                dirs: args.dirs.dirs,
+                dirs: args.target.dirs,
                 pid: args.pid,
             },
             Command::ClearStale(args) => Task::ClearStale {
-                dirs: args.dirs.dirs,
+                dirs: args.target.dirs,
                 dry_run: args.dry_run,
             },
             Command::Completions { shell } => Task::Completions(shell),

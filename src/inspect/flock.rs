@@ -143,7 +143,11 @@ pub fn state(stat: &FileStat, locks: &LockTable) -> FlockState {
 /// Settles an [`FlockState::Unidentified`] lock with what the scan found:
 /// the processes that own a flock on the file through a descriptor of theirs.
 /// `unseen` says what the scan could not see, when it could not see every process.
-pub fn settle(state: FlockState, holders: Vec<u32>, unseen: Option<String>) -> FlockState {
+pub fn settle_with_scan(
+    state: FlockState,
+    holders: Vec<u32>,
+    unseen: Option<String>,
+) -> FlockState {
     let FlockState::Unidentified {
         recorded_pid,
         recorded_exited,

@@ -22,7 +22,7 @@ pub use crate::layout::{ASIDE_PREFIX, LOCK_NAME, PID_NAME};
 pub use flock::{FlockState, LockTable};
 pub use process::{Lookup, ProcessInfo, Processes};
 pub use storage_locks::StorageLocks;
-pub use usage::{Ancestor, Touch, Touched, Uninspected, Usage, User};
+pub use usage::{Access, Ancestor, PathAccess, Uninspected, Usage, User};
 
 /// How much of a lock file is read; a PID needs a few bytes.
 pub const READ_CAP: usize = 256;
@@ -76,7 +76,7 @@ pub struct Facts {
     pub workspace: Workspace,
     pub dir: DirState,
     /// The path the lock files were looked for in.
-    pub lock_dir: PathBuf,
+    pub resolved_dir: PathBuf,
     pub lock_file: LockFile,
     /// The flock on `.openviking.lock`; None when that file is not a regular file.
     pub flock: Option<FlockState>,
@@ -102,7 +102,7 @@ pub struct Facts {
     /// When the directory is OpenViking's default or does not exist: the
     /// processes that hold locks in other data directories, which may be
     /// the one meant.
-    pub elsewhere: Vec<usage::Found>,
+    pub elsewhere: Vec<usage::RunningServer>,
     pub host: Host,
 }
 
@@ -150,7 +150,7 @@ pub struct Survey {
     pub host: Host,
     pub locks: LockTable,
     /// Processes holding locks in some data directory, found once if asked for.
-    lock_holders: std::cell::OnceCell<Vec<usage::Found>>,
+    lock_holders: std::cell::OnceCell<Vec<usage::RunningServer>>,
 }
 
 impl Survey {
@@ -162,7 +162,7 @@ impl Survey {
         }
     }
 
-    fn lock_holders(&self, processes: &mut Processes) -> &[usage::Found] {
+    fn lock_holders(&self, processes: &mut Processes) -> &[usage::RunningServer] {
         self.lock_holders
             .get_or_init(|| storage_locks::lock_holders(&self.locks, processes))
     }
@@ -171,12 +171,12 @@ impl Survey {
 /// Inspects one data directory.
 pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey) -> Facts {
     let dir = dir_state(&workspace.path);
-    let lock_dir = match &dir {
+    let resolved_dir = match &dir {
         DirState::Present { resolved } => resolved.clone(),
         _ => resolve_existing_part(&workspace.path),
     };
     let lock_file = match &dir {
-        DirState::Present { .. } => read_lock_file(&lock_dir.join(LOCK_NAME)),
+        DirState::Present { .. } => read_lock_file(&resolved_dir.join(LOCK_NAME)),
         _ => LockFile::Absent,
     };
     let flock = match &lock_file {
@@ -190,7 +190,7 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         _ => Vec::new(),
     };
     let left_aside = match &dir {
-        DirState::Present { .. } => left_aside(&lock_dir),
+        DirState::Present { .. } => left_aside(&resolved_dir),
         _ => Vec::new(),
     };
     let remote_fs = match &dir {
@@ -198,7 +198,7 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         _ => None,
     };
     let pid = match &dir {
-        DirState::Present { .. } => inspect_pid_file(&lock_dir, processes),
+        DirState::Present { .. } => inspect_pid_file(&resolved_dir, processes),
         _ => PidFileFacts {
             file: LockFile::Absent,
             owner: None,
@@ -212,7 +212,7 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
                 LockFile::Present { stat, .. } => Some(stat.ino),
                 _ => None,
             };
-            storage_locks::find(&lock_dir, &survey.locks, lock_ino, &known, processes)
+            storage_locks::find(&resolved_dir, &survey.locks, lock_ino, &known, processes)
         }
         _ => StorageLocks::default(),
     };
@@ -238,7 +238,7 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         survey
             .lock_holders(processes)
             .iter()
-            .filter(|f| f.dirs.iter().any(|d| *d != lock_dir))
+            .filter(|f| f.dirs.iter().any(|d| *d != resolved_dir))
             .cloned()
             .collect()
     } else {
@@ -247,7 +247,7 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
     Facts {
         workspace: workspace.clone(),
         dir,
-        lock_dir,
+        resolved_dir,
         lock_file,
         flock,
         flock_holders,
@@ -275,14 +275,14 @@ pub struct PidFileFacts {
 /// The directory is listed without touching its access time where the
 /// kernel allows it (O_NOATIME), as the lock files are read.
 #[cfg(unix)]
-fn left_aside(lock_dir: &Path) -> Vec<PathBuf> {
+fn left_aside(resolved_dir: &Path) -> Vec<PathBuf> {
     use rustix::fs::{CWD, Dir, Mode, OFlags, openat};
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    let fd = openat(CWD, lock_dir, flags | OFlags::NOATIME, Mode::empty())
-        .or_else(|_| openat(CWD, lock_dir, flags, Mode::empty()));
+    let fd = openat(CWD, resolved_dir, flags | OFlags::NOATIME, Mode::empty())
+        .or_else(|_| openat(CWD, resolved_dir, flags, Mode::empty()));
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let fd = openat(CWD, lock_dir, flags, Mode::empty());
+    let fd = openat(CWD, resolved_dir, flags, Mode::empty());
     let Ok(mut dir) = fd.and_then(Dir::read_from) else {
         return Vec::new();
     };
@@ -290,7 +290,7 @@ fn left_aside(lock_dir: &Path) -> Vec<PathBuf> {
     while let Some(Ok(entry)) = dir.read() {
         let name = entry.file_name().to_string_lossy();
         if name.starts_with(ASIDE_PREFIX) {
-            found.push(lock_dir.join(name.as_ref()));
+            found.push(resolved_dir.join(name.as_ref()));
         }
     }
     found.sort();
@@ -298,8 +298,8 @@ fn left_aside(lock_dir: &Path) -> Vec<PathBuf> {
 }
 
 #[cfg(not(unix))]
-fn left_aside(lock_dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(lock_dir) else {
+fn left_aside(resolved_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(resolved_dir) else {
         return Vec::new();
     };
     let mut found: Vec<PathBuf> = entries
@@ -311,21 +311,25 @@ fn left_aside(lock_dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// Reads `.openviking.pid` in `lock_dir`, looks up the process it names, and
+/// Reads `.openviking.pid` in `resolved_dir`, looks up the process it names, and
 /// whether that process uses the directory (one process's descriptors).
-pub fn inspect_pid_file(lock_dir: &Path, processes: &mut Processes) -> PidFileFacts {
+pub fn inspect_pid_file(resolved_dir: &Path, processes: &mut Processes) -> PidFileFacts {
     pid_file_facts(
-        read_lock_file(&lock_dir.join(PID_NAME)),
-        lock_dir,
+        read_lock_file(&resolved_dir.join(PID_NAME)),
+        resolved_dir,
         processes,
     )
 }
 
 /// Looks up the process a pid file names, as it is now.
-pub fn pid_file_facts(file: LockFile, lock_dir: &Path, processes: &mut Processes) -> PidFileFacts {
+pub fn pid_file_facts(
+    file: LockFile,
+    resolved_dir: &Path,
+    processes: &mut Processes,
+) -> PidFileFacts {
     let owner = file.pid().map(|pid| processes.lookup(pid));
     let owner_uses_dir = match &owner {
-        Some(Lookup::Alive(p)) => uses_dir(p.pid, lock_dir),
+        Some(Lookup::Alive(p)) => uses_dir(p.pid, resolved_dir),
         _ => None,
     };
     PidFileFacts {

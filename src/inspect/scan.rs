@@ -14,7 +14,7 @@ pub use linux::scan;
 /// How a process touches a path.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Touch {
+pub enum Access {
     /// Its current directory.
     Cwd,
     /// Mapped into its memory.
@@ -25,9 +25,9 @@ pub enum Touch {
 
 /// One path a process touches, with the kernel locks it owns through it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Touched {
+pub struct PathAccess {
     pub path: PathBuf,
-    pub touch: Touch,
+    pub access: Access,
     pub locks: Vec<KernelLock>,
 }
 
@@ -37,15 +37,15 @@ mod linux {
     use std::path::{Path, PathBuf};
 
     use super::super::procfs::{self, FileId};
-    use super::{Touch, Touched};
+    use super::{Access, PathAccess};
 
     /// Everything one process touches under one of the roots.
     #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct Use {
+    pub struct ProcessUse {
         pub pid: u32,
         /// Index into the roots the scan was given.
         pub root: usize,
-        pub touched: Vec<Touched>,
+        pub accesses: Vec<PathAccess>,
     }
 
     /// The directories asked about, as paths and as files.
@@ -64,7 +64,7 @@ mod linux {
     /// never taken for "nothing there". The processes are shared out among a
     /// few threads: the work is all system calls, independent from one process
     /// to the next.
-    pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<Use>, Vec<u32>)> {
+    pub fn scan(roots: &[PathBuf]) -> io::Result<(Vec<ProcessUse>, Vec<u32>)> {
         let roots = Roots {
             paths: roots,
             ids: roots.iter().map(|r| procfs::file_id(r).ok()).collect(),
@@ -73,7 +73,7 @@ mod linux {
         let pids = procfs::pids()?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
         let chunk = pids.len().div_ceil(threads).max(1);
-        let results: Vec<(Vec<Use>, Vec<u32>)> = std::thread::scope(|scope| {
+        let results: Vec<(Vec<ProcessUse>, Vec<u32>)> = std::thread::scope(|scope| {
             let workers: Vec<_> = pids
                 .chunks(chunk)
                 .map(|pids| (pids, scope.spawn(|| scan_some(pids, &roots))))
@@ -98,7 +98,7 @@ mod linux {
         err.kind() == io::ErrorKind::NotFound
     }
 
-    fn scan_some(pids: &[u32], roots: &Roots) -> (Vec<Use>, Vec<u32>) {
+    fn scan_some(pids: &[u32], roots: &Roots) -> (Vec<ProcessUse>, Vec<u32>) {
         let mut uninspected = Vec::new();
         let mut uses = Vec::new();
         let mut buf = Vec::new();
@@ -135,14 +135,15 @@ mod linux {
             };
             let foreign = foreign.as_deref();
             let mut unreadable = false;
-            let mut found: Vec<Use> = Vec::new();
+            let mut found: Vec<ProcessUse> = Vec::new();
             let mut add =
-                |root: usize, touched: Touched| match found.iter_mut().find(|u| u.root == root) {
-                    Some(u) => u.touched.push(touched),
-                    None => found.push(Use {
+                |root: usize, accesses: PathAccess| match found.iter_mut().find(|u| u.root == root)
+                {
+                    Some(u) => u.accesses.push(accesses),
+                    None => found.push(ProcessUse {
                         pid,
                         root,
-                        touched: vec![touched],
+                        accesses: vec![accesses],
                     }),
                 };
             for (fd, target) in fds {
@@ -155,9 +156,9 @@ mod linux {
                     for (root, path) in under {
                         add(
                             root,
-                            Touched {
+                            PathAccess {
                                 path,
-                                touch: Touch::Open,
+                                access: Access::Open,
                                 locks: locks.clone(),
                             },
                         );
@@ -169,9 +170,9 @@ mod linux {
                     for (root, path) in locate(roots, pid, foreign, &cwd) {
                         add(
                             root,
-                            Touched {
+                            PathAccess {
                                 path,
-                                touch: Touch::Cwd,
+                                access: Access::Cwd,
                                 locks: Vec::new(),
                             },
                         );
@@ -202,9 +203,9 @@ mod linux {
                         for root in under {
                             add(
                                 root,
-                                Touched {
+                                PathAccess {
                                     path: path.to_path_buf(),
-                                    touch: Touch::Mapped,
+                                    access: Access::Mapped,
                                     locks: Vec::new(),
                                 },
                             );

@@ -53,8 +53,8 @@ mod linux {
     use super::{StorageLocks, Unidentified};
     use crate::inspect::kernel_locks::{KernelLock, LockClass};
     use crate::inspect::procfs::{self, FileId};
-    use crate::inspect::scan::{Touch, Touched};
-    use crate::inspect::usage::{Found, User};
+    use crate::inspect::scan::{Access, PathAccess};
+    use crate::inspect::usage::{RunningServer, User};
     use crate::inspect::{LockTable, Lookup, Processes};
     use crate::layout;
 
@@ -105,10 +105,10 @@ mod linux {
         }
         for holder in &mut found.holders {
             let pid = holder.process.pid;
-            holder.touched.sort_by(|a, b| a.path.cmp(&b.path));
+            holder.accesses.sort_by(|a, b| a.path.cmp(&b.path));
             match procfs::fds(pid) {
                 Ok(fds) => holder
-                    .touched
+                    .accesses
                     .extend(deleted_lock_file(dir, pid, &fds, &locks)),
                 Err(_) => {
                     let flock_elsewhere = locks.iter().any(|l| {
@@ -131,7 +131,7 @@ mod linux {
         pid: u32,
         fds: &[(u32, PathBuf)],
         locks: &[&KernelLock],
-    ) -> Option<Touched> {
+    ) -> Option<PathAccess> {
         let deleted = layout::deleted_lock_file(dir);
         let (fd, _) = fds.iter().find(|(_, target)| *target == deleted)?;
         let id = procfs::file_id(Path::new(&format!("/proc/{pid}/fd/{fd}"))).ok()?;
@@ -140,9 +140,9 @@ mod linux {
             .filter(|l| l.class == LockClass::Flock && l.ino == id.ino)
             .map(|l| (*l).clone())
             .collect();
-        Some(Touched {
+        Some(PathAccess {
             path: deleted,
-            touch: Touch::Open,
+            access: Access::Open,
             locks: held,
         })
     }
@@ -152,7 +152,7 @@ mod linux {
     /// directories: every running server holds such locks, so this finds
     /// them without a scan. Processes of another mount namespace, whose paths
     /// mean nothing here, and processes whose files cannot be read are left out.
-    pub fn lock_holders(table: &LockTable, processes: &mut Processes) -> Vec<Found> {
+    pub fn lock_holders(table: &LockTable, processes: &mut Processes) -> Vec<RunningServer> {
         let Ok(locks) = table.get() else {
             return Vec::new();
         };
@@ -176,7 +176,7 @@ mod linux {
                 continue;
             }
             if let Lookup::Alive(process) = processes.lookup(pid) {
-                found.push(Found {
+                found.push(RunningServer {
                     process,
                     dirs,
                     unreadable: false,
@@ -194,9 +194,9 @@ mod linux {
         known: &[&Lookup],
         processes: &mut Processes,
     ) {
-        let touched = Touched {
+        let accesses = PathAccess {
             path: path.to_path_buf(),
-            touch: Touch::Open,
+            access: Access::Open,
             locks: vec![lock.clone()],
         };
         let unidentified = |pid, alive, why: String| Unidentified {
@@ -215,9 +215,9 @@ mod linux {
             return;
         };
         if let Some(holder) = found.holders.iter_mut().find(|h| h.process.pid == pid) {
-            match holder.touched.iter_mut().find(|t| t.path == touched.path) {
+            match holder.accesses.iter_mut().find(|t| t.path == accesses.path) {
                 Some(t) => t.locks.push(lock.clone()),
-                None => holder.touched.push(touched),
+                None => holder.accesses.push(accesses),
             }
             return;
         }
@@ -229,7 +229,7 @@ mod linux {
             Lookup::Alive(process) if !process.zombie => found.holders.push(User {
                 ns_pids: procfs::ns_pids(pid).unwrap_or_default(),
                 process,
-                touched: vec![touched],
+                accesses: vec![accesses],
             }),
             // A lock outlives neither its process (POSIX) nor its open file
             // (flock, which a forked child may have kept): only a scan can
@@ -351,7 +351,7 @@ mod linux {
 pub fn lock_holders(
     _table: &super::LockTable,
     _processes: &mut super::Processes,
-) -> Vec<super::usage::Found> {
+) -> Vec<super::usage::RunningServer> {
     Vec::new()
 }
 

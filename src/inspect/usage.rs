@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-pub use super::scan::{Touch, Touched};
+pub use super::scan::{Access, PathAccess};
 use super::{Facts, ProcessInfo, Processes};
 
 /// A process that touches the directory.
@@ -14,7 +14,7 @@ pub struct User {
     pub process: ProcessInfo,
     /// Its PID in each PID namespace, outermost (ours) first.
     pub ns_pids: Vec<u32>,
-    pub touched: Vec<Touched>,
+    pub accesses: Vec<PathAccess>,
 }
 
 /// One link of a process's ancestry.
@@ -58,7 +58,7 @@ pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mu
     let roots: Vec<PathBuf> = all
         .iter()
         .filter(|f| matches!(f.dir, DirState::Present { .. }))
-        .map(|f| f.lock_dir.clone())
+        .map(|f| f.resolved_dir.clone())
         .collect();
     let (uses, uninspected) = match scan::scan(&roots) {
         Ok(found) => found,
@@ -85,7 +85,7 @@ pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mu
         })
         .collect();
     for facts in all.iter_mut() {
-        let Some(root) = roots.iter().position(|r| *r == facts.lock_dir) else {
+        let Some(root) = roots.iter().position(|r| *r == facts.resolved_dir) else {
             continue;
         };
         let mut usage = Usage {
@@ -97,7 +97,7 @@ pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mu
                 Lookup::Alive(process) if !process.zombie => usage.users.push(User {
                     ns_pids: procfs::ns_pids(found.pid).unwrap_or_default(),
                     process,
-                    touched: found.touched.clone(),
+                    accesses: found.accesses.clone(),
                 }),
                 Lookup::Alive(_) | Lookup::Gone => {}
                 Lookup::Unknown(_) => usage.uninspected.push(Uninspected {
@@ -111,12 +111,12 @@ pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mu
         if let (Some(state @ FlockState::Unidentified { .. }), LockFile::Present { stat, .. }) =
             (&facts.flock, &facts.lock_file)
         {
-            let lock_path = facts.lock_dir.join(LOCK_NAME);
+            let lock_path = facts.resolved_dir.join(LOCK_NAME);
             let holders = usage
                 .users
                 .iter()
                 .filter(|u| {
-                    u.touched.iter().any(|t| {
+                    u.accesses.iter().any(|t| {
                         t.path == lock_path
                             && t.locks.iter().any(|l| {
                                 l.class == super::kernel_locks::LockClass::Flock
@@ -126,11 +126,12 @@ pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mu
                 })
                 .map(|u| u.process.pid)
                 .collect();
-            let settled = flock::settle(state.clone(), holders, unseen(&usage, &facts.host));
-            if let FlockState::Held { holders, .. } = &settled {
+            let nothing_owns =
+                flock::settle_with_scan(state.clone(), holders, unseen(&usage, &facts.host));
+            if let FlockState::Held { holders, .. } = &nothing_owns {
                 facts.flock_holders = holders.iter().map(|&pid| processes.lookup(pid)).collect();
             }
-            facts.flock = Some(settled);
+            facts.flock = Some(nothing_owns);
         }
 
         let mut pids: Vec<u32> = usage.users.iter().map(|u| u.process.pid).collect();
@@ -204,7 +205,7 @@ pub(crate) fn lineage(_pid: u32) -> Vec<Ancestor> {
 /// An OpenViking process found by `who --all`, with the data directories its
 /// open files belong to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
+pub struct RunningServer {
     pub process: ProcessInfo,
     pub dirs: Vec<PathBuf>,
     /// Its descriptors could not be read (another user's, when not root).
@@ -221,10 +222,10 @@ pub struct Found {
 pub fn discover(
     processes: &mut Processes,
     is_openviking: impl Fn(&ProcessInfo) -> bool,
-) -> Vec<Found> {
+) -> Vec<RunningServer> {
     use super::procfs;
     let ours = procfs::mount_namespace("self").ok();
-    let mut found: Vec<Found> = processes
+    let mut found: Vec<RunningServer> = processes
         .all()
         .into_iter()
         // ovlock's own command line may name an OpenViking directory.
@@ -246,7 +247,7 @@ pub fn discover(
             };
             dirs.sort();
             dirs.dedup();
-            Found {
+            RunningServer {
                 unreadable: fds.is_err() || (ours.is_some() && namespace.is_err()),
                 other_mount_namespace: elsewhere,
                 process,
@@ -264,12 +265,12 @@ pub fn discover(
 pub fn discover(
     processes: &mut Processes,
     is_openviking: impl Fn(&ProcessInfo) -> bool,
-) -> Vec<Found> {
+) -> Vec<RunningServer> {
     processes
         .all()
         .into_iter()
         .filter(|p| !p.zombie && p.pid != std::process::id() && is_openviking(p))
-        .map(|process| Found {
+        .map(|process| RunningServer {
             process,
             dirs: Vec::new(),
             unreadable: true,

@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use super::{Acc, OtherUser, Owner, PidFileVerdict, Policy, Protocol, Staleness};
+use super::{Findings, OtherUser, Owner, PidFileVerdict, Policy, Protocol, Staleness};
 use crate::inspect::{
-    Facts, FlockState, Host, LOCK_NAME, Privilege, Touch, Touched, Uninspected, Usage, User,
+    Access, Facts, FlockState, Host, LOCK_NAME, PathAccess, Privilege, Uninspected, Usage, User,
 };
 use crate::layout;
 
@@ -57,11 +57,11 @@ pub(super) fn users(facts: &Facts) -> Vec<User> {
             users.push(holder.clone());
             continue;
         };
-        for touched in &holder.touched {
-            match user.touched.iter_mut().find(|t| t.path == touched.path) {
-                Some(t) if t.locks.is_empty() => t.locks = touched.locks.clone(),
+        for accesses in &holder.accesses {
+            match user.accesses.iter_mut().find(|t| t.path == accesses.path) {
+                Some(t) if t.locks.is_empty() => t.locks = accesses.locks.clone(),
                 Some(_) => {}
-                None => user.touched.push(touched.clone()),
+                None => user.accesses.push(accesses.clone()),
             }
         }
     }
@@ -226,7 +226,7 @@ fn unseen(usage: &Usage, host: &Host, policy: &Policy, owners: &[u32]) -> Option
 /// Sorts every known user into an owner's server, a new owner that uses
 /// the storage without a lock, or another user, and says what the scan
 /// could not see.
-pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
+pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Findings) {
     let scanned = match &facts.usage {
         None => None,
         Some(Err(why)) => {
@@ -264,7 +264,7 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Acc) {
 
 /// What could not be seen: without a lock, only the scan can show who uses
 /// the storage, so there "free" would be a guess; elsewhere a warning.
-fn doubt(facts: &Facts, j: &mut Acc, what: String) {
+fn doubt(facts: &Facts, j: &mut Findings, what: String) {
     if facts.workspace.skip_process_lock {
         j.unknown.push(what)
     } else {
@@ -286,10 +286,10 @@ fn descends(facts: &Facts, child: u32, parent: u32) -> bool {
 }
 
 /// The files and parents of the owners the lock files named.
-fn describe_lock_owners(facts: &Facts, users: &[User], j: &mut Acc) {
+fn describe_lock_owners(facts: &Facts, users: &[User], j: &mut Findings) {
     for owner in &mut j.owners {
         if let Some(u) = users.iter().find(|u| u.process.pid == owner.process.pid) {
-            owner.files = u.touched.clone();
+            owner.files = u.accesses.clone();
         }
         owner.ancestry = facts
             .lineage
@@ -302,7 +302,7 @@ fn describe_lock_owners(facts: &Facts, users: &[User], j: &mut Acc) {
 /// Puts one user where it belongs: in an owner's server (a descendant, or
 /// the parent of a forked lock holder), among the owners when it is an
 /// OpenViking process using the storage, or among the other users.
-fn place(facts: &Facts, policy: &Policy, u: &User, lock_owners: usize, j: &mut Acc) {
+fn place(facts: &Facts, policy: &Policy, u: &User, lock_owners: usize, j: &mut Findings) {
     let pid = u.process.pid;
     if j.owners
         .iter()
@@ -318,27 +318,27 @@ fn place(facts: &Facts, policy: &Policy, u: &User, lock_owners: usize, j: &mut A
         j.owners[i].workers.push(pid);
         return;
     }
-    let uses_storage = u.touched.iter().any(|t| {
-        (!t.locks.is_empty() && layout::belongs_to(&facts.lock_dir, &t.path))
-            || (t.touch != Touch::Cwd && layout::is_storage_file(&facts.lock_dir, &t.path))
+    let uses_storage = u.accesses.iter().any(|t| {
+        (!t.locks.is_empty() && layout::belongs_to(&facts.resolved_dir, &t.path))
+            || (t.access != Access::Cwd && layout::is_storage_file(&facts.resolved_dir, &t.path))
     });
     // The directory's own path in an argument (`tail -f /srv/openviking/
     // data/LOG`) does not make a process OpenViking.
     let openviking =
-        policy.is_openviking_beyond(&u.process, &[&facts.workspace.path, &facts.lock_dir]);
+        policy.is_openviking_ignoring(&u.process, &[&facts.workspace.path, &facts.resolved_dir]);
     if !(uses_storage && openviking) {
-        if let Some(t) = u.touched.iter().find(|t| !t.locks.is_empty()) {
+        if let Some(t) = u.accesses.iter().find(|t| !t.locks.is_empty()) {
             j.warnings.push(format!(
                 "PID {pid} ({}) holds a {} on {}, but does not look like OpenViking, so it is not counted as a server \
                  (use --match to count it)",
                 u.process.name,
-                describe_touch(t),
-                relative(&facts.lock_dir, &t.path).display()
+                describe_access(t),
+                relative(&facts.resolved_dir, &t.path).display()
             ));
         }
         j.other_users.push(OtherUser {
             process: u.process.clone(),
-            files: u.touched.clone(),
+            files: u.accesses.clone(),
         });
         return;
     }
@@ -356,18 +356,18 @@ fn place(facts: &Facts, policy: &Policy, u: &User, lock_owners: usize, j: &mut A
     j.owners.push(Owner {
         process: u.process.clone(),
         protocols: vec![Protocol::Storage],
-        files: u.touched.clone(),
+        files: u.accesses.clone(),
         ancestry: facts.lineage.get(&pid).cloned().unwrap_or_default(),
         ..Owner::default()
     });
 }
 
 /// Why an OpenViking process that holds no lock file owns the directory.
-fn storage_owner_reason(facts: &Facts, u: &User, lock_owners: usize, j: &mut Acc) -> String {
+fn storage_owner_reason(facts: &Facts, u: &User, lock_owners: usize, j: &mut Findings) -> String {
     let (pid, name) = (u.process.pid, &u.process.name);
-    let deleted = layout::deleted_lock_file(&facts.lock_dir);
+    let deleted = layout::deleted_lock_file(&facts.resolved_dir);
     let released = matches!(facts.flock, Some(FlockState::Unheld)) && lock_owners == 0;
-    if u.touched.iter().any(|t| t.path == deleted) {
+    if u.accesses.iter().any(|t| t.path == deleted) {
         format!(
             "PID {pid} ({name}) holds the flock on a {LOCK_NAME} that was deleted under it: a new \
              server would lock a new file at that path and run beside it"
@@ -383,22 +383,22 @@ fn storage_owner_reason(facts: &Facts, u: &User, lock_owners: usize, j: &mut Acc
         j.shutting_down = true;
         format!(
             "PID {pid} ({name}) has let go of {LOCK_NAME} but still holds the storage: {}",
-            describe_files(&facts.lock_dir, &u.touched)
+            describe_files(&facts.resolved_dir, &u.accesses)
         )
     } else {
         format!(
             "PID {pid} ({name}) uses the storage without holding a lock file: {}",
-            describe_files(&facts.lock_dir, &u.touched)
+            describe_files(&facts.resolved_dir, &u.accesses)
         )
     }
 }
 
 /// What a lone storage owner is likely to be, and with several owners,
 /// what each lock owner holds, so that a contention names every file.
-fn explain_storage_owners(facts: &Facts, lock_owners: usize, j: &mut Acc) {
+fn explain_storage_owners(facts: &Facts, lock_owners: usize, j: &mut Findings) {
     let storage_owners = j.owners.len() - lock_owners;
     if storage_owners > 0 && lock_owners == 0 && j.owners.len() == 1 {
-        let deleted = layout::deleted_lock_file(&facts.lock_dir);
+        let deleted = layout::deleted_lock_file(&facts.resolved_dir);
         let holds_deleted = j.owners[0].files.iter().any(|t| t.path == deleted)
             || facts
                 .storage_locks
@@ -426,7 +426,7 @@ fn explain_storage_owners(facts: &Facts, lock_owners: usize, j: &mut Acc) {
                 "PID {} ({}) has {}",
                 owner.process.pid,
                 owner.process.name,
-                describe_files(&facts.lock_dir, &owner.files)
+                describe_files(&facts.resolved_dir, &owner.files)
             ));
         }
     }
@@ -434,11 +434,11 @@ fn explain_storage_owners(facts: &Facts, lock_owners: usize, j: &mut Acc) {
 
 /// Locks on storage files whose holder is not known: held by a live process
 /// that could not be identified, or by one that not even the scan found.
-fn unidentified_storage_locks(facts: &Facts, users: &[User], j: &mut Acc) {
+fn unidentified_storage_locks(facts: &Facts, users: &[User], j: &mut Findings) {
     for lock in &facts.storage_locks.unidentified {
         // The scan may have found who holds it through an open file.
         let explained = users.iter().any(|u| {
-            u.touched
+            u.accesses
                 .iter()
                 .any(|t| t.path == lock.path && t.locks.iter().any(|l| l.ino == lock.lock.ino))
         });
@@ -447,7 +447,7 @@ fn unidentified_storage_locks(facts: &Facts, users: &[User], j: &mut Acc) {
         }
         let what = format!(
             "{} ({} {} lock)",
-            relative(&facts.lock_dir, &lock.path).display(),
+            relative(&facts.resolved_dir, &lock.path).display(),
             lock.lock.class.name(),
             if lock.lock.exclusive { "write" } else { "read" }
         );
@@ -472,22 +472,22 @@ fn unidentified_storage_locks(facts: &Facts, users: &[User], j: &mut Acc) {
     }
 }
 
-/// A short list of touched files relative to the directory, with their locks.
-pub fn describe_files(dir: &Path, touched: &[Touched]) -> String {
+/// A short list of accesses files relative to the directory, with their locks.
+pub fn describe_files(dir: &Path, accesses: &[PathAccess]) -> String {
     const SHOWN: usize = 4;
-    let mut parts: Vec<String> = touched
+    let mut parts: Vec<String> = accesses
         .iter()
         .take(SHOWN)
         .map(|t| {
             format!(
                 "{} ({})",
                 relative(dir, &t.path).display(),
-                describe_touch(t)
+                describe_access(t)
             )
         })
         .collect();
-    if touched.len() > SHOWN {
-        parts.push(format!("and {} more", touched.len() - SHOWN));
+    if accesses.len() > SHOWN {
+        parts.push(format!("and {} more", accesses.len() - SHOWN));
     }
     parts.join(", ")
 }
@@ -502,17 +502,17 @@ pub fn relative<'a>(dir: &Path, path: &'a Path) -> &'a Path {
 }
 
 /// `open`, `mapped`, `cwd`, or the lock held through it: `flock write lock`.
-pub fn describe_touch(t: &Touched) -> String {
+pub fn describe_access(t: &PathAccess) -> String {
     match t.locks.first() {
         Some(lock) => format!(
             "{} {} lock",
             lock.class.name(),
             if lock.exclusive { "write" } else { "read" }
         ),
-        None => match t.touch {
-            Touch::Cwd => "current directory",
-            Touch::Open => "open",
-            Touch::Mapped => "mapped",
+        None => match t.access {
+            Access::Cwd => "current directory",
+            Access::Open => "open",
+            Access::Mapped => "mapped",
         }
         .to_string(),
     }

@@ -7,7 +7,7 @@ use super::*;
 use crate::fsread::FileStat;
 use crate::inspect::kernel_locks::{KernelLock, LockClass};
 use crate::inspect::storage_locks::Unidentified;
-use crate::inspect::{Host, Touch, Uninspected, Usage, User};
+use crate::inspect::{Access, Host, Uninspected, Usage, User};
 use crate::workspace::{Source, Workspace};
 
 const T0: u64 = 1_800_000_000;
@@ -38,7 +38,7 @@ fn base() -> Facts {
         dir: DirState::Present {
             resolved: path.clone(),
         },
-        lock_dir: path,
+        resolved_dir: path,
         lock_file: LockFile::Absent,
         flock: None,
         flock_holders: Vec::new(),
@@ -128,7 +128,7 @@ fn posix(pid: u32, ino: u64, exclusive: bool) -> KernelLock {
 
 /// `process` holds a lock on the storage file `rel`, as /proc/locks shows it.
 fn storage_lock(mut facts: Facts, process: ProcessInfo, rel: &str) -> Facts {
-    let path = facts.lock_dir.join(rel);
+    let path = facts.resolved_dir.join(rel);
     let lock = posix(
         process.pid,
         100 + facts.storage_locks.holders.len() as u64,
@@ -137,9 +137,9 @@ fn storage_lock(mut facts: Facts, process: ProcessInfo, rel: &str) -> Facts {
     facts.storage_locks.holders.push(User {
         process,
         ns_pids: Vec::new(),
-        touched: vec![Touched {
+        accesses: vec![PathAccess {
             path,
-            touch: Touch::Open,
+            access: Access::Open,
             locks: vec![lock],
         }],
     });
@@ -444,10 +444,10 @@ fn cases() -> Vec<Case> {
             name: "a lock file deleted under its server",
             facts: {
                 let mut f = storage_lock(base(), server(60), STORE_LOCK);
-                let deleted = crate::layout::deleted_lock_file(&f.lock_dir);
-                f.storage_locks.holders[0].touched.push(Touched {
+                let deleted = crate::layout::deleted_lock_file(&f.resolved_dir);
+                f.storage_locks.holders[0].accesses.push(PathAccess {
                     path: deleted,
-                    touch: Touch::Open,
+                    access: Access::Open,
                     locks: Vec::new(),
                 });
                 f
@@ -517,7 +517,7 @@ fn cases() -> Vec<Case> {
             facts: {
                 let mut f = base();
                 f.storage_locks.unidentified.push(Unidentified {
-                    path: f.lock_dir.join(STORE_LOCK),
+                    path: f.resolved_dir.join(STORE_LOCK),
                     lock: posix(80, 100, true),
                     pid: Some(80),
                     alive: true,
@@ -534,7 +534,7 @@ fn cases() -> Vec<Case> {
             facts: {
                 let mut f = scanned(base(), Vec::new());
                 f.storage_locks.unidentified.push(Unidentified {
-                    path: f.lock_dir.join(STORE_LOCK),
+                    path: f.resolved_dir.join(STORE_LOCK),
                     lock: posix(80, 100, true),
                     pid: None,
                     alive: false,
@@ -629,9 +629,9 @@ fn arguments_that_name_the_directory_do_not_make_a_process_openviking() {
         "-f".into(),
         "/srv/openviking/data/vectordb/LOG".into(),
     ];
-    assert!(!policy.is_openviking_beyond(&tail, &[&dir]));
+    assert!(!policy.is_openviking_ignoring(&tail, &[&dir]));
     tail.cmdline[2] = "--file=/srv/openviking/data".into();
-    assert!(!policy.is_openviking_beyond(&tail, &[&dir]));
+    assert!(!policy.is_openviking_ignoring(&tail, &[&dir]));
     // A longer name that begins with the directory's is no mention of it.
     let mut server = process(10, "python3", T0);
     server.exe = Some(PathBuf::from("/usr/bin/python3"));
@@ -639,7 +639,7 @@ fn arguments_that_name_the_directory_do_not_make_a_process_openviking() {
         "python3".into(),
         "/srv/openviking/data-venv/bin/openviking-server".into(),
     ];
-    assert!(policy.is_openviking_beyond(&server, &[&dir]));
+    assert!(policy.is_openviking_ignoring(&server, &[&dir]));
 }
 
 #[test]
@@ -656,11 +656,11 @@ fn relative_paths_and_sqlite_uris_that_name_the_directory_do_not_count() {
         "file:openviking-ws/_system/queue/queue.db",
     ] {
         reader.cmdline = vec!["sqlite3".into(), arg.into()];
-        assert!(!policy.is_openviking_beyond(&reader, &[&dir]), "{arg}");
+        assert!(!policy.is_openviking_ignoring(&reader, &[&dir]), "{arg}");
     }
     // Elsewhere, the name still says what the process is.
     reader.cmdline = vec!["sqlite3".into(), "openviking-other/x.db".into()];
-    assert!(policy.is_openviking_beyond(&reader, &[&dir]));
+    assert!(policy.is_openviking_ignoring(&reader, &[&dir]));
 }
 
 #[test]
@@ -790,7 +790,7 @@ fn shell_quoting() {
 #[test]
 fn a_default_directory_points_elsewhere_only_when_nothing_owns_it() {
     let policy = Policy::new(&[]);
-    let other = crate::inspect::usage::Found {
+    let other = crate::inspect::usage::RunningServer {
         process: server(90),
         dirs: vec![PathBuf::from("/srv/ov/real")],
         unreadable: false,

@@ -10,12 +10,12 @@ use comfy_table::{ColumnConstraint, ContentArrangement, Table};
 
 use super::{escape, owner_pids, paint, verdict_word};
 use crate::clear::Outcome;
-use crate::inspect::usage::Found;
+use crate::inspect::usage::RunningServer;
 use crate::inspect::{
-    DirState, Facts, FlockState, LOCK_NAME, LockFile, PID_NAME, ProcessInfo, Touched,
+    DirState, Facts, FlockState, LOCK_NAME, LockFile, PID_NAME, PathAccess, ProcessInfo,
 };
 use crate::judge::{
-    Judgement, Owner, PidFileVerdict, Protocol, Verdict, describe_staleness, describe_touch,
+    Judgement, Owner, PidFileVerdict, Protocol, Verdict, describe_access, describe_staleness,
     relative, shell_quote,
 };
 use crate::report::DirReport;
@@ -104,7 +104,7 @@ pub fn who(reports: &[DirReport]) -> String {
 /// `who --all`: every OpenViking process with its data directories, then a
 /// line for each directory.
 /// `hidden` is the `hidepid=` option that hides other users' processes.
-pub fn who_all(found: &[Found], reports: &[DirReport], hidden: Option<&str>) -> String {
+pub fn who_all(found: &[RunningServer], reports: &[DirReport], hidden: Option<&str>) -> String {
     match (found.is_empty(), hidden) {
         (true, None) => return "no OpenViking process is running\n".to_string(),
         (true, Some(option)) => {
@@ -325,7 +325,7 @@ fn lock_table(facts: &Facts, j: &Judgement) -> Table {
         (LockFile::Present { .. }, Some(FlockState::Unknown(why))) => format!("cannot tell: {why}"),
         (LockFile::Present { .. }, _) => "cannot tell".to_string(),
         (LockFile::Absent, _) => {
-            let deleted = crate::layout::deleted_lock_file(&facts.lock_dir);
+            let deleted = crate::layout::deleted_lock_file(&facts.resolved_dir);
             let holders: Vec<String> = j
                 .owners
                 .iter()
@@ -517,7 +517,7 @@ fn owner_detail(owner: &Owner, report: &DirReport) -> Table {
     if !owner.files.is_empty() {
         table.add_row([
             "Files".to_string(),
-            file_lines(&owner.files, &report.facts.lock_dir),
+            file_lines(&owner.files, &report.facts.resolved_dir),
         ]);
     }
     if !owner.workers.is_empty() {
@@ -543,21 +543,21 @@ fn other_users_table(report: &DirReport) -> Table {
             p.pid.to_string(),
             escape::text(p.user.as_deref().unwrap_or("?")),
             escape::text(&p.name),
-            file_lines(&other.files, &report.facts.lock_dir),
+            file_lines(&other.files, &report.facts.resolved_dir),
         ]);
     }
     table
 }
 
 /// One line a file, relative to the directory, with how it is used.
-fn file_lines(files: &[Touched], dir: &std::path::Path) -> String {
+fn file_lines(files: &[PathAccess], dir: &std::path::Path) -> String {
     let lines: Vec<String> = files
         .iter()
         .map(|t| {
             format!(
                 "{} ({})",
                 escape::path(relative(dir, &t.path)),
-                describe_touch(t)
+                describe_access(t)
             )
         })
         .collect();

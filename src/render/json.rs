@@ -5,8 +5,8 @@ use serde::Serialize;
 
 use crate::clear::{Outcome, Removal};
 use crate::exit_code::ExitCode;
-use crate::inspect::usage::Found;
-use crate::inspect::{FlockState, LOCK_NAME, LockFile, PID_NAME, Touch, Touched};
+use crate::inspect::usage::RunningServer;
+use crate::inspect::{Access, FlockState, LOCK_NAME, LockFile, PID_NAME, PathAccess};
 use crate::judge::{PidFileVerdict, Protocol};
 use crate::report::{DirReport, Wait};
 use crate::timefmt;
@@ -121,7 +121,7 @@ struct OtherUser<'a> {
 struct File {
     path: String,
     #[serde(rename = "use")]
-    touch: &'static str,
+    access: &'static str,
     lock: Option<FileLock>,
 }
 
@@ -153,7 +153,7 @@ struct Lock {
 /// from `who --all`, `wait` from `check --wait`.
 pub fn render(
     reports: &[DirReport],
-    found: Option<&[Found]>,
+    found: Option<&[RunningServer]>,
     code: ExitCode,
     wait: Option<&Wait>,
 ) -> String {
@@ -249,7 +249,7 @@ fn data_dir(report: &DirReport) -> DataDir<'_> {
     });
     DataDir {
         path: facts.workspace.path.to_string_lossy().into_owned(),
-        resolved_path: facts.lock_dir.to_string_lossy().into_owned(),
+        resolved_path: facts.resolved_dir.to_string_lossy().into_owned(),
         source: facts.workspace.source.kind(),
         config_file: facts
             .workspace
@@ -311,9 +311,9 @@ fn data_dir(report: &DirReport) -> DataDir<'_> {
                 why: u
                     .files
                     .iter()
-                    .map(|f| f.touch)
+                    .map(|f| f.access)
                     .max()
-                    .map_or("cwd", touch_name),
+                    .map_or("cwd", access_name),
                 files: files(&u.files),
             })
             .collect(),
@@ -327,12 +327,12 @@ fn data_dir(report: &DirReport) -> DataDir<'_> {
     }
 }
 
-fn files(touched: &[Touched]) -> Vec<File> {
-    touched
+fn files(accesses: &[PathAccess]) -> Vec<File> {
+    accesses
         .iter()
         .map(|t| File {
             path: t.path.to_string_lossy().into_owned(),
-            touch: touch_name(t.touch),
+            access: access_name(t.access),
             lock: t.locks.first().map(|l| FileLock {
                 class: l.class.name(),
                 mode: if l.exclusive { "write" } else { "read" },
@@ -341,11 +341,11 @@ fn files(touched: &[Touched]) -> Vec<File> {
         .collect()
 }
 
-fn touch_name(touch: Touch) -> &'static str {
-    match touch {
-        Touch::Cwd => "cwd",
-        Touch::Open => "open file",
-        Touch::Mapped => "mapped file",
+fn access_name(access: Access) -> &'static str {
+    match access {
+        Access::Cwd => "cwd",
+        Access::Open => "open file",
+        Access::Mapped => "mapped file",
     }
 }
 
@@ -388,7 +388,7 @@ fn flock_entry(report: &DirReport) -> Lock {
     let mut lock = lock_entry(
         Protocol::Flock,
         facts
-            .lock_dir
+            .resolved_dir
             .join(LOCK_NAME)
             .to_string_lossy()
             .into_owned(),
@@ -417,7 +417,11 @@ fn pid_entry(report: &DirReport) -> Lock {
     let facts = &report.facts;
     let mut lock = lock_entry(
         Protocol::Pidfile,
-        facts.lock_dir.join(PID_NAME).to_string_lossy().into_owned(),
+        facts
+            .resolved_dir
+            .join(PID_NAME)
+            .to_string_lossy()
+            .into_owned(),
         &facts.pid_file,
     );
     lock.pid = facts.pid_file.pid();

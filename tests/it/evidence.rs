@@ -150,7 +150,7 @@ fn a_lock_file_deleted_under_its_server_is_held() {
         "{}",
         status.reasons()
     );
-    // Never recreated or touched by a look.
+    // Never recreated or accesses by a look.
     assert!(!env.lock_path().exists());
 }
 

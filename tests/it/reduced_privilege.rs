@@ -117,7 +117,7 @@ fn as_nobody(env: &TestEnv) -> String {
 /// /proc/locks, and kill(2) still finds the PID: held, never free, never
 /// "exited"; the hidepid option is named; a hidden live owner's pid file is
 /// kept. All of it inside a mount and PID namespace of the test's own, with
-/// its own /proc, so the machine's /proc is never touched.
+/// its own /proc, so the machine's /proc is never accesses.
 #[test]
 #[cfg_attr(ovlock_test_no_root, ignore = "needs root and setpriv")]
 #[cfg_attr(ovlock_test_no_unshare, ignore = "needs unshare --pid --mount")]
