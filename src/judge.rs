@@ -697,54 +697,13 @@ fn fixes(
     policy: &Policy,
 ) -> Vec<String> {
     let dir = quoted_path(&facts.workspace.path);
-    let mut fixes = Vec::new();
+    let mut fixes = restarts(owners, facts);
     let http = "Connect every client to one OpenViking server over HTTP instead of starting another \
                 (MCP hosts that start one stdio server per session collide here)";
     let workspace = format!(
         "Give each OpenViking instance its own storage.workspace in ov.conf (this one is {dir})"
     );
-    let stop = |o: &Owner| {
-        let p = &o.process;
-        if !policy.is_openviking(p) {
-            format!(
-                "PID {} ({}) does not look like OpenViking: see what it is (ovlock who {dir}) before you stop it: kill {}",
-                p.pid, p.name, p.pid
-            )
-        } else if o.protocols.contains(&Protocol::Pidfile) && owners.len() > 1 {
-            format!(
-                "PID {} ({}) is an OpenViking 0.4.20 or older (it uses {PID_NAME}) and cannot see the lock of 0.4.21 and later: stop it: {}",
-                p.pid,
-                p.name,
-                stop_command(p)
-            )
-        } else {
-            format!(
-                "Stop PID {} ({}) if it should not run: {}",
-                p.pid,
-                p.name,
-                stop_command(p)
-            )
-        }
-    };
-    // A server whose lock file was deleted under it keeps its lock on an
-    // inode no one else can reach: only a restart makes it lock the path.
-    let deleted = crate::layout::deleted_lock_file(&facts.resolved_dir);
-    let unnamed = &facts.storage_locks.unnamed_flocks;
-    for owner in owners
-        .iter()
-        .filter(|o| o.files.iter().any(|t| t.path == deleted) || unnamed.contains(&o.process.pid))
-    {
-        let p = &owner.process;
-        fixes.push(format!(
-            "Restart PID {} ({}) so that it locks {LOCK_NAME} at its path again; until then a new server cannot see it: {}",
-            p.pid,
-            p.name,
-            match &p.service {
-                Some(service) => systemctl("restart", service),
-                None => format!("kill {}, then start it again", p.pid),
-            }
-        ));
-    }
+    let stop = |o: &Owner| stop_owner(o, owners.len(), &dir, policy);
     match verdict {
         Verdict::Contended => {
             fixes.push(
@@ -754,17 +713,15 @@ fn fixes(
             fixes.push(http.to_string());
             fixes.push(workspace);
         }
-        Verdict::Held if owners.is_empty() => {
-            fixes.push(match facts.host.lacks {
-                None => format!("Look for the holder by hand: fuser -v {dir}/{LOCK_NAME}"),
-                Some(Privilege::Root) => {
-                    format!("Run as root to identify the holder: sudo ovlock who {dir}")
-                }
-                Some(Privilege::SysPtrace) => format!(
-                    "Run ovlock with CAP_SYS_PTRACE to identify the holder (this run lacks it): ovlock who {dir}"
-                ),
-            });
-        }
+        Verdict::Held if owners.is_empty() => fixes.push(match facts.host.lacks {
+            None => format!("Look for the holder by hand: fuser -v {dir}/{LOCK_NAME}"),
+            Some(Privilege::Root) => {
+                format!("Run as root to identify the holder: sudo ovlock who {dir}")
+            }
+            Some(Privilege::SysPtrace) => format!(
+                "Run ovlock with CAP_SYS_PTRACE to identify the holder (this run lacks it): ovlock who {dir}"
+            ),
+        }),
         Verdict::Held => {
             fixes.push(http.to_string());
             fixes.push(workspace);
@@ -773,23 +730,7 @@ fn fixes(
         Verdict::Stale => fixes.push(format!(
             "Remove the stale {PID_NAME}: ovlock clear-stale {dir}"
         )),
-        Verdict::Unknown => {
-            if matches!(pid_file, PidFileVerdict::BeingWritten) {
-                fixes.push(format!(
-                    "Look again in a moment: sleep 2; ovlock status {dir}"
-                ));
-            }
-            match facts.host.lacks {
-                None => {}
-                Some(Privilege::Root) => fixes.push(format!(
-                    "Run as root to see every process and file: sudo ovlock status {dir}"
-                )),
-                Some(Privilege::SysPtrace) => fixes.push(format!(
-                    "Run ovlock with CAP_SYS_PTRACE to see every process and file (this run lacks it): ovlock status {dir}"
-                )),
-            }
-            fixes.push(format!("Look at the directory by hand: ls -la {dir}"));
-        }
+        Verdict::Unknown => fixes.extend(when_unknown(pid_file, facts, &dir)),
         // Free by the locks, but not every process could be seen.
         Verdict::Free if !facts.host.privileged() && suspects(facts, policy) > 0 => {
             fixes.push(format!(
@@ -806,6 +747,76 @@ fn fixes(
             "Remove the leftover {PID_NAME}: ovlock clear-stale {dir}"
         ));
     }
+    fixes
+}
+
+/// A server whose lock file was deleted under it keeps its lock on an
+/// inode no one else can reach: only a restart makes it lock the path.
+fn restarts(owners: &[Owner], facts: &Facts) -> Vec<String> {
+    let deleted = crate::layout::deleted_lock_file(&facts.resolved_dir);
+    let unnamed = &facts.storage_locks.unnamed_flocks;
+    owners
+        .iter()
+        .filter(|o| o.files.iter().any(|t| t.path == deleted) || unnamed.contains(&o.process.pid))
+        .map(|owner| {
+            let p = &owner.process;
+            format!(
+                "Restart PID {} ({}) so that it locks {LOCK_NAME} at its path again; until then a new server cannot see it: {}",
+                p.pid,
+                p.name,
+                match &p.service {
+                    Some(service) => systemctl("restart", service),
+                    None => format!("kill {}, then start it again", p.pid),
+                }
+            )
+        })
+        .collect()
+}
+
+/// How to stop one owner of `owners` owners, with what to know first.
+fn stop_owner(o: &Owner, owners: usize, dir: &str, policy: &Policy) -> String {
+    let p = &o.process;
+    if !policy.is_openviking(p) {
+        format!(
+            "PID {} ({}) does not look like OpenViking: see what it is (ovlock who {dir}) before you stop it: kill {}",
+            p.pid, p.name, p.pid
+        )
+    } else if o.protocols.contains(&Protocol::Pidfile) && owners > 1 {
+        format!(
+            "PID {} ({}) is an OpenViking 0.4.20 or older (it uses {PID_NAME}) and cannot see the lock of 0.4.21 and later: stop it: {}",
+            p.pid,
+            p.name,
+            stop_command(p)
+        )
+    } else {
+        format!(
+            "Stop PID {} ({}) if it should not run: {}",
+            p.pid,
+            p.name,
+            stop_command(p)
+        )
+    }
+}
+
+/// What to do when it cannot be decided: look again, look with more
+/// privilege, look by hand.
+fn when_unknown(pid_file: &PidFileVerdict, facts: &Facts, dir: &str) -> Vec<String> {
+    let mut fixes = Vec::new();
+    if matches!(pid_file, PidFileVerdict::BeingWritten) {
+        fixes.push(format!(
+            "Look again in a moment: sleep 2; ovlock status {dir}"
+        ));
+    }
+    match facts.host.lacks {
+        None => {}
+        Some(Privilege::Root) => fixes.push(format!(
+            "Run as root to see every process and file: sudo ovlock status {dir}"
+        )),
+        Some(Privilege::SysPtrace) => fixes.push(format!(
+            "Run ovlock with CAP_SYS_PTRACE to see every process and file (this run lacks it): ovlock status {dir}"
+        )),
+    }
+    fixes.push(format!("Look at the directory by hand: ls -la {dir}"));
     fixes
 }
 

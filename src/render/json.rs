@@ -7,7 +7,7 @@ use crate::clear::{Outcome, Removal};
 use crate::exit_code::ExitCode;
 use crate::inspect::usage::RunningServer;
 use crate::inspect::{Access, FlockState, LOCK_NAME, LockFile, PID_NAME, PathAccess};
-use crate::judge::{PidFileVerdict, Protocol};
+use crate::judge::{self, PidFileVerdict, Protocol};
 use crate::report::{DirReport, Wait};
 use crate::timefmt;
 
@@ -225,28 +225,7 @@ pub fn error(message: &str) -> String {
 fn data_dir(report: &DirReport) -> DataDir<'_> {
     let facts = &report.facts;
     let j = &report.judgement;
-    let removals = report.removals.as_deref();
-    let paths = |want: fn(&Outcome) -> bool| {
-        removals.map(|all| {
-            all.iter()
-                .filter(|r: &&Removal| want(&r.outcome))
-                .map(|r| r.path.to_string_lossy().into_owned())
-                .collect()
-        })
-    };
-    let removed = paths(|o| matches!(o, Outcome::Removed));
-    let would_remove = paths(|o| matches!(o, Outcome::WouldRemove));
-    let failed = removals.map(|all| {
-        all.iter()
-            .filter_map(|r| match &r.outcome {
-                Outcome::Failed(error) => Some(Failure {
-                    path: r.path.to_string_lossy().into_owned(),
-                    error: error.clone(),
-                }),
-                _ => None,
-            })
-            .collect()
-    });
+    let removals = Removals::of(report.removals.as_deref());
     DataDir {
         path: facts.workspace.path.to_string_lossy().into_owned(),
         resolved_path: facts.resolved_dir.to_string_lossy().into_owned(),
@@ -259,71 +238,100 @@ fn data_dir(report: &DirReport) -> DataDir<'_> {
         exists: !matches!(facts.dir, crate::inspect::DirState::Missing),
         verdict: j.verdict.as_str(),
         exit_code: ExitCode::of(j.verdict).code(),
-        owners: j
-            .owners
-            .iter()
-            .map(|o| Owner {
-                pid: o.process.pid,
-                ppid: o.process.ppid,
-                name: &o.process.name,
-                exe: o
-                    .process
-                    .exe
-                    .as_ref()
-                    .map(|e| e.to_string_lossy().into_owned()),
-                cmdline: &o.process.cmdline,
-                user: o.process.user.as_deref(),
-                started_at: o.process.started.and_then(timefmt::rfc3339),
-                cwd: o
-                    .process
-                    .cwd
-                    .as_ref()
-                    .map(|c| c.to_string_lossy().into_owned()),
-                memory_bytes: o.process.memory,
-                protocol: o.protocols.first().copied().unwrap_or(Protocol::Storage),
-                protocols: &o.protocols,
-                ns_pid: o.ns_pid,
-                ancestry: o
-                    .ancestry
-                    .iter()
-                    .map(|a| Link {
-                        pid: a.pid,
-                        name: &a.name,
-                    })
-                    .collect(),
-                files: files(&o.files),
-                workers: &o.workers,
-            })
-            .collect(),
+        owners: j.owners.iter().map(owner).collect(),
         locks: vec![flock_entry(report), pid_entry(report)],
         reasons: &j.reasons,
         warnings: &j.warnings,
         fixes: &j.fixes,
         remote_filesystem: facts.remote_fs,
         scanned: matches!(facts.usage, Some(Ok(_))),
-        other_users: j
-            .other_users
-            .iter()
-            .map(|u| OtherUser {
-                pid: u.process.pid,
-                name: &u.process.name,
-                cmdline: &u.process.cmdline,
-                why: u
-                    .files
-                    .iter()
-                    .map(|f| f.access)
-                    .max()
-                    .map_or("cwd", access_name),
-                files: files(&u.files),
-            })
-            .collect(),
+        other_users: j.other_users.iter().map(other_user).collect(),
         uninspected: match &facts.usage {
             Some(Ok(usage)) => Some(usage.uninspected.len()),
             _ => None,
         },
-        removed,
-        would_remove,
-        failed,
+        removed: removals.removed,
+        would_remove: removals.would_remove,
+        failed: removals.failed,
+    }
+}
+
+fn owner(o: &judge::Owner) -> Owner<'_> {
+    let p = &o.process;
+    let lossy = |path: &std::path::Path| path.to_string_lossy().into_owned();
+    Owner {
+        pid: p.pid,
+        ppid: p.ppid,
+        name: &p.name,
+        exe: p.exe.as_deref().map(lossy),
+        cmdline: &p.cmdline,
+        user: p.user.as_deref(),
+        started_at: p.started.and_then(timefmt::rfc3339),
+        cwd: p.cwd.as_deref().map(lossy),
+        memory_bytes: p.memory,
+        protocol: o.protocols.first().copied().unwrap_or(Protocol::Storage),
+        protocols: &o.protocols,
+        ns_pid: o.ns_pid,
+        ancestry: o
+            .ancestry
+            .iter()
+            .map(|a| Link {
+                pid: a.pid,
+                name: &a.name,
+            })
+            .collect(),
+        files: files(&o.files),
+        workers: &o.workers,
+    }
+}
+
+fn other_user(u: &judge::OtherUser) -> OtherUser<'_> {
+    OtherUser {
+        pid: u.process.pid,
+        name: &u.process.name,
+        cmdline: &u.process.cmdline,
+        why: u
+            .files
+            .iter()
+            .map(|f| f.access)
+            .max()
+            .map_or("cwd", access_name),
+        files: files(&u.files),
+    }
+}
+
+/// clear-stale's removals, sorted by outcome; all None for other subcommands.
+struct Removals {
+    removed: Option<Vec<String>>,
+    would_remove: Option<Vec<String>>,
+    failed: Option<Vec<Failure>>,
+}
+
+impl Removals {
+    fn of(removals: Option<&[Removal]>) -> Removals {
+        let paths = |want: fn(&Outcome) -> bool| {
+            removals.map(|all| {
+                all.iter()
+                    .filter(|r| want(&r.outcome))
+                    .map(|r| r.path.to_string_lossy().into_owned())
+                    .collect()
+            })
+        };
+        Removals {
+            removed: paths(|o| matches!(o, Outcome::Removed)),
+            would_remove: paths(|o| matches!(o, Outcome::WouldRemove)),
+            failed: removals.map(|all| {
+                all.iter()
+                    .filter_map(|r| match &r.outcome {
+                        Outcome::Failed(error) => Some(Failure {
+                            path: r.path.to_string_lossy().into_owned(),
+                            error: error.clone(),
+                        }),
+                        _ => None,
+                    })
+                    .collect()
+            }),
+        }
     }
 }
 
