@@ -201,9 +201,11 @@ pub fn mount_namespace(pid: &str) -> io::Result<PathBuf> {
     fs::read_link(format!("/proc/{pid}/ns/mnt"))
 }
 
-/// A process's mounts as it sees them: each mount point with the device of
-/// its filesystem (major, minor), from /proc/PID/mountinfo.
-pub fn mounts(pid: u32) -> io::Result<Vec<(PathBuf, (u32, u32))>> {
+/// Mount points, each with the device (major, minor) of its filesystem.
+pub type MountTable = Vec<(PathBuf, (u32, u32))>;
+
+/// A process's mounts as it sees them, from /proc/PID/mountinfo.
+pub fn mounts(pid: u32) -> io::Result<MountTable> {
     let text = fs::read_to_string(format!("/proc/{pid}/mountinfo"))?;
     Ok(text.lines().filter_map(parse_mountinfo_line).collect())
 }

@@ -36,8 +36,8 @@ mod linux {
     use std::io;
     use std::path::{Path, PathBuf};
 
-    use super::super::procfs::{self, FileId};
-    use super::{Access, PathAccess};
+    use super::super::procfs::{self, FileId, MountTable};
+    use super::{Access, KernelLock, PathAccess};
 
     /// Everything one process touches under one of the roots.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,121 +104,138 @@ mod linux {
         let mut buf = Vec::new();
         // ovlock itself may run from inside the directory it looks at.
         for &pid in pids.iter().filter(|&&pid| pid != std::process::id()) {
-            let fds = match procfs::fds(pid) {
-                Ok(fds) => fds,
-                // It exited while we looked: it uses nothing any more.
-                Err(err) if exited(&err) => continue,
-                Err(_) if procfs::stat(pid).is_ok_and(|s| s.is_kernel_thread()) => continue,
-                Err(_) => {
-                    uninspected.push(pid);
-                    continue;
-                }
-            };
-            // A process in another mount namespace: its mounts, to tell from a
-            // path which filesystem it lies on without touching that filesystem.
-            // A namespace or mount table that cannot be read is not ours by default.
-            let mounts = match &roots.mount_namespace {
-                None => Ok(None),
-                Some(ours) => match procfs::mount_namespace(&pid.to_string()) {
-                    Ok(theirs) if theirs == *ours => Ok(None),
-                    Ok(_) => procfs::mounts(pid).map(Some),
-                    Err(err) => Err(err),
-                },
-            };
-            let foreign = match mounts {
-                Ok(mounts) => mounts,
-                Err(err) if exited(&err) => continue,
-                Err(_) => {
-                    uninspected.push(pid);
-                    continue;
-                }
-            };
-            let foreign = foreign.as_deref();
-            let mut unreadable = false;
-            let mut found: Vec<ProcessUse> = Vec::new();
-            let mut add =
-                |root: usize, accesses: PathAccess| match found.iter_mut().find(|u| u.root == root)
-                {
-                    Some(u) => u.accesses.push(accesses),
-                    None => found.push(ProcessUse {
-                        pid,
-                        root,
-                        accesses: vec![accesses],
-                    }),
-                };
-            for (fd, target) in fds {
-                let under = locate(roots, pid, foreign, &target);
-                if !under.is_empty() {
-                    let locks = procfs::fdinfo_locks(pid, fd).unwrap_or_else(|err| {
-                        unreadable |= !exited(&err);
-                        Vec::new()
-                    });
-                    for (root, path) in under {
-                        add(
-                            root,
-                            PathAccess {
-                                path,
-                                access: Access::Open,
-                                locks: locks.clone(),
-                            },
-                        );
+            match scan_one(pid, roots, &mut buf) {
+                Scanned::Gone => {}
+                Scanned::Unreadable => uninspected.push(pid),
+                Scanned::Read { found, complete } => {
+                    uses.extend(found);
+                    if !complete {
+                        uninspected.push(pid);
                     }
                 }
             }
-            match procfs::cwd(pid) {
-                Ok(cwd) => {
-                    for (root, path) in locate(roots, pid, foreign, &cwd) {
-                        add(
-                            root,
-                            PathAccess {
-                                path,
-                                access: Access::Cwd,
-                                locks: Vec::new(),
-                            },
-                        );
-                    }
-                }
-                Err(err) => unreadable |= !exited(&err),
+        }
+        (uses, uninspected)
+    }
+
+    /// What the scan learned of one process.
+    enum Scanned {
+        /// It exited while we looked, or is a kernel thread: it uses nothing.
+        Gone,
+        /// Its descriptors or namespace could not be read at all.
+        Unreadable,
+        /// What it uses under the roots; `complete` is false when some of
+        /// its cwd, memory map or fdinfo could not be read.
+        Read {
+            found: Vec<ProcessUse>,
+            complete: bool,
+        },
+    }
+
+    /// Reads one process's descriptors, current directory and memory map.
+    fn scan_one(pid: u32, roots: &Roots, buf: &mut Vec<u8>) -> Scanned {
+        let fds = match procfs::fds(pid) {
+            Ok(fds) => fds,
+            Err(err) if exited(&err) => return Scanned::Gone,
+            Err(_) if procfs::stat(pid).is_ok_and(|s| s.is_kernel_thread()) => {
+                return Scanned::Gone;
             }
-            // A file can stay mapped after its descriptor is closed. (A process
-            // in another mount namespace names paths of its own: its mappings
-            // are not matched.)
-            if foreign.is_some() {
-                uses.extend(found);
-                if unreadable {
-                    uninspected.push(pid);
+            Err(_) => return Scanned::Unreadable,
+        };
+        let foreign = match foreign_mounts(pid, roots) {
+            Ok(mounts) => mounts,
+            Err(err) if exited(&err) => return Scanned::Gone,
+            Err(_) => return Scanned::Unreadable,
+        };
+        let foreign = foreign.as_deref();
+        let mut found = Found {
+            pid,
+            uses: Vec::new(),
+            complete: true,
+        };
+        for (fd, target) in fds {
+            let under = locate(roots, pid, foreign, &target);
+            if !under.is_empty() {
+                let locks = procfs::fdinfo_locks(pid, fd).unwrap_or_else(|err| {
+                    found.complete &= exited(&err);
+                    Vec::new()
+                });
+                for (root, path) in under {
+                    found.add(root, path, Access::Open, locks.clone());
                 }
-                continue;
             }
-            match procfs::mapped_paths(pid, &mut buf) {
-                Err(err) => unreadable |= !exited(&err),
+        }
+        match procfs::cwd(pid) {
+            Ok(cwd) => {
+                for (root, path) in locate(roots, pid, foreign, &cwd) {
+                    found.add(root, path, Access::Cwd, Vec::new());
+                }
+            }
+            Err(err) => found.complete &= exited(&err),
+        }
+        // A file can stay mapped after its descriptor is closed. (A process
+        // in another mount namespace names paths of its own: its mappings
+        // are not matched.)
+        if foreign.is_none() {
+            match procfs::mapped_paths(pid, buf) {
+                Err(err) => found.complete &= exited(&err),
                 Ok(mapped) => {
                     let mut seen: Vec<&Path> = Vec::new();
                     for path in mapped {
-                        let mut under = roots_of(roots.paths, path).peekable();
-                        if under.peek().is_none() || seen.contains(&path) {
+                        let under: Vec<usize> = roots_of(roots.paths, path).collect();
+                        if under.is_empty() || seen.contains(&path) {
                             continue;
                         }
                         seen.push(path);
                         for root in under {
-                            add(
-                                root,
-                                PathAccess {
-                                    path: path.to_path_buf(),
-                                    access: Access::Mapped,
-                                    locks: Vec::new(),
-                                },
-                            );
+                            found.add(root, path.to_path_buf(), Access::Mapped, Vec::new());
                         }
                     }
                 }
             }
-            uses.extend(found);
-            if unreadable {
-                uninspected.push(pid);
+        }
+        Scanned::Read {
+            found: found.uses,
+            complete: found.complete,
+        }
+    }
+
+    /// The mount table of a process in another mount namespace, to tell from
+    /// a path which filesystem it lies on without touching that filesystem;
+    /// None in ours. A namespace that cannot be read is not taken for ours.
+    fn foreign_mounts(pid: u32, roots: &Roots) -> io::Result<Option<MountTable>> {
+        match &roots.mount_namespace {
+            None => Ok(None),
+            Some(ours) => match procfs::mount_namespace(&pid.to_string())? {
+                theirs if theirs == *ours => Ok(None),
+                _ => procfs::mounts(pid).map(Some),
+            },
+        }
+    }
+
+    /// What one process uses, root by root, as it is found.
+    struct Found {
+        pid: u32,
+        uses: Vec<ProcessUse>,
+        complete: bool,
+    }
+
+    impl Found {
+        fn add(&mut self, root: usize, path: PathBuf, access: Access, locks: Vec<KernelLock>) {
+            let entry = PathAccess {
+                path,
+                access,
+                locks,
+            };
+            match self.uses.iter_mut().find(|u| u.root == root) {
+                Some(u) => u.accesses.push(entry),
+                None => self.uses.push(ProcessUse {
+                    pid: self.pid,
+                    root,
+                    accesses: vec![entry],
+                }),
             }
         }
-        (uses, uninspected)
     }
 
     /// The roots a path of process `pid` lies under, each with the path as it
