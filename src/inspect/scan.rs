@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::kernel_locks::KernelLock;
 
 #[cfg(target_os = "linux")]
-pub use linux::scan;
+pub use linux::{ProcessUse, scan};
 
 /// How a process touches a path.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]

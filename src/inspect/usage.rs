@@ -49,7 +49,7 @@ pub struct Uninspected {
 /// that exists; settles flocks whose recorded holder had gone.
 #[cfg(target_os = "linux")]
 pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mut Processes) {
-    use super::{DirState, FlockState, LOCK_NAME, LockFile, Lookup, flock, procfs, scan};
+    use super::{DirState, scan};
 
     let mut all: Vec<&mut Facts> = facts.into_iter().collect();
     if all.is_empty() {
@@ -69,8 +69,29 @@ pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mu
             return;
         }
     };
-    let uninspected: Vec<Uninspected> = uninspected
-        .into_iter()
+    let uninspected = uninspected_processes(uninspected, processes);
+    for facts in all.iter_mut() {
+        let Some(root) = roots.iter().position(|r| *r == facts.resolved_dir) else {
+            continue;
+        };
+        let mut usage = Usage {
+            uninspected: uninspected.clone(),
+            ..Usage::default()
+        };
+        let mine = uses.iter().filter(|u| u.root == root);
+        add_users(&mut usage, mine, processes);
+        settle_flock(facts, &usage, processes);
+        add_lineage(facts, &usage);
+        facts.usage = Some(Ok(usage));
+    }
+}
+
+/// What can still be read of the processes the scan could not read: their
+/// command line (are they OpenViking?) and their PIDs in each namespace.
+#[cfg(target_os = "linux")]
+fn uninspected_processes(pids: Vec<u32>, processes: &mut Processes) -> Vec<Uninspected> {
+    use super::{Lookup, procfs};
+    pids.into_iter()
         .filter_map(|pid| {
             let process = match processes.lookup(pid) {
                 Lookup::Alive(process) => Some(process),
@@ -83,66 +104,78 @@ pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mu
                 ns_pids: procfs::ns_pids(pid).unwrap_or_default(),
             })
         })
+        .collect()
+}
+
+/// The live processes of `uses`, looked up; those that cannot be are uninspected.
+#[cfg(target_os = "linux")]
+fn add_users<'a>(
+    usage: &mut Usage,
+    uses: impl Iterator<Item = &'a super::scan::ProcessUse>,
+    processes: &mut Processes,
+) {
+    use super::{Lookup, procfs};
+    for found in uses {
+        let ns_pids = || procfs::ns_pids(found.pid).unwrap_or_default();
+        match processes.lookup(found.pid) {
+            Lookup::Alive(process) if !process.zombie => usage.users.push(User {
+                ns_pids: ns_pids(),
+                process,
+                accesses: found.accesses.clone(),
+            }),
+            Lookup::Alive(_) | Lookup::Gone => {}
+            Lookup::Unknown(_) => usage.uninspected.push(Uninspected {
+                pid: found.pid,
+                process: None,
+                ns_pids: ns_pids(),
+            }),
+        }
+    }
+}
+
+/// A flock whose recorded holder had gone, settled with the processes the
+/// scan found holding it through a descriptor.
+#[cfg(target_os = "linux")]
+fn settle_flock(facts: &mut Facts, usage: &Usage, processes: &mut Processes) {
+    use super::kernel_locks::LockClass;
+    use super::{FlockState, LOCK_NAME, LockFile, flock};
+    let (Some(state @ FlockState::Unidentified { .. }), LockFile::Present { stat, .. }) =
+        (&facts.flock, &facts.lock_file)
+    else {
+        return;
+    };
+    let lock_path = facts.resolved_dir.join(LOCK_NAME);
+    let holders = usage
+        .users
+        .iter()
+        .filter(|u| {
+            u.accesses.iter().any(|t| {
+                t.path == lock_path
+                    && t.locks
+                        .iter()
+                        .any(|l| l.class == LockClass::Flock && l.ino == stat.ino)
+            })
+        })
+        .map(|u| u.process.pid)
         .collect();
-    for facts in all.iter_mut() {
-        let Some(root) = roots.iter().position(|r| *r == facts.resolved_dir) else {
-            continue;
-        };
-        let mut usage = Usage {
-            uninspected: uninspected.clone(),
-            ..Usage::default()
-        };
-        for found in uses.iter().filter(|u| u.root == root) {
-            match processes.lookup(found.pid) {
-                Lookup::Alive(process) if !process.zombie => usage.users.push(User {
-                    ns_pids: procfs::ns_pids(found.pid).unwrap_or_default(),
-                    process,
-                    accesses: found.accesses.clone(),
-                }),
-                Lookup::Alive(_) | Lookup::Gone => {}
-                Lookup::Unknown(_) => usage.uninspected.push(Uninspected {
-                    pid: found.pid,
-                    process: None,
-                    ns_pids: procfs::ns_pids(found.pid).unwrap_or_default(),
-                }),
-            }
-        }
+    let settled = flock::settle_with_scan(state.clone(), holders, unseen(usage, &facts.host));
+    if let FlockState::Held { holders, .. } = &settled {
+        facts.flock_holders = holders.iter().map(|&pid| processes.lookup(pid)).collect();
+    }
+    facts.flock = Some(settled);
+}
 
-        if let (Some(state @ FlockState::Unidentified { .. }), LockFile::Present { stat, .. }) =
-            (&facts.flock, &facts.lock_file)
-        {
-            let lock_path = facts.resolved_dir.join(LOCK_NAME);
-            let holders = usage
-                .users
-                .iter()
-                .filter(|u| {
-                    u.accesses.iter().any(|t| {
-                        t.path == lock_path
-                            && t.locks.iter().any(|l| {
-                                l.class == super::kernel_locks::LockClass::Flock
-                                    && l.ino == stat.ino
-                            })
-                    })
-                })
-                .map(|u| u.process.pid)
-                .collect();
-            let nothing_owns =
-                flock::settle_with_scan(state.clone(), holders, unseen(&usage, &facts.host));
-            if let FlockState::Held { holders, .. } = &nothing_owns {
-                facts.flock_holders = holders.iter().map(|&pid| processes.lookup(pid)).collect();
-            }
-            facts.flock = Some(nothing_owns);
-        }
-
-        let mut pids: Vec<u32> = usage.users.iter().map(|u| u.process.pid).collect();
-        pids.extend(facts.flock_holders.iter().filter_map(|l| match l {
-            Lookup::Alive(p) => Some(p.pid),
-            _ => None,
-        }));
-        for pid in pids {
-            facts.lineage.entry(pid).or_insert_with(|| lineage(pid));
-        }
-        facts.usage = Some(Ok(usage));
+/// The parents of every user and flock holder the scan added.
+#[cfg(target_os = "linux")]
+fn add_lineage(facts: &mut Facts, usage: &Usage) {
+    use super::Lookup;
+    let mut pids: Vec<u32> = usage.users.iter().map(|u| u.process.pid).collect();
+    pids.extend(facts.flock_holders.iter().filter_map(|l| match l {
+        Lookup::Alive(p) => Some(p.pid),
+        _ => None,
+    }));
+    for pid in pids {
+        facts.lineage.entry(pid).or_insert_with(|| lineage(pid));
     }
 }
 
