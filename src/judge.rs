@@ -915,4 +915,4 @@ mod storage;
 pub use storage::{describe_access, needs_scan, relative};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,4 +1,5 @@
-//! The judging rules over a table of facts, with no OS access.
+//! The judging rules over a table of facts, with no OS access. The table
+//! also feeds the renderers' golden tests.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,7 +28,7 @@ fn host() -> Host {
     }
 }
 
-fn base() -> Facts {
+pub(crate) fn base() -> Facts {
     let path = PathBuf::from("/srv/ov/data");
     Facts {
         workspace: Workspace {
@@ -68,7 +69,7 @@ fn file(content: &str, written: u64) -> LockFile {
     }
 }
 
-fn process(pid: u32, name: &str, started: u64) -> ProcessInfo {
+pub(crate) fn process(pid: u32, name: &str, started: u64) -> ProcessInfo {
     ProcessInfo {
         pid,
         ppid: Some(1),
@@ -95,7 +96,7 @@ fn pid_file(mut facts: Facts, pid: u32, lookup: Lookup) -> Facts {
     facts
 }
 
-fn flock_held(mut facts: Facts, holders: &[ProcessInfo], recorded: u32) -> Facts {
+pub(crate) fn flock_held(mut facts: Facts, holders: &[ProcessInfo], recorded: u32) -> Facts {
     facts.lock_file = file("", T0);
     facts.flock = Some(FlockState::Held {
         recorded_exited: false,
@@ -155,16 +156,16 @@ fn scanned(mut facts: Facts, uninspected: Vec<Uninspected>) -> Facts {
     facts
 }
 
-struct Case {
-    name: &'static str,
-    facts: Facts,
+pub(crate) struct Case {
+    pub(crate) name: &'static str,
+    pub(crate) facts: Facts,
     verdict: Verdict,
     owners: &'static [u32],
     /// A fragment the first reason must contain.
     reason: &'static str,
 }
 
-fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     let mut zombie = server(42);
     zombie.zombie = true;
     let mut missing = base();

@@ -286,6 +286,14 @@ fn new_table(columns: &[(&str, Col)], header: bool) -> Table {
     table
         .load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic);
+    // Golden tests set the width they render for, whatever terminal runs them.
+    #[cfg(test)]
+    if let Some(width) = tests_width::get() {
+        table.force_no_tty();
+        if width > 0 {
+            table.set_width(width);
+        }
+    }
     if header {
         table.set_header(columns.iter().map(|(title, _)| *title).collect::<Vec<_>>());
     }
@@ -633,4 +641,22 @@ fn abbreviate(text: String, max: usize) -> String {
 
 fn mebibytes(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// The terminal width golden tests render for (0: none, as in a pipe).
+#[cfg(test)]
+pub(super) mod tests_width {
+    use std::cell::Cell;
+
+    thread_local! {
+        static WIDTH: Cell<Option<u16>> = const { Cell::new(None) };
+    }
+
+    pub fn set(width: u16) {
+        WIDTH.with(|w| w.set(Some(width)));
+    }
+
+    pub fn get() -> Option<u16> {
+        WIDTH.with(Cell::get)
+    }
 }

@@ -2,6 +2,8 @@
 //! Renderers build strings; only `main` writes them.
 
 pub mod escape;
+#[cfg(test)]
+mod golden;
 pub mod human;
 pub mod json;
 
