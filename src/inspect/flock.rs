@@ -67,7 +67,6 @@ pub fn state(stat: &FileStat, locks: &LockTable) -> FlockState {
         dev: stat.dev,
         ino: stat.ino,
     };
-    let (major, minor) = (rustix::fs::major(stat.dev), rustix::fs::minor(stat.dev));
     // Entries on an inode of the same number. The device tells this file from
     // one on another filesystem, except on btrfs and overlayfs, where
     // /proc/locks shows the superblock's device rather than the one stat
@@ -80,7 +79,7 @@ pub fn state(stat: &FileStat, locks: &LockTable) -> FlockState {
         .iter()
         .filter(|l| l.class == LockClass::Flock && !l.waiting && l.ino == stat.ino)
     {
-        let same_device = (lock.dev_major, lock.dev_minor) == (major, minor);
+        let same_device = lock.device() == target.device();
         match lock.pid.map(|pid| (pid, procfs::holds_flock(pid, target))) {
             Some((pid, Ok(true))) => {
                 return FlockState::Held {

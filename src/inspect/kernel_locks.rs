@@ -17,6 +17,13 @@ pub enum LockClass {
     Other,
 }
 
+impl KernelLock {
+    /// The device of the locked file: (major, minor).
+    pub fn device(&self) -> (u32, u32) {
+        (self.dev_major, self.dev_minor)
+    }
+}
+
 impl LockClass {
     /// A one-word name, for reports and JSON.
     pub fn name(self) -> &'static str {

@@ -16,6 +16,13 @@ pub struct FileId {
     pub ino: u64,
 }
 
+impl FileId {
+    /// Its device as /proc/locks and mountinfo name it: (major, minor).
+    pub fn device(&self) -> (u32, u32) {
+        (rustix::fs::major(self.dev), rustix::fs::minor(self.dev))
+    }
+}
+
 /// The whole kernel lock table, read once.
 pub fn lock_table() -> io::Result<Vec<KernelLock>> {
     fs::read_to_string("/proc/locks").map(|text| kernel_locks::parse_table(&text))

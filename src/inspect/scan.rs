@@ -271,9 +271,7 @@ mod linux {
         let proc_root = PathBuf::from(format!("/proc/{pid}/root"));
         let mut found = Vec::new();
         for (i, root) in roots.ids.iter().enumerate() {
-            let Some(root) =
-                root.filter(|r| (rustix::fs::major(r.dev), rustix::fs::minor(r.dev)) == *device)
-            else {
+            let Some(root) = root.filter(|r| r.device() == *device) else {
                 continue;
             };
             let ancestor = path.ancestors().find(|a| {

@@ -89,11 +89,10 @@ mod linux {
         let walk = walk(dir, &inodes);
         found.incomplete = walk.incomplete;
         for (path, id) in walk.files {
-            let device = (rustix::fs::major(id.dev), rustix::fs::minor(id.dev));
             for lock in locks.iter().filter(|l| l.ino == id.ino) {
                 // btrfs and overlayfs show another device in /proc/locks than
                 // stat does: there the holder must have the very file open.
-                let same_device = (lock.dev_major, lock.dev_minor) == device;
+                let same_device = lock.device() == id.device();
                 let confirmed = same_device
                     || lock
                         .pid
