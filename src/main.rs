@@ -81,8 +81,8 @@ fn main() -> std::process::ExitCode {
 
 /// `status`: the full report, after a scan of every process.
 fn status(opts: &Options, dirs: &[PathBuf]) -> Result<ExitCode> {
-    let mut run = Surveyor::new(opts, dirs)?;
-    let reports = run.survey(Scan::Always);
+    let mut surveyor = Surveyor::new(opts, dirs)?;
+    let reports = surveyor.survey(Scan::Always);
     let code = ExitCode::of_all(reports.iter().map(|r| r.judgement.verdict));
     output(opts, &reports, code, None, render::human::status)?;
     Ok(code)
@@ -96,7 +96,7 @@ fn check(
     scan_all: bool,
     wait: Option<Duration>,
 ) -> Result<ExitCode> {
-    let mut run = Surveyor::new(opts, dirs)?;
+    let mut surveyor = Surveyor::new(opts, dirs)?;
     let scan = if scan_all {
         Scan::Always
     } else {
@@ -105,7 +105,7 @@ fn check(
     let (reports, waited) = match wait {
         Some(limit) => {
             let talk = !opts.quiet && std::io::stderr().is_terminal();
-            let (reports, wait) = run.wait_for_release(scan, limit, talk);
+            let (reports, wait) = surveyor.wait_for_release(scan, limit, talk);
             if wait.timed_out && !opts.quiet {
                 let _ = writeln!(
                     std::io::stderr(),
@@ -115,7 +115,7 @@ fn check(
             }
             (reports, Some(wait))
         }
-        None => (run.survey(scan), None),
+        None => (surveyor.survey(scan), None),
     };
     let code = ExitCode::of_all(reports.iter().map(|r| r.judgement.verdict));
     output(opts, &reports, code, waited.as_ref(), render::check_lines)?;
@@ -124,8 +124,8 @@ fn check(
 
 /// `who`: each owner in detail, or with `--pid` their PIDs alone.
 fn who(opts: &Options, dirs: &[PathBuf], pid_only: bool) -> Result<ExitCode> {
-    let mut run = Surveyor::new(opts, dirs)?;
-    let reports = run.survey(Scan::Always);
+    let mut surveyor = Surveyor::new(opts, dirs)?;
+    let reports = surveyor.survey(Scan::Always);
     let code = who_exit_code(&reports);
     if pid_only {
         output(opts, &reports, code, None, pid_lines)?;
@@ -137,13 +137,20 @@ fn who(opts: &Options, dirs: &[PathBuf], pid_only: bool) -> Result<ExitCode> {
 
 /// `clear-stale`: judge, remove what is stale, and report the verdict after.
 fn clear_stale(opts: &Options, dirs: &[PathBuf], dry_run: bool) -> Result<ExitCode> {
-    let mut run = Surveyor::new(opts, dirs)?;
-    let before = run.survey(Scan::IfNeeded);
+    let mut surveyor = Surveyor::new(opts, dirs)?;
+    let before = surveyor.survey(Scan::IfNeeded);
     let removals: Vec<_> = before
         .iter()
-        .map(|report| clear::clear(&report.facts, &run.policy, &mut run.processes, dry_run))
+        .map(|report| {
+            clear::clear(
+                &report.facts,
+                &surveyor.policy,
+                &mut surveyor.processes,
+                dry_run,
+            )
+        })
         .collect();
-    let mut after = run.survey(Scan::IfNeeded);
+    let mut after = surveyor.survey(Scan::IfNeeded);
     for (report, removals) in after.iter_mut().zip(removals) {
         report.removals = Some(removals);
     }
@@ -179,12 +186,12 @@ fn who_all(opts: &Options, pid_only: bool) -> Result<ExitCode> {
     let mut dirs: Vec<PathBuf> = found.iter().flat_map(|f| f.dirs.iter().cloned()).collect();
     dirs.sort();
     dirs.dedup();
-    let mut run = Surveyor {
+    let mut surveyor = Surveyor {
         workspaces: workspace::discovered(dirs),
         policy,
         processes,
     };
-    let reports = run.survey(Scan::Always);
+    let reports = surveyor.survey(Scan::Always);
     let host = inspect::Host::current();
     let hidden = host.hidepid.as_deref().filter(|_| !host.privileged());
     // With --pid, what counts is the owners printed: nothing printed is
