@@ -11,12 +11,9 @@ use comfy_table::{ColumnConstraint, ContentArrangement, Table};
 use super::{escape, owner_pids, paint, verdict_word};
 use crate::clear::Outcome;
 use crate::inspect::usage::RunningServer;
-use crate::inspect::{
-    DirState, Facts, FlockState, LOCK_NAME, LockFile, PID_NAME, PathAccess, ProcessInfo,
-};
+use crate::inspect::{DirState, Facts, LOCK_NAME, LockFile, PID_NAME, PathAccess, ProcessInfo};
 use crate::judge::{
-    Judgement, Owner, PidFileVerdict, Protocol, Verdict, describe_access, describe_staleness,
-    relative, shell_quote,
+    Judgement, Owner, PidFileVerdict, Protocol, Verdict, describe_access, relative, shell_quote,
 };
 use crate::report::DirReport;
 use crate::timefmt;
@@ -324,105 +321,27 @@ fn lock_table(facts: &Facts, j: &Judgement) -> Table {
         ],
         true,
     );
-    let flock_state = match (&facts.lock_file, &facts.flock) {
-        (LockFile::Present { .. }, Some(FlockState::Held { .. })) => "held".to_string(),
-        (LockFile::Present { .. }, Some(FlockState::Unheld)) => "not held".to_string(),
-        (LockFile::Present { .. }, Some(FlockState::Unidentified { certain: true, .. })) => {
-            "held (holder not yet identified)".to_string()
-        }
-        (LockFile::Present { .. }, Some(FlockState::Unknown(why))) => format!("cannot tell: {why}"),
-        (LockFile::Present { .. }, _) => "cannot tell".to_string(),
-        (LockFile::Absent, _) => {
-            let deleted = crate::layout::deleted_lock_file(&facts.resolved_dir);
-            let holders: Vec<String> = j
-                .owners
-                .iter()
-                .filter(|o| o.files.iter().any(|t| t.path == deleted))
-                .map(|o| o.process.pid.to_string())
-                .collect();
-            match holders.as_slice() {
-                [] => presence(&facts.lock_file, &facts.dir),
-                pids => format!(
-                    "deleted, but PID {} still holds the flock on it",
-                    pids.join(", ")
-                ),
-            }
-        }
-        (file, _) => presence(file, &facts.dir),
-    };
-    let flock_pid = match &facts.flock {
-        Some(FlockState::Held {
-            holders,
-            recorded_pid,
-            recorded_exited,
-            ..
-        }) => {
-            let holders: Vec<String> = holders.iter().map(u32::to_string).collect();
-            match (holders.is_empty(), recorded_pid) {
-                (false, _) => holders.join(", "),
-                // A live PID is never shown as exited, whatever else is unknown.
-                (true, Some(pid)) if *recorded_exited => format!("{pid} (exited)"),
-                (true, Some(pid)) => format!("{pid} (no longer holds it)"),
-                (true, None) => "?".to_string(),
-            }
-        }
-        _ => String::new(),
-    };
+    let flock = super::lock_state::flock(facts, j);
     row(
         &mut table,
         facts,
         LOCK_NAME,
         "flock (0.4.21+)",
-        flock_state,
-        flock_pid,
+        flock.words,
+        flock.pid_words,
         &facts.lock_file,
     );
-
-    let pid_state = match &j.pid_file {
-        PidFileVerdict::Absent => presence(&facts.pid_file, &facts.dir),
-        PidFileVerdict::Owned { ns_pid: None, .. } => "owner alive".to_string(),
-        PidFileVerdict::Owned {
-            pid,
-            ns_pid: Some(_),
-        } => {
-            format!("owner alive in another PID namespace (PID {pid} here)")
-        }
-        PidFileVerdict::Stale(why) => format!("stale: {}", describe_staleness(why)),
-        PidFileVerdict::BeingWritten => "being written".to_string(),
-        PidFileVerdict::Unknown(why) => match &facts.pid_file {
-            LockFile::Present { .. } => format!("cannot tell: {why}"),
-            file => presence(file, &facts.dir),
-        },
-    };
-    let pid = facts
-        .pid_file
-        .pid()
-        .map(|p| p.to_string())
-        .unwrap_or_default();
+    let pid_file = super::lock_state::pid_file(facts, j);
     row(
         &mut table,
         facts,
         PID_NAME,
         "pid file (<= 0.4.20)",
-        pid_state,
-        pid,
+        pid_file.words,
+        pid_file.pid_words,
         &facts.pid_file,
     );
     table
-}
-
-fn presence(file: &LockFile, dir: &DirState) -> String {
-    match file {
-        LockFile::Absent
-            if matches!(dir, DirState::NotADirectory(_) | DirState::Inaccessible(_)) =>
-        {
-            "not inspected".to_string()
-        }
-        LockFile::Absent => "absent".to_string(),
-        LockFile::NotRegular(kind) => format!("not a file: {}", kind.describe()),
-        LockFile::Inaccessible(err) => format!("cannot inspect: {err}"),
-        LockFile::Present { .. } => "present".to_string(),
-    }
 }
 
 fn row(

@@ -3,11 +3,14 @@
 
 use serde::Serialize;
 
+use std::path::PathBuf;
+
+use super::lock_state::LockState;
 use crate::clear::{Outcome, Removal};
 use crate::exit_code::ExitCode;
 use crate::inspect::usage::RunningServer;
-use crate::inspect::{Access, FlockState, LOCK_NAME, LockFile, PID_NAME, PathAccess};
-use crate::judge::{self, PidFileVerdict, Protocol};
+use crate::inspect::{Access, LOCK_NAME, LockFile, PID_NAME, PathAccess};
+use crate::judge::{self, Protocol};
 use crate::report::{DirReport, Wait};
 use crate::timefmt;
 
@@ -357,14 +360,15 @@ fn access_name(access: Access) -> &'static str {
     }
 }
 
-fn lock_entry(protocol: Protocol, path: String, file: &LockFile) -> Lock {
+/// A lock file's entry: what is at its path, and its state.
+fn lock_entry(protocol: Protocol, path: PathBuf, file: &LockFile, state: &LockState) -> Lock {
     let mut lock = Lock {
         protocol,
-        path,
+        path: path.to_string_lossy().into_owned(),
         present: false,
         kind: None,
-        held: None,
-        pid: None,
+        held: state.held,
+        pid: state.pid,
         recorded_pid: None,
         content: None,
         size: None,
@@ -393,52 +397,18 @@ fn lock_entry(protocol: Protocol, path: String, file: &LockFile) -> Lock {
 
 fn flock_entry(report: &DirReport) -> Lock {
     let facts = &report.facts;
-    let mut lock = lock_entry(
-        Protocol::Flock,
-        facts
-            .resolved_dir
-            .join(LOCK_NAME)
-            .to_string_lossy()
-            .into_owned(),
-        &facts.lock_file,
-    );
-    match &facts.flock {
-        Some(FlockState::Unheld) => lock.held = Some(false),
-        Some(FlockState::Held {
-            holders,
-            recorded_pid,
-            ..
-        }) => {
-            lock.held = Some(true);
-            lock.pid = holders.first().copied();
-            lock.recorded_pid = *recorded_pid;
-        }
-        Some(FlockState::Unidentified { recorded_pid, .. }) => lock.recorded_pid = *recorded_pid,
-        Some(FlockState::Unknown(_)) => {}
-        None if matches!(facts.lock_file, LockFile::Absent) => lock.held = Some(false),
-        None => {}
-    }
+    let path = facts.resolved_dir.join(LOCK_NAME);
+    let state = super::lock_state::flock(facts, &report.judgement);
+    let mut lock = lock_entry(Protocol::Flock, path, &facts.lock_file, &state);
+    lock.recorded_pid = state.recorded_pid;
     lock
 }
 
 fn pid_entry(report: &DirReport) -> Lock {
     let facts = &report.facts;
-    let mut lock = lock_entry(
-        Protocol::Pidfile,
-        facts
-            .resolved_dir
-            .join(PID_NAME)
-            .to_string_lossy()
-            .into_owned(),
-        &facts.pid_file,
-    );
-    lock.pid = facts.pid_file.pid();
-    lock.held = match &report.judgement.pid_file {
-        PidFileVerdict::Absent | PidFileVerdict::Stale(_) => Some(false),
-        PidFileVerdict::Owned { .. } => Some(true),
-        PidFileVerdict::BeingWritten | PidFileVerdict::Unknown(_) => None,
-    };
-    lock
+    let path = facts.resolved_dir.join(PID_NAME);
+    let state = super::lock_state::pid_file(facts, &report.judgement);
+    lock_entry(Protocol::Pidfile, path, &facts.pid_file, &state)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod escape;
 mod golden;
 pub mod human;
 pub mod json;
+mod lock_state;
 
 use std::time::Duration;
 

@@ -125,6 +125,13 @@ fn a_lock_file_deleted_under_its_server_is_held() {
     let r = env.examine("check", &[]);
     r.expect(1, "held", vec![server.pid()]);
     assert_eq!(r.dir["scanned"], false, "{:#}", r.dir);
+    // The text and the JSON agree: nothing at the path, and held.
+    let lock = r.lock("flock");
+    assert_eq!(
+        (&lock["present"], &lock["held"], &lock["pid"]),
+        (&json!(false), &json!(true), &json!(server.pid())),
+        "{lock:#}"
+    );
     assert!(
         r.reasons().contains("that was deleted under it"),
         "{}",
