@@ -208,6 +208,26 @@ pub fn mount_namespace(pid: &str) -> io::Result<PathBuf> {
     fs::read_link(format!("/proc/{pid}/ns/mnt"))
 }
 
+/// This process's mount namespace, read once, to tell the processes whose
+/// paths mean something else here (a container's) from ours.
+pub struct OurMountNamespace(Option<PathBuf>);
+
+impl OurMountNamespace {
+    pub fn read() -> OurMountNamespace {
+        OurMountNamespace(mount_namespace("self").ok())
+    }
+
+    /// Whether `pid` lives in another mount namespace; an error when its
+    /// namespace cannot be read, which is never taken for ours. When ours
+    /// is not known, every process counts as ours.
+    pub fn is_other(&self, pid: u32) -> io::Result<bool> {
+        match &self.0 {
+            None => Ok(false),
+            Some(ours) => Ok(mount_namespace(&pid.to_string())? != *ours),
+        }
+    }
+}
+
 /// Mount points, each with the device (major, minor) of its filesystem.
 pub type MountTable = Vec<(PathBuf, (u32, u32))>;
 

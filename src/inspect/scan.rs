@@ -53,7 +53,7 @@ mod linux {
         paths: &'a [PathBuf],
         ids: Vec<Option<FileId>>,
         /// Ours: a process in another one sees the directories under other paths.
-        mount_namespace: Option<PathBuf>,
+        mount_namespace: procfs::OurMountNamespace,
     }
 
     /// Finds every process that has a file open, its current directory, or a file
@@ -68,7 +68,7 @@ mod linux {
         let roots = Roots {
             paths: roots,
             ids: roots.iter().map(|r| procfs::file_id(r).ok()).collect(),
-            mount_namespace: procfs::mount_namespace("self").ok(),
+            mount_namespace: procfs::OurMountNamespace::read(),
         };
         let pids = procfs::pids()?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
@@ -204,12 +204,10 @@ mod linux {
     /// a path which filesystem it lies on without touching that filesystem;
     /// None in ours. A namespace that cannot be read is not taken for ours.
     fn foreign_mounts(pid: u32, roots: &Roots) -> io::Result<Option<MountTable>> {
-        match &roots.mount_namespace {
-            None => Ok(None),
-            Some(ours) => match procfs::mount_namespace(&pid.to_string())? {
-                theirs if theirs == *ours => Ok(None),
-                _ => procfs::mounts(pid).map(Some),
-            },
+        if roots.mount_namespace.is_other(pid)? {
+            procfs::mounts(pid).map(Some)
+        } else {
+            Ok(None)
         }
     }
 

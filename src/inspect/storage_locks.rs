@@ -158,10 +158,10 @@ mod linux {
         let mut pids: Vec<u32> = locks.iter().filter_map(|l| l.pid).collect();
         pids.sort_unstable();
         pids.dedup();
-        let ours = procfs::mount_namespace("self").ok();
+        let ours = procfs::OurMountNamespace::read();
         let mut found = Vec::new();
         for pid in pids {
-            if procfs::mount_namespace(&pid.to_string()).ok() != ours {
+            if ours.is_other(pid).unwrap_or(true) {
                 continue;
             }
             let Ok(fds) = procfs::fds(pid) else { continue };

@@ -257,7 +257,7 @@ pub fn discover(
     is_openviking: impl Fn(&ProcessInfo) -> bool,
 ) -> Vec<RunningServer> {
     use super::procfs;
-    let ours = procfs::mount_namespace("self").ok();
+    let ours = procfs::OurMountNamespace::read();
     let mut found: Vec<RunningServer> = processes
         .all()
         .into_iter()
@@ -267,9 +267,8 @@ pub fn discover(
             // Another mount namespace names its directories by paths of its
             // own, which mean nothing here: its directories stay unknown. One
             // whose namespace cannot be read is unreadable, not elsewhere.
-            let namespace = procfs::mount_namespace(&process.pid.to_string());
-            let elsewhere =
-                matches!((&ours, &namespace), (Some(ours), Ok(theirs)) if ours != theirs);
+            let namespace = ours.is_other(process.pid);
+            let elsewhere = matches!(namespace, Ok(true));
             let fds = procfs::fds(process.pid);
             let mut dirs: Vec<PathBuf> = match &fds {
                 Ok(fds) if !elsewhere => fds
@@ -281,7 +280,7 @@ pub fn discover(
             dirs.sort();
             dirs.dedup();
             RunningServer {
-                unreadable: fds.is_err() || (ours.is_some() && namespace.is_err()),
+                unreadable: fds.is_err() || namespace.is_err(),
                 other_mount_namespace: elsewhere,
                 process,
                 dirs,
