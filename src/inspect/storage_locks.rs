@@ -105,18 +105,20 @@ mod linux {
         for holder in &mut found.holders {
             let pid = holder.process.pid;
             holder.accesses.sort_by(|a, b| a.path.cmp(&b.path));
+            // Only a holder of a flock on some file other than the lock file
+            // at its path can hold one deleted under it: the others need not
+            // have their descriptors read.
+            let flock_elsewhere = locks.iter().any(|l| {
+                l.class == LockClass::Flock && l.pid == Some(pid) && Some(l.ino) != lock_ino
+            });
+            if !flock_elsewhere {
+                continue;
+            }
             match procfs::fds(pid) {
                 Ok(fds) => holder
                     .accesses
                     .extend(deleted_lock_file(dir, pid, &fds, &locks)),
-                Err(_) => {
-                    let flock_elsewhere = locks.iter().any(|l| {
-                        l.class == LockClass::Flock && l.pid == Some(pid) && Some(l.ino) != lock_ino
-                    });
-                    if flock_elsewhere {
-                        found.unnamed_flocks.push(pid);
-                    }
-                }
+                Err(_) => found.unnamed_flocks.push(pid),
             }
         }
         found
