@@ -193,7 +193,7 @@ fn who_all(opts: &Options, pid_only: bool) -> Result<ExitCode> {
     };
     let reports = surveyor.survey(Scan::Always);
     let host = inspect::Host::current();
-    let hidden = host.hidepid.as_deref().filter(|_| !host.privileged());
+    let hidden = host.hidden_by();
     // With --pid, what counts is the owners printed: nothing printed is
     // "none" only where nothing stood in the way of seeing one.
     let code = if pid_only {

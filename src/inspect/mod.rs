@@ -143,6 +143,12 @@ impl Host {
     pub fn privileged(&self) -> bool {
         self.lacks.is_none()
     }
+
+    /// The `hidepid=` option that hides other users' processes from this
+    /// run, if one does (a run that may read every process sees through it).
+    pub fn hidden_by(&self) -> Option<&str> {
+        self.hidepid.as_deref().filter(|_| !self.privileged())
+    }
 }
 
 /// What one survey reads once and shares across its directories.
@@ -205,9 +211,10 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
             owner_uses_dir: None,
         },
     };
+    // The lock files' owners, already looked up.
+    let known: Vec<&Lookup> = flock_holders.iter().chain(&pid.owner).collect();
     let storage_locks = match &dir {
         DirState::Present { .. } => {
-            let known: Vec<&Lookup> = flock_holders.iter().chain(&pid.owner).collect();
             let lock_ino = match &lock_file {
                 LockFile::Present { stat, .. } => Some(stat.ino),
                 _ => None,
@@ -219,15 +226,11 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
     // Who launched each process found so far: a worker of a server is part
     // of it, not a second owner. A few reads for each, not a scan.
     let mut lineage = BTreeMap::new();
-    let known = flock_holders
-        .iter()
-        .chain(&pid.owner)
-        .filter_map(|l| match l {
-            Lookup::Alive(p) => Some(p.pid),
-            _ => None,
-        })
-        .chain(storage_locks.holders.iter().map(|h| h.process.pid));
-    for found in known {
+    let alive = known.iter().filter_map(|l| match l {
+        Lookup::Alive(p) => Some(p.pid),
+        _ => None,
+    });
+    for found in alive.chain(storage_locks.holders.iter().map(|h| h.process.pid)) {
         lineage
             .entry(found)
             .or_insert_with(|| usage::lineage(found));
@@ -346,7 +349,7 @@ pub fn pid_file_facts(
 pub fn exists_nowhere(pid: u32) -> bool {
     let gone_here = matches!(Processes::new().lookup(pid), Lookup::Gone);
     // Processes that /proc hides cannot be ruled out.
-    let sees_all = hidepid().is_none() || lacks().is_none();
+    let sees_all = Host::current().hidden_by().is_none();
     gone_here
         && sees_all
         && procfs::pids().is_ok_and(|pids| {

@@ -245,11 +245,10 @@ pub fn hanging_mount_points() -> io::Result<Vec<PathBuf>> {
 }
 
 fn hanging_mount_point(line: &str) -> Option<PathBuf> {
-    let (mount, sup) = line.split_once(" - ")?;
-    let fstype = sup.split(' ').next()?;
-    let remote = fstype.starts_with("fuse")
+    let mount = parse_mount(line)?;
+    let remote = mount.fstype.starts_with("fuse")
         || matches!(
-            fstype,
+            mount.fstype,
             "nfs"
                 | "nfs4"
                 | "cifs"
@@ -262,14 +261,25 @@ fn hanging_mount_point(line: &str) -> Option<PathBuf> {
                 | "gfs2"
                 | "glusterfs"
         );
-    let point = mount.split(' ').nth(4)?;
-    remote.then(|| unescape_octal(point))
+    remote.then_some(mount.point)
 }
 
-/// `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw`: the
-/// mount point (fifth field, with octal escapes) and the device (third).
-fn parse_mountinfo_line(line: &str) -> Option<(PathBuf, (u32, u32))> {
-    let mut fields = line.split(' ');
+/// One line of mountinfo, as much of it as ovlock reads.
+struct Mount<'a> {
+    /// The mount point (fifth field), with its octal escapes undone.
+    point: PathBuf,
+    /// The device of its filesystem (third field): (major, minor).
+    device: (u32, u32),
+    /// The filesystem type, first after the ` - ` separator.
+    fstype: &'a str,
+    /// The filesystem's own options, third after the separator.
+    options: &'a str,
+}
+
+/// `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw`.
+fn parse_mount(line: &str) -> Option<Mount<'_>> {
+    let (mount, fs) = line.split_once(" - ")?;
+    let mut fields = mount.split(' ');
     let (_, _, dev, _, point) = (
         fields.next()?,
         fields.next()?,
@@ -278,10 +288,20 @@ fn parse_mountinfo_line(line: &str) -> Option<(PathBuf, (u32, u32))> {
         fields.next()?,
     );
     let (major, minor) = dev.split_once(':')?;
-    Some((
-        unescape_octal(point),
-        (major.parse().ok()?, minor.parse().ok()?),
-    ))
+    let mut fs = fs.split(' ');
+    let fstype = fs.next()?;
+    let options = fs.nth(1).unwrap_or("");
+    Some(Mount {
+        point: unescape_octal(point),
+        device: (major.parse().ok()?, minor.parse().ok()?),
+        fstype,
+        options,
+    })
+}
+
+/// A mountinfo line's mount point and device.
+fn parse_mountinfo_line(line: &str) -> Option<(PathBuf, (u32, u32))> {
+    parse_mount(line).map(|m| (m.point, m.device))
 }
 
 /// Undoes the `\040`-style escapes /proc uses for spaces and the like in paths.
@@ -357,15 +377,11 @@ pub fn hidepid() -> io::Result<Option<String>> {
 /// The hiding options of one mountinfo line, if it is /proc's and has any:
 /// `22 27 0:21 / /proc rw,relatime - proc proc rw,hidepid=invisible,gid=4`.
 fn proc_hidepid(line: &str) -> Option<String> {
-    let (mount, sup) = line.split_once(" - ")?;
-    if mount.split(' ').nth(4) != Some("/proc") {
+    let mount = parse_mount(line)?;
+    if mount.point != Path::new("/proc") || mount.fstype != "proc" {
         return None;
     }
-    let mut sup = sup.split(' ');
-    if sup.next() != Some("proc") {
-        return None;
-    }
-    let options: Vec<&str> = sup.nth(1)?.split(',').collect();
+    let options: Vec<&str> = mount.options.split(',').collect();
     let hidepid = options
         .iter()
         .find_map(|o| o.strip_prefix("hidepid="))

@@ -182,8 +182,7 @@ fn add_lineage(facts: &mut Facts, usage: &Usage) {
 /// What the scan could not see, in a phrase, or None when it saw everything.
 #[cfg(target_os = "linux")]
 fn unseen(usage: &Usage, host: &super::Host) -> Option<String> {
-    let hidden = host.hidepid.as_ref().filter(|_| !host.privileged());
-    match (usage.uninspected.len(), hidden) {
+    match (usage.uninspected.len(), host.hidden_by()) {
         (0, None) => None,
         (n, None) => Some(format!("{n} processes could not be inspected")),
         (_, Some(option)) => Some(format!(

@@ -8,7 +8,8 @@ use std::time::SystemTime;
 
 use super::{Findings, OtherUser, Owner, PidFileVerdict, Policy, Protocol, Staleness};
 use crate::inspect::{
-    Access, Facts, FlockState, Host, LOCK_NAME, PathAccess, Privilege, Uninspected, Usage, User,
+    Access, Facts, FlockState, Host, LOCK_NAME, PathAccess, Privilege, ProcessInfo, Uninspected,
+    Usage, User,
 };
 use crate::layout;
 
@@ -73,16 +74,25 @@ pub(super) fn user(facts: &Facts, pid: u32) -> Option<User> {
     users(facts).into_iter().find(|u| u.process.pid == pid)
 }
 
-/// Whether `user`, PID `pid` in its innermost PID namespace, could have
-/// written a pid file holding `pid` at `written`.
-fn could_have_written(user: &User, policy: &Policy, pid: u32, written: SystemTime) -> bool {
-    user.ns_pids.len() > 1
-        && user.ns_pids.last() == Some(&pid)
-        && policy.is_openviking(&user.process)
-        && !user
-            .process
-            .started
-            .is_some_and(|s| super::started_after_write(s, written))
+/// Whether a process that is PID `pid` in its innermost PID namespace
+/// (`ns_pids`, outermost first) could have written a pid file holding `pid`
+/// at `written`. One whose details could not be read (None) cannot be
+/// ruled out.
+fn could_have_written(
+    process: Option<&ProcessInfo>,
+    ns_pids: &[u32],
+    policy: &Policy,
+    pid: u32,
+    written: SystemTime,
+) -> bool {
+    ns_pids.len() > 1
+        && ns_pids.last() == Some(&pid)
+        && process.is_none_or(|p| {
+            policy.is_openviking(p)
+                && !p
+                    .started
+                    .is_some_and(|s| super::started_after_write(s, written))
+        })
 }
 
 /// A live OpenViking process that uses the directory and is PID `pid` in its
@@ -95,7 +105,7 @@ pub(super) fn namespace_owner(
 ) -> Option<User> {
     users(facts)
         .into_iter()
-        .find(|u| could_have_written(u, policy, pid, written))
+        .find(|u| could_have_written(Some(&u.process), &u.ns_pids, policy, pid, written))
 }
 
 /// Why a pid file's number cannot be ruled out as the PID of a server in
@@ -112,16 +122,7 @@ pub(super) fn unseen_namespace_owner(
     let unseen: Vec<String> = usage
         .uninspected
         .iter()
-        .filter(|u| {
-            u.ns_pids.len() > 1
-                && u.ns_pids.last() == Some(&pid)
-                && u.process.as_ref().is_none_or(|p| {
-                    policy.is_openviking(p)
-                        && !p
-                            .started
-                            .is_some_and(|s| super::started_after_write(s, written))
-                })
-        })
+        .filter(|u| could_have_written(u.process.as_ref(), &u.ns_pids, policy, pid, written))
         .map(|u| match &u.process {
             Some(p) => format!("PID {} ({})", u.pid, p.name),
             None => format!("PID {}", u.pid),
@@ -147,18 +148,13 @@ pub(super) fn unseen_namespace_owner(
             remedy(&facts.host)
         ));
     }
-    hidden(&facts.host).map(|option| {
+    facts.host.hidden_by().map(|option| {
         format!(
             "PID {pid} here is not its server, but /proc is mounted with {option}: a process \
              that /proc hides may be PID {pid} inside a container; {}",
             remedy(&facts.host)
         )
     })
-}
-
-/// The `hidepid=` option that hides processes from this run, if one does.
-fn hidden(host: &Host) -> Option<&str> {
-    host.hidepid.as_deref().filter(|_| !host.privileged())
 }
 
 /// What would let this run see every process, as the end of a sentence.
@@ -209,7 +205,7 @@ fn unseen(usage: &Usage, host: &Host, policy: &Policy, owners: &[u32]) -> Option
             pids.join(", ")
         ));
     }
-    if let Some(option) = hidden(host) {
+    if let Some(option) = host.hidden_by() {
         parts.push(format!(
             "/proc is mounted with {option}, which hides other users' processes even from a count"
         ));
