@@ -414,10 +414,14 @@ fn unit_of_cgroup(text: &str) -> Option<(String, bool)> {
             .find_map(|line| line.split_once(":name=systemd:").map(|(_, p)| p))
     })?;
     let parts: Vec<&str> = path.split('/').collect();
-    let unit = parts.iter().rev().find(|p| p.ends_with(".service"))?;
-    let user = parts
+    let manager = |p: &&str| p.starts_with("user@") && p.ends_with(".service");
+    // A user's service manager itself is no service to stop: that would
+    // end every service of the user.
+    let unit = parts
         .iter()
-        .any(|p| p.starts_with("user@") && p.ends_with(".service") && p != unit);
+        .rev()
+        .find(|p| p.ends_with(".service") && !manager(p))?;
+    let user = parts.iter().any(manager);
     Some((unit.to_string(), user))
 }
 
@@ -524,6 +528,11 @@ mod tests {
                 Some(("ov.service", true)),
             ),
             ("0::/user.slice/user-1000.slice/session-3.scope\n", None),
+            (
+                "0::/user.slice/user-1000.slice/user@1000.service/init.scope\n",
+                None,
+            ),
+            ("0::/user.slice/user-1000.slice/user@1000.service\n", None),
             (
                 "9:name=systemd:/system.slice/ov.service\n0::/\n",
                 Some(("ov.service", false)),
