@@ -454,8 +454,8 @@ fn judge_flock(facts: &Facts, j: &mut Findings) {
             Some(FlockState::Held {
                 holders,
                 recorded_pid,
+                recorded_exited,
                 note,
-                ..
             }),
         ) => {
             // Every holder shares the one open file that took the exclusive
@@ -472,11 +472,15 @@ fn judge_flock(facts: &Facts, j: &mut Findings) {
                         None => {
                             owner = Some(p.pid);
                             let inherited = match recorded_pid {
-                                Some(recorded) if *recorded != p.pid => {
-                                    format!(
-                                        " (it inherited the lock from PID {recorded}, which took it and has exited)"
-                                    )
-                                }
+                                // A live PID is never said to have exited.
+                                Some(recorded) if *recorded != p.pid => format!(
+                                    " (it inherited the lock from PID {recorded}, which took it and {})",
+                                    if *recorded_exited {
+                                        "has exited"
+                                    } else {
+                                        "no longer holds it"
+                                    }
+                                ),
                                 _ => String::new(),
                             };
                             j.owned.push(format!(

@@ -96,10 +96,12 @@ fn pid_file(mut facts: Facts, pid: u32, lookup: Lookup) -> Facts {
     facts
 }
 
+/// The flock held by `holders`, taken by `recorded`, which has exited when
+/// it is not among them (a forked child kept the lock).
 pub(crate) fn flock_held(mut facts: Facts, holders: &[ProcessInfo], recorded: u32) -> Facts {
     facts.lock_file = file("", T0);
     facts.flock = Some(FlockState::Held {
-        recorded_exited: false,
+        recorded_exited: !holders.iter().any(|p| p.pid == recorded),
         holders: holders.iter().map(|p| p.pid).collect(),
         recorded_pid: Some(recorded),
         note: None,
@@ -786,6 +788,28 @@ fn shell_quoting() {
     assert_eq!(shell_quote("it's\x1b[0m"), "$'it\\'s\\x1b[0m'");
     assert_eq!(shell_quote_bytes(b"/srv/\xff"), "$'/srv/\\xff'");
     assert_eq!(shell_quote("/srv/x\u{202e}y"), "$'/srv/x\\xe2\\x80\\xaey'");
+}
+
+#[test]
+fn a_live_taker_of_an_inherited_flock_is_not_said_to_have_exited() {
+    let policy = Policy::new(&[]);
+    let mut facts = flock_held(base(), &[server(51)], 50);
+    let exited = judge(&facts, &policy).reasons[0].clone();
+    assert!(
+        exited.contains("PID 50, which took it and has exited"),
+        "{exited}"
+    );
+    if let Some(FlockState::Held {
+        recorded_exited, ..
+    }) = &mut facts.flock
+    {
+        *recorded_exited = false;
+    }
+    let alive = judge(&facts, &policy).reasons[0].clone();
+    assert!(
+        alive.contains("PID 50, which took it and no longer holds it"),
+        "{alive}"
+    );
 }
 
 #[test]
