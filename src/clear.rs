@@ -14,20 +14,20 @@
 use std::path::PathBuf;
 
 use crate::inspect::{self, Facts, LockFile, PID_NAME, Processes};
-use crate::judge::{self, PidFileVerdict, Policy};
+use crate::judge::{self, PidFileVerdict, Policy, Staleness};
 
 /// A stale PID file that clear-stale acted on.
 pub struct Removal {
     pub path: PathBuf,
     /// Why it is stale.
-    pub reason: String,
+    pub reason: Staleness,
     pub outcome: Outcome,
 }
 
 /// How a removal ended when nothing failed.
 enum Done {
     /// Unlinked, for this reason.
-    Removed(String),
+    Removed(Staleness),
     /// Left in place: it changed, or another run (or OpenViking) removed
     /// it first, which meets the goal.
     Kept,
@@ -56,7 +56,7 @@ pub fn clear(
     if dry_run {
         return vec![Removal {
             path,
-            reason: judge::describe_staleness(&why),
+            reason: why,
             outcome: Outcome::WouldRemove,
         }];
     }
@@ -64,7 +64,7 @@ pub fn clear(
     // look at the process it names.
     // The clock is read again too: the judgement may have taken seconds (a
     // scan), and "written less than 2 s ago" must hold for now.
-    let still_stale = |file: &LockFile, processes: &mut Processes| -> Option<String> {
+    let still_stale = |file: &LockFile, processes: &mut Processes| -> Option<Staleness> {
         let pid = inspect::pid_file_facts(file.clone(), &facts.resolved_dir, processes);
         let fresh = Facts {
             pid_file: pid.file,
@@ -74,7 +74,7 @@ pub fn clear(
             ..facts.clone()
         };
         match judge::pid_file_verdict(&fresh, policy) {
-            PidFileVerdict::Stale(why) => Some(judge::describe_staleness(&why)),
+            PidFileVerdict::Stale(why) => Some(why),
             _ => None,
         }
     };
@@ -87,7 +87,7 @@ pub fn clear(
         Ok(Done::Kept) => Vec::new(),
         Err(err) => vec![Removal {
             path,
-            reason: judge::describe_staleness(&why),
+            reason: why,
             outcome: Outcome::Failed(err),
         }],
     }
@@ -98,7 +98,7 @@ pub fn clear(
 fn remove(
     facts: &Facts,
     processes: &mut Processes,
-    still_stale: impl Fn(&LockFile, &mut Processes) -> Option<String>,
+    still_stale: impl Fn(&LockFile, &mut Processes) -> Option<Staleness>,
 ) -> Result<Done, String> {
     use rustix::fs::{AtFlags, CWD, Mode, OFlags, openat, renameat, unlinkat};
     use rustix::io::Errno;
@@ -143,10 +143,7 @@ fn remove(
                 Some(pid) if inspect::exists_nowhere(pid) => {
                     unlinkat(&dir, &aside, AtFlags::empty())
                         .map_err(|err| format!("cannot remove {aside}: {err}"))?;
-                    Ok(Done::Removed(format!(
-                        "PID {pid}, which the file named when it was moved aside, exists nowhere \
-                         (a new {PID_NAME} is in place)"
-                    )))
+                    Ok(Done::Removed(Staleness::GoneEverywhere { pid }))
                 }
                 _ => Err(err),
             },
@@ -229,7 +226,7 @@ fn rename_back(dir: &std::os::fd::OwnedFd, aside: &str) -> rustix::io::Result<()
 fn remove(
     facts: &Facts,
     processes: &mut Processes,
-    still_stale: impl Fn(&LockFile, &mut Processes) -> Option<String>,
+    still_stale: impl Fn(&LockFile, &mut Processes) -> Option<Staleness>,
 ) -> Result<Done, String> {
     let path = facts.resolved_dir.join(PID_NAME);
     let now = inspect::read_lock_file(&path);

@@ -4,6 +4,19 @@
 
 use crate::fsread::FileStat;
 
+/// Why the holder of a held flock is not known for certain.
+// Off Linux the kernel cannot be asked, so none is ever built there.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HolderDoubt {
+    /// The kernel names this PID, whose descriptors could not be read.
+    Unconfirmed { pid: u32, why: String },
+    /// The scan found no holder; the kernel recorded this PID, if any.
+    NoneFound { recorded: Option<u32> },
+    /// No readable process holds it; this is what the scan could not see.
+    Unseen(String),
+}
+
 /// The kernel's answer for one lock file.
 // Off Linux the kernel cannot be asked, so only Unknown is ever built there.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -12,14 +25,14 @@ pub enum FlockState {
     /// No process holds a flock on it.
     Unheld,
     /// Held. `holders` are the processes that hold it now; it may be empty
-    /// when none could be identified, and `note` then says why.
+    /// when none could be identified, and `doubt` then says why.
     Held {
         holders: Vec<u32>,
         /// The PID the kernel recorded when the lock was taken.
         recorded_pid: Option<u32>,
         /// That PID no longer exists (not merely: no longer holds the lock).
         recorded_exited: bool,
-        note: Option<String>,
+        doubt: Option<HolderDoubt>,
     },
     /// /proc/locks shows a flock on this inode, but the PID it records does not
     /// hold it (it exited, leaving the lock to a forked child): a scan of every
@@ -86,7 +99,7 @@ pub fn state(stat: &FileStat, locks: &LockTable) -> FlockState {
                     holders: vec![pid],
                     recorded_pid: Some(pid),
                     recorded_exited: false,
-                    note: None,
+                    doubt: None,
                 };
             }
             // Alive without the file: another file's lock, unless the device
@@ -119,9 +132,7 @@ pub fn state(stat: &FileStat, locks: &LockTable) -> FlockState {
             holders: vec![pid],
             recorded_pid: Some(pid),
             recorded_exited: false,
-            note: Some(format!(
-                "the kernel records PID {pid} as the holder; its descriptors could not be read to confirm it ({why})"
-            )),
+            doubt: Some(HolderDoubt::Unconfirmed { pid, why }),
         };
     }
     if candidates.is_empty() {
@@ -155,28 +166,25 @@ pub fn settle_with_scan(
     else {
         return state;
     };
-    let held = |note| FlockState::Held {
+    let held = |doubt| FlockState::Held {
         holders: Vec::new(),
         recorded_pid,
         recorded_exited,
-        note,
+        doubt: Some(doubt),
     };
     if !holders.is_empty() {
         return FlockState::Held {
             holders,
             recorded_pid,
             recorded_exited,
-            note: None,
+            doubt: None,
         };
     }
     match (certain, unseen) {
-        (true, None) => held(Some(match recorded_pid {
-            Some(pid) => format!(
-                "the kernel records PID {pid}, which no longer holds it, and no other holder was found"
-            ),
-            None => "no holder was found".to_string(),
-        })),
-        (true, Some(unseen)) => held(Some(format!("no readable process holds it; {unseen}"))),
+        (true, None) => held(HolderDoubt::NoneFound {
+            recorded: recorded_pid,
+        }),
+        (true, Some(unseen)) => held(HolderDoubt::Unseen(unseen)),
         (false, None) => FlockState::Unheld,
         (false, Some(unseen)) => FlockState::Unknown(format!(
             "/proc/locks shows a flock on an inode of the same number on another device view; \

@@ -24,18 +24,6 @@ impl KernelLock {
     }
 }
 
-impl LockClass {
-    /// A one-word name, for reports and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            LockClass::Flock => "flock",
-            LockClass::Posix => "posix",
-            LockClass::Ofd => "ofd",
-            LockClass::Other => "lease",
-        }
-    }
-}
-
 /// One held (or, with `waiting`, requested) lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelLock {

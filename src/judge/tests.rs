@@ -5,14 +5,23 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
-use crate::fsread::FileStat;
+use crate::fsread::{FileKind, FileStat};
+use crate::inspect::flock::HolderDoubt;
 use crate::inspect::kernel_locks::{KernelLock, LockClass};
 use crate::inspect::storage_locks::Unidentified;
-use crate::inspect::{Access, Host, Uninspected, Usage, User};
+use crate::inspect::{
+    Access, Ancestor, Host, PathAccess, Privilege, ProcessInfo, Uninspected, Usage, User,
+};
+use crate::render::words::{self, Worded};
 use crate::workspace::{Source, Workspace};
 
 const T0: u64 = 1_800_000_000;
 const STORE_LOCK: &str = "vectordb/context/store/LOCK";
+
+/// The judgement's reasons, warnings and fixes as a reader gets them.
+fn said(facts: &Facts, policy: &Policy) -> Worded {
+    Worded::of(facts, &judge(facts, policy))
+}
 
 fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
@@ -104,7 +113,7 @@ pub(crate) fn flock_held(mut facts: Facts, holders: &[ProcessInfo], recorded: u3
         recorded_exited: !holders.iter().any(|p| p.pid == recorded),
         holders: holders.iter().map(|p| p.pid).collect(),
         recorded_pid: Some(recorded),
-        note: None,
+        doubt: None,
     });
     facts.flock_holders = holders.iter().cloned().map(Lookup::Alive).collect();
     facts
@@ -207,7 +216,7 @@ pub(crate) fn cases() -> Vec<Case> {
         recorded_exited: false,
         holders: vec![],
         recorded_pid: Some(9),
-        note: Some("no holder found".into()),
+        doubt: Some(HolderDoubt::NoneFound { recorded: Some(9) }),
     });
     let mut held_but_unreadable_pid = flock_held(base(), &[server(50)], 50);
     held_but_unreadable_pid.pid_file = LockFile::Inaccessible("Permission denied".into());
@@ -611,11 +620,11 @@ fn verdicts_over_the_table() {
         assert_eq!(j.verdict, case.verdict, "{}: {j:#?}", case.name);
         let owners: Vec<u32> = j.owners.iter().map(|o| o.process.pid).collect();
         assert_eq!(owners, case.owners, "{}", case.name);
+        let first = words::first_reason(&case.facts, &j);
         assert!(
-            j.reasons[0].contains(case.reason),
-            "{}: first reason {:?} lacks {:?}",
+            first.contains(case.reason),
+            "{}: first reason {first:?} lacks {:?}",
             case.name,
-            j.reasons[0],
             case.reason
         );
     }
@@ -697,7 +706,7 @@ fn fixes_name_the_real_pids_and_paths() {
         &[server(50)],
         50,
     );
-    let fixes = judge(&contended, &policy).fixes.join("\n");
+    let fixes = said(&contended, &policy).fixes.join("\n");
     assert!(fixes.contains("over HTTP"), "{fixes}");
     assert!(
         fixes.contains("storage.workspace") && fixes.contains("/srv/ov/data"),
@@ -714,7 +723,7 @@ fn fixes_name_the_real_pids_and_paths() {
     assert!(fixes.starts_with("Keep one OpenViking server"), "{fixes}");
 
     let foreign = flock_held(base(), &[process(60, "backup-tool", T0)], 60);
-    let fixes = judge(&foreign, &policy).fixes.join("\n");
+    let fixes = said(&foreign, &policy).fixes.join("\n");
     assert!(
         fixes.contains("PID 60 (backup-tool) does not look like OpenViking"),
         "{fixes}"
@@ -726,18 +735,18 @@ fn fixes_name_the_real_pids_and_paths() {
         recorded_exited: false,
         holders: vec![],
         recorded_pid: Some(9),
-        note: None,
+        doubt: None,
     });
     anonymous.host.lacks = Some(Privilege::Root);
     assert_eq!(
-        judge(&anonymous, &policy).fixes,
+        said(&anonymous, &policy).fixes,
         ["Run as root to identify the holder: sudo ovlock who /srv/ov/data"]
     );
 
     let mut stale = pid_file(base(), 42, Lookup::Gone);
     stale.workspace.path = PathBuf::from("/srv/my data");
     assert_eq!(
-        judge(&stale, &policy).fixes,
+        said(&stale, &policy).fixes,
         ["Remove the stale .openviking.pid: ovlock clear-stale '/srv/my data'"]
     );
 
@@ -749,7 +758,7 @@ fn warnings_carry_what_a_live_owner_outranked() {
     let mut facts = flock_held(base(), &[server(50)], 50);
     facts.pid_file = LockFile::Inaccessible("Permission denied".into());
     facts.workspace.skip_process_lock = true;
-    let j = judge(&facts, &Policy::new(&[]));
+    let j = said(&facts, &Policy::new(&[]));
     assert!(
         j.warnings.iter().any(|w| w.contains("Permission denied")),
         "{:?}",
@@ -766,8 +775,8 @@ fn warnings_carry_what_a_live_owner_outranked() {
 fn a_network_filesystem_is_named_in_a_warning() {
     let mut facts = base();
     facts.remote_fs = Some("NFS");
-    let j = judge(&facts, &Policy::new(&[]));
-    assert_eq!(j.verdict, Verdict::Free);
+    assert_eq!(judge(&facts, &Policy::new(&[])).verdict, Verdict::Free);
+    let j = said(&facts, &Policy::new(&[]));
     assert!(
         j.warnings
             .iter()
@@ -778,23 +787,10 @@ fn a_network_filesystem_is_named_in_a_warning() {
 }
 
 #[test]
-fn shell_quoting() {
-    assert_eq!(shell_quote("/srv/ov/data"), "/srv/ov/data");
-    assert_eq!(shell_quote("/srv/it's here"), r"'/srv/it'\''s here'");
-    assert_eq!(shell_quote(""), "''");
-    assert_eq!(shell_quote("$HOME"), "'$HOME'");
-    assert_eq!(shell_quote("back\\slash"), "'back\\slash'");
-    assert_eq!(shell_quote("new\nline"), "$'new\\nline'");
-    assert_eq!(shell_quote("it's\x1b[0m"), "$'it\\'s\\x1b[0m'");
-    assert_eq!(shell_quote_bytes(b"/srv/\xff"), "$'/srv/\\xff'");
-    assert_eq!(shell_quote("/srv/x\u{202e}y"), "$'/srv/x\\xe2\\x80\\xaey'");
-}
-
-#[test]
 fn a_live_taker_of_an_inherited_flock_is_not_said_to_have_exited() {
     let policy = Policy::new(&[]);
     let mut facts = flock_held(base(), &[server(51)], 50);
-    let exited = judge(&facts, &policy).reasons[0].clone();
+    let exited = said(&facts, &policy).reasons[0].clone();
     assert!(
         exited.contains("PID 50, which took it and has exited"),
         "{exited}"
@@ -805,7 +801,7 @@ fn a_live_taker_of_an_inherited_flock_is_not_said_to_have_exited() {
     {
         *recorded_exited = false;
     }
-    let alive = judge(&facts, &policy).reasons[0].clone();
+    let alive = said(&facts, &policy).reasons[0].clone();
     assert!(
         alive.contains("PID 50, which took it and no longer holds it"),
         "{alive}"
@@ -825,8 +821,8 @@ fn a_default_directory_points_elsewhere_only_when_nothing_owns_it() {
     missing.dir = DirState::Missing;
     missing.workspace.source = Source::Default { config: None };
     missing.elsewhere = vec![other.clone()];
-    let j = judge(&missing, &policy);
-    assert_eq!(j.verdict, Verdict::Free);
+    assert_eq!(judge(&missing, &policy).verdict, Verdict::Free);
+    let j = said(&missing, &policy);
     assert!(
         j.warnings
             .iter()
@@ -838,7 +834,7 @@ fn a_default_directory_points_elsewhere_only_when_nothing_owns_it() {
     let mut owned = flock_held(base(), &[server(50)], 50);
     owned.workspace.source = Source::Default { config: None };
     owned.elsewhere = vec![other];
-    let j = judge(&owned, &policy);
+    let j = said(&owned, &policy);
     assert!(
         !j.warnings.iter().any(|w| w.contains("/srv/ov/real")),
         "{j:#?}"

@@ -8,13 +8,12 @@ use colored::Colorize;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ColumnConstraint, ContentArrangement, Table};
 
-use super::{escape, owner_pids, paint, verdict_word};
+use super::words::{self, Worded, describe_access, relative};
+use super::{escape, names, owner_pids, paint, shell, verdict_word};
 use crate::clear::Outcome;
 use crate::inspect::usage::RunningServer;
 use crate::inspect::{DirState, Facts, LOCK_NAME, LockFile, PID_NAME, PathAccess, ProcessInfo};
-use crate::judge::{
-    Judgement, Owner, PidFileVerdict, Protocol, Verdict, describe_access, relative, shell_quote,
-};
+use crate::judge::{Finding, Judgement, Owner, PidFileVerdict, Protocol, Verdict};
 use crate::report::DirReport;
 use crate::timefmt;
 use crate::workspace::Source;
@@ -40,7 +39,7 @@ pub fn status(reports: &[DirReport]) -> String {
             out.push_str(&other_users_table(report).to_string());
             out.push('\n');
         }
-        footer(&mut out, &report.judgement);
+        footer(&mut out, &Worded::of(&report.facts, &report.judgement));
     }
     out
 }
@@ -53,6 +52,7 @@ pub fn who(reports: &[DirReport]) -> String {
             out.push('\n');
         }
         let j = &report.judgement;
+        let worded = Worded::of(&report.facts, j);
         let path = escape::path(&report.facts.workspace.path);
         if j.owners.is_empty() {
             let what = match j.verdict {
@@ -66,9 +66,9 @@ pub fn who(reports: &[DirReport]) -> String {
                 out,
                 "{path}: {what} ({}: {})",
                 verdict_word(j.verdict),
-                escape::text(&j.reasons[0])
+                escape::text(&worded.reasons[0])
             );
-            for fix in &j.fixes {
+            for fix in &worded.fixes {
                 let _ = writeln!(out, "  {}", escape::command(fix));
             }
             continue;
@@ -91,7 +91,7 @@ pub fn who(reports: &[DirReport]) -> String {
             out.push_str(&other_users_table(report).to_string());
             out.push('\n');
         }
-        for warning in &j.warnings {
+        for warning in &worded.warnings {
             let _ = writeln!(out, "{} {}", "warning:".yellow(), escape::text(warning));
         }
     }
@@ -160,7 +160,7 @@ pub fn clear_stale(reports: &[DirReport]) -> String {
         let path = escape::path(&report.facts.workspace.path);
         for removal in report.removals.iter().flatten() {
             let file = escape::path(&removal.path);
-            let reason = escape::text(&removal.reason);
+            let reason = escape::text(&words::staleness(&removal.reason));
             let _ = match &removal.outcome {
                 Outcome::Removed => writeln!(out, "removed {file}: {reason}"),
                 Outcome::WouldRemove => writeln!(out, "would remove {file}: {reason}"),
@@ -177,10 +177,15 @@ pub fn clear_stale(reports: &[DirReport]) -> String {
             PidFileVerdict::Owned { pid, .. } => format!("; kept {PID_NAME} (PID {pid} is alive)"),
             PidFileVerdict::BeingWritten => format!("; kept {PID_NAME}: it is being written"),
             // The reason already says why, when the pid file decided the verdict.
-            PidFileVerdict::Unknown(why) if j.reasons[0].contains(why.as_str()) => {
+            PidFileVerdict::Unknown(why)
+                if j.reasons.first() == Some(&Finding::PidFileUndecided(why.clone())) =>
+            {
                 format!("; kept {PID_NAME}")
             }
-            PidFileVerdict::Unknown(why) => format!("; kept {PID_NAME}: {}", escape::text(why)),
+            PidFileVerdict::Unknown(why) => format!(
+                "; kept {PID_NAME}: {}",
+                escape::text(&words::pid_doubt(why, &report.facts.host))
+            ),
             _ => String::new(),
         };
         let _ = writeln!(
@@ -188,7 +193,7 @@ pub fn clear_stale(reports: &[DirReport]) -> String {
             "{path}: {}{}: {}{kept}",
             verdict_word(j.verdict),
             owner_pids(j),
-            escape::text(&j.reasons[0])
+            escape::text(&words::first_reason(&report.facts, j))
         );
     }
     out
@@ -211,12 +216,12 @@ fn header(out: &mut String, report: &DirReport) {
     let _ = writeln!(
         out,
         "  verdict   {}: {}",
-        paint(j.verdict, &j.verdict.as_str().to_uppercase()),
-        escape::text(&j.reasons[0])
+        paint(j.verdict, &names::verdict(j.verdict).to_uppercase()),
+        escape::text(&words::first_reason(facts, j))
     );
 }
 
-fn footer(out: &mut String, j: &Judgement) {
+fn footer(out: &mut String, j: &Worded) {
     // The first reason stands in the header already.
     if j.reasons.len() > 1 {
         section(out, "Why");
@@ -404,11 +409,7 @@ fn owner_table(j: &Judgement, now: SystemTime) -> Table {
         let protocols: Vec<&str> = owner
             .protocols
             .iter()
-            .map(|p| match p {
-                Protocol::Flock => "flock",
-                Protocol::Pidfile => "pid file",
-                Protocol::Storage => "storage",
-            })
+            .map(|p| names::protocol(*p).text)
             .collect();
         table.add_row([
             p.pid.to_string(),
@@ -545,7 +546,7 @@ fn command_line(p: &ProcessInfo) -> String {
     let words: Vec<String> = p
         .cmdline
         .iter()
-        .map(|arg| escape::command(&shell_quote(arg)))
+        .map(|arg| escape::command(&shell::quote(arg)))
         .collect();
     words.join(" ")
 }

@@ -6,10 +6,12 @@ use serde::Serialize;
 use std::path::PathBuf;
 
 use super::lock_state::LockState;
+use super::names;
+use super::words::Worded;
 use crate::clear::{Outcome, Removal};
 use crate::exit_code::ExitCode;
 use crate::inspect::usage::RunningServer;
-use crate::inspect::{Access, LOCK_NAME, LockFile, PID_NAME, PathAccess};
+use crate::inspect::{LOCK_NAME, LockFile, PID_NAME, PathAccess};
 use crate::judge::{self, Protocol};
 use crate::report::{DirReport, Wait};
 use crate::timefmt;
@@ -62,9 +64,9 @@ struct DataDir<'a> {
     exit_code: u8,
     owners: Vec<Owner<'a>>,
     locks: Vec<Lock>,
-    reasons: &'a [String],
-    warnings: &'a [String],
-    fixes: &'a [String],
+    reasons: Vec<String>,
+    warnings: Vec<String>,
+    fixes: Vec<String>,
     /// The network or FUSE filesystem it is on, or null.
     remote_filesystem: Option<&'static str>,
     /// Whether every process was scanned for this directory.
@@ -91,8 +93,8 @@ struct Owner<'a> {
     started_at: Option<String>,
     cwd: Option<String>,
     memory_bytes: Option<u64>,
-    protocol: Protocol,
-    protocols: &'a [Protocol],
+    protocol: &'static str,
+    protocols: Vec<&'static str>,
     ns_pid: Option<u32>,
     ancestry: Vec<Link<'a>>,
     files: Vec<File>,
@@ -137,7 +139,7 @@ struct FileLock {
 
 #[derive(Serialize)]
 struct Lock {
-    protocol: Protocol,
+    protocol: &'static str,
     path: String,
     present: bool,
     /// What is at the path: "regular", "symlink", "fifo", ... or null when absent.
@@ -229,6 +231,7 @@ fn data_dir(report: &DirReport) -> DataDir<'_> {
     let facts = &report.facts;
     let j = &report.judgement;
     let removals = Removals::of(report.removals.as_deref());
+    let worded = Worded::of(facts, j);
     DataDir {
         path: facts.workspace.path.to_string_lossy().into_owned(),
         resolved_path: facts.resolved_dir.to_string_lossy().into_owned(),
@@ -239,13 +242,13 @@ fn data_dir(report: &DirReport) -> DataDir<'_> {
             .config_file()
             .map(|f| f.to_string_lossy().into_owned()),
         exists: !matches!(facts.dir, crate::inspect::DirState::Missing),
-        verdict: j.verdict.as_str(),
+        verdict: names::verdict(j.verdict),
         exit_code: ExitCode::of(j.verdict).code(),
         owners: j.owners.iter().map(owner).collect(),
         locks: vec![flock_entry(report), pid_entry(report)],
-        reasons: &j.reasons,
-        warnings: &j.warnings,
-        fixes: &j.fixes,
+        reasons: worded.reasons,
+        warnings: worded.warnings,
+        fixes: worded.fixes,
         remote_filesystem: facts.remote_fs,
         scanned: matches!(facts.usage, Some(Ok(_))),
         other_users: j.other_users.iter().map(other_user).collect(),
@@ -272,8 +275,12 @@ fn owner(o: &judge::Owner) -> Owner<'_> {
         started_at: p.started.and_then(timefmt::rfc3339),
         cwd: p.cwd.as_deref().map(lossy),
         memory_bytes: p.memory,
-        protocol: o.protocols.first().copied().unwrap_or(Protocol::Storage),
-        protocols: &o.protocols,
+        protocol: names::protocol(o.protocols.first().copied().unwrap_or(Protocol::Storage)).json,
+        protocols: o
+            .protocols
+            .iter()
+            .map(|p| names::protocol(*p).json)
+            .collect(),
         ns_pid: o.ns_pid,
         ancestry: o
             .ancestry
@@ -298,7 +305,9 @@ fn other_user(u: &judge::OtherUser) -> OtherUser<'_> {
             .iter()
             .map(|f| f.access)
             .max()
-            .map_or("cwd", access_name),
+            .map_or(names::access(crate::inspect::Access::Cwd).json, |a| {
+                names::access(a).json
+            }),
         files: files(&u.files),
     }
 }
@@ -343,27 +352,19 @@ fn files(accesses: &[PathAccess]) -> Vec<File> {
         .iter()
         .map(|t| File {
             path: t.path.to_string_lossy().into_owned(),
-            access: access_name(t.access),
+            access: names::access(t.access).json,
             lock: t.locks.first().map(|l| FileLock {
-                class: l.class.name(),
-                mode: if l.exclusive { "write" } else { "read" },
+                class: names::lock_class(l.class),
+                mode: names::lock_mode(l.exclusive),
             }),
         })
         .collect()
 }
 
-fn access_name(access: Access) -> &'static str {
-    match access {
-        Access::Cwd => "cwd",
-        Access::Open => "open file",
-        Access::Mapped => "mapped file",
-    }
-}
-
 /// A lock file's entry: what is at its path, and its state.
 fn lock_entry(protocol: Protocol, path: PathBuf, file: &LockFile, state: &LockState) -> Lock {
     let mut lock = Lock {
-        protocol,
+        protocol: names::protocol(protocol).json,
         path: path.to_string_lossy().into_owned(),
         present: false,
         kind: None,

@@ -2,8 +2,9 @@
 //! judgement for the text and the JSON alike, so that the two can never
 //! disagree: whether it is held, by which PID, and the words for it.
 
+use super::words;
 use crate::inspect::{DirState, Facts, FlockState, LockFile};
-use crate::judge::{Judgement, PidFileVerdict, describe_staleness};
+use crate::judge::{Judgement, PidFileVerdict};
 use crate::layout;
 
 /// One lock file's state.
@@ -111,10 +112,12 @@ pub fn pid_file(facts: &Facts, j: &Judgement) -> LockState {
             pid,
             ns_pid: Some(_),
         } => format!("owner alive in another PID namespace (PID {pid} here)"),
-        PidFileVerdict::Stale(why) => format!("stale: {}", describe_staleness(why)),
+        PidFileVerdict::Stale(why) => format!("stale: {}", words::staleness(why)),
         PidFileVerdict::BeingWritten => "being written".to_string(),
         PidFileVerdict::Unknown(why) => match &facts.pid_file {
-            LockFile::Present { .. } => format!("cannot tell: {why}"),
+            LockFile::Present { .. } => {
+                format!("cannot tell: {}", words::pid_doubt(why, &facts.host))
+            }
             file => presence(file, &facts.dir),
         },
     };

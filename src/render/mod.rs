@@ -7,6 +7,9 @@ mod golden;
 pub mod human;
 pub mod json;
 mod lock_state;
+pub mod names;
+pub mod shell;
+pub mod words;
 
 use std::time::Duration;
 
@@ -46,7 +49,7 @@ fn unreleased(reports: &[DirReport]) -> impl Iterator<Item = (String, String)> +
         .map(|r| {
             let state = format!(
                 "{}{}",
-                r.judgement.verdict.as_str(),
+                names::verdict(r.judgement.verdict),
                 owner_pids(&r.judgement)
             );
             (r.facts.workspace.path.display().to_string(), state)
@@ -79,7 +82,7 @@ pub fn set_color(choice: Color, stdout_is_terminal: bool, env: impl Fn(&str) -> 
 
 /// The verdict word, coloured by how urgent it is.
 pub fn verdict_word(verdict: Verdict) -> ColoredString {
-    paint(verdict, verdict.as_str())
+    paint(verdict, names::verdict(verdict))
 }
 
 /// `word` in the verdict's colour.
@@ -117,7 +120,7 @@ pub fn check_lines(reports: &[DirReport]) -> String {
                 escape::path(&r.facts.workspace.path),
                 verdict_word(r.judgement.verdict),
                 owner_pids(&r.judgement),
-                escape::text(&r.judgement.reasons[0])
+                escape::text(&words::first_reason(&r.facts, &r.judgement))
             )
         })
         .collect()

@@ -1,0 +1,527 @@
+//! The words for what the judge found: one sentence per finding, one
+//! command per fix, with real PIDs and paths. The text and the JSON both
+//! take their reasons, warnings and fixes from here. The result is not yet
+//! escaped for a terminal: the text renderer escapes it, the JSON encodes it.
+
+use std::path::Path;
+
+use super::names;
+use super::shell;
+use crate::inspect::flock::HolderDoubt;
+use crate::inspect::kernel_locks::KernelLock;
+use crate::inspect::process::Service;
+use crate::inspect::{Facts, Host, LOCK_NAME, PID_NAME, PathAccess, Privilege};
+use crate::judge::{Finding, Fix, PidDoubt, ProcessRef, SLACK, Staleness, StopCase};
+
+/// The reasons, warnings and fixes of one directory, worded.
+#[derive(Debug)]
+pub struct Worded {
+    pub reasons: Vec<String>,
+    pub warnings: Vec<String>,
+    pub fixes: Vec<String>,
+}
+
+impl Worded {
+    pub fn of(facts: &Facts, j: &crate::judge::Judgement) -> Worded {
+        Worded {
+            reasons: j.reasons.iter().map(|f| finding(f, facts)).collect(),
+            warnings: j.warnings.iter().map(|f| finding(f, facts)).collect(),
+            fixes: j.fixes.iter().map(|f| fix(f, facts)).collect(),
+        }
+    }
+}
+
+/// The first reason: the one a one-line answer gives.
+pub fn first_reason(facts: &Facts, j: &crate::judge::Judgement) -> String {
+    j.reasons
+        .first()
+        .map(|f| finding(f, facts))
+        .unwrap_or_default()
+}
+
+/// One sentence for one finding about the directory of `facts`.
+pub fn finding(f: &Finding, facts: &Facts) -> String {
+    let ws = facts.workspace.path.display();
+    let dir = &facts.resolved_dir;
+    let remedy = remedy(&facts.host);
+    match f {
+        Finding::DirMissing => format!("{ws} does not exist; OpenViking would create it"),
+        Finding::NotADirectory(kind) => format!("{ws} is {}, not a directory", kind.describe()),
+        Finding::DirInaccessible(err) => format!("cannot inspect {ws}: {err}"),
+        Finding::LeftAside(aside) => format!(
+            "{} is a pid file that an interrupted clear-stale moved aside; if it names a live \
+             OpenViking and no {PID_NAME} exists, move it back, otherwise remove it",
+            aside.display()
+        ),
+        Finding::RemoteFs(fs) => format!(
+            "{ws} is on {fs}: a lock held by a process on another host is invisible from here, \
+             so free means only free on this host"
+        ),
+        Finding::SkipProcessLock => {
+            let config = facts
+                .workspace
+                .source
+                .config_file()
+                .map(|f| format!(" in {}", f.display()))
+                .unwrap_or_default();
+            format!(
+                "storage.skip_process_lock is true{config}: OpenViking takes no lock on this \
+                 workspace, so lock files cannot show who uses it"
+            )
+        }
+        Finding::ServersElsewhere { missing, servers } => {
+            let why = if *missing {
+                "does not exist"
+            } else {
+                "is OpenViking's default, ./data"
+            };
+            let servers: Vec<String> = servers
+                .iter()
+                .map(|(pid, dirs)| {
+                    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+                    format!("{} (PID {pid})", dirs.join(", "))
+                })
+                .collect();
+            format!(
+                "{ws} {why}, but OpenViking servers run on other data directories: {}; is one of \
+                 them the directory meant?",
+                servers.join("; ")
+            )
+        }
+        Finding::LockFileNotRegular(kind) => format!(
+            "{}: {}",
+            dir.join(LOCK_NAME).display(),
+            not_regular(kind.describe())
+        ),
+        Finding::LockFileInaccessible(err) => {
+            format!("cannot inspect {}: {err}", dir.join(LOCK_NAME).display())
+        }
+        Finding::FlockUnheld => {
+            format!("{LOCK_NAME} is not held (the file stays after a server exits, by design)")
+        }
+        Finding::FlockHeldBy {
+            holder,
+            inherited_from,
+        } => {
+            let inherited = match inherited_from {
+                Some((recorded, exited)) => format!(
+                    " (it inherited the lock from PID {recorded}, which took it and {})",
+                    if *exited {
+                        "has exited"
+                    } else {
+                        "no longer holds it"
+                    }
+                ),
+                None => String::new(),
+            };
+            format!(
+                "{LOCK_NAME} is locked (flock) by {}{inherited}",
+                process(holder)
+            )
+        }
+        Finding::FlockHolderNotYetIdentified { recorded } => format!(
+            "{LOCK_NAME} is locked (flock) by a process not yet identified{}",
+            no_longer_holds(*recorded)
+        ),
+        Finding::FlockUndecided { recorded } => format!(
+            "cannot tell whether {LOCK_NAME} is held{}",
+            no_longer_holds(*recorded)
+        ),
+        Finding::FlockUnknown(why) => format!("cannot tell whether {LOCK_NAME} is held: {why}"),
+        Finding::FlockHolderUnreadable { pid, why } => format!(
+            "{LOCK_NAME} is locked (flock) by PID {pid}, which could not be identified ({why}); \
+             {remedy}"
+        ),
+        Finding::FlockHolderUnknown => {
+            format!("{LOCK_NAME} is locked (flock), but its holder could not be identified")
+        }
+        Finding::FlockHolderDoubt(doubt) => holder_doubt(doubt),
+        Finding::ProcessUnreadable(why) => why.clone(),
+        Finding::PidFileNames(p) => format!(
+            "{PID_NAME} names {}, which is alive and looks like OpenViking",
+            process(p)
+        ),
+        Finding::PidFileNamesNamespaced { ns_pid, owner } => format!(
+            "{PID_NAME} names PID {ns_pid} of another PID namespace (a container): {} here, \
+             which uses this directory and looks like OpenViking",
+            process(owner)
+        ),
+        Finding::PidFileLeftOver(why) => format!("{PID_NAME} is left over: {}", staleness(why)),
+        Finding::PidFileBeingWritten => format!(
+            "{PID_NAME} is empty or unfinished and was written less than {}s ago: a server may \
+             be taking the lock right now",
+            SLACK.as_secs()
+        ),
+        Finding::PidFileUndecided(doubt) => format!(
+            "{}: {}",
+            dir.join(PID_NAME).display(),
+            pid_doubt(doubt, &facts.host)
+        ),
+        Finding::Contended(owners) => {
+            let who: Vec<String> = owners.iter().map(process).collect();
+            format!("{} live processes own it: {}", who.len(), who.join(" and "))
+        }
+        Finding::NoLockFile => "no lock file is present".to_string(),
+        Finding::ScanFailed(why) => {
+            format!("could not look for processes that use the directory: {why}")
+        }
+        Finding::Unseen {
+            suspects,
+            hidden_by,
+        } => unseen(suspects, hidden_by.as_deref(), remedy),
+        Finding::NotCountedAsServer { process: p, access } => format!(
+            "{} holds a {} on {}, but does not look like OpenViking, so it is not counted as a \
+             server (use --match to count it)",
+            process(p),
+            describe_access(access),
+            relative(dir, &access.path).display()
+        ),
+        Finding::HoldsDeletedLockFile(p) => format!(
+            "{} holds the flock on a {LOCK_NAME} that was deleted under it: a new server would \
+             lock a new file at that path and run beside it",
+            process(p)
+        ),
+        Finding::HoldsUnnamedFlock(p) => format!(
+            "{} uses the storage without a lock file that ovlock can see, but holds a flock on a \
+             file it cannot name (its descriptors could not be read): most likely a {LOCK_NAME} \
+             deleted under it, so that a new server would run beside it; {remedy}",
+            process(p)
+        ),
+        Finding::LetGo { process: p, files } => format!(
+            "{} has let go of {LOCK_NAME} but still holds the storage: {}",
+            process(p),
+            describe_files(dir, files)
+        ),
+        Finding::StorageWithoutLock { process: p, files } => format!(
+            "{} uses the storage without holding a lock file: {}",
+            process(p),
+            describe_files(dir, files)
+        ),
+        Finding::LoneStorageOwner { lock_unheld: true } => {
+            "it is a server shutting down, or one started with storage.skip_process_lock beside \
+             the lock file of another"
+                .to_string()
+        }
+        Finding::LoneStorageOwner { lock_unheld: false } => {
+            "it holds no lock file: storage.skip_process_lock is set, or it is an OpenViking \
+             older than any lock"
+                .to_string()
+        }
+        Finding::OwnerHas { process: p, files } => {
+            format!("{} has {}", process(p), describe_files(dir, files))
+        }
+        Finding::StorageLockUnidentified {
+            path,
+            lock,
+            alive,
+            why,
+        } => {
+            let what = format!(
+                "{} ({} lock)",
+                relative(dir, path).display(),
+                kernel_lock(lock)
+            );
+            if *alive {
+                format!(
+                    "{what} is held by a live process that could not be identified: {why}; {remedy}"
+                )
+            } else {
+                format!("{what} is held, but not by any process ovlock could see ({why})")
+            }
+        }
+        Finding::StorageSearchIncomplete(why) => {
+            format!("the storage was not searched in full for locks: {why}")
+        }
+        Finding::NotInspected(inner) => {
+            format!("could not be inspected: {}", finding(inner, facts))
+        }
+    }
+}
+
+/// One command (with what to know first) for one fix, for the directory of `facts`.
+pub fn fix(f: &Fix, facts: &Facts) -> String {
+    let dir = shell::quote_path(&facts.workspace.path);
+    match f {
+        Fix::WaitForRelease => format!(
+            "If it is shutting down, wait until it has let go: ovlock check --wait 30 {dir}"
+        ),
+        Fix::SeeEveryServer => {
+            "See every OpenViking server and the data directory it uses: ovlock who --all"
+                .to_string()
+        }
+        Fix::KeepOneServer => {
+            "Keep one OpenViking server on this directory and stop the others".to_string()
+        }
+        Fix::Stop {
+            process: p,
+            case: StopCase::NotOpenViking,
+            ..
+        } => format!(
+            "{} does not look like OpenViking: see what it is (ovlock who {dir}) before you \
+             stop it: kill {}",
+            process(p),
+            p.pid
+        ),
+        Fix::Stop {
+            process: p,
+            service,
+            case: StopCase::BlindToFlock,
+        } => format!(
+            "{} is an OpenViking 0.4.20 or older (it uses {PID_NAME}) and cannot see the lock of \
+             0.4.21 and later: stop it: {}",
+            process(p),
+            stop_command(p.pid, service.as_ref())
+        ),
+        Fix::Stop {
+            process: p,
+            service,
+            case: StopCase::Plain,
+        } => format!(
+            "Stop {} if it should not run: {}",
+            process(p),
+            stop_command(p.pid, service.as_ref())
+        ),
+        Fix::UseHttp => "Connect every client to one OpenViking server over HTTP instead of \
+                         starting another (MCP hosts that start one stdio server per session \
+                         collide here)"
+            .to_string(),
+        Fix::OwnWorkspace => format!(
+            "Give each OpenViking instance its own storage.workspace in ov.conf (this one is {dir})"
+        ),
+        Fix::FindHolder(None) => format!("Look for the holder by hand: fuser -v {dir}/{LOCK_NAME}"),
+        Fix::FindHolder(Some(Privilege::Root)) => {
+            format!("Run as root to identify the holder: sudo ovlock who {dir}")
+        }
+        Fix::FindHolder(Some(Privilege::SysPtrace)) => format!(
+            "Run ovlock with CAP_SYS_PTRACE to identify the holder (this run lacks it): ovlock \
+             who {dir}"
+        ),
+        Fix::RemoveStalePidFile => {
+            format!("Remove the stale {PID_NAME}: ovlock clear-stale {dir}")
+        }
+        Fix::RemoveLeftoverPidFile => {
+            format!("Remove the leftover {PID_NAME}: ovlock clear-stale {dir}")
+        }
+        Fix::LookAgain => format!("Look again in a moment: sleep 2; ovlock status {dir}"),
+        Fix::LookWith(Privilege::Root) => {
+            format!("Run as root to see every process and file: sudo ovlock status {dir}")
+        }
+        Fix::LookWith(Privilege::SysPtrace) => format!(
+            "Run ovlock with CAP_SYS_PTRACE to see every process and file (this run lacks it): \
+             ovlock status {dir}"
+        ),
+        Fix::LookByHand => format!("Look at the directory by hand: ls -la {dir}"),
+        Fix::MakeSure => format!(
+            "To be sure no process uses it without a lock, {}: ovlock status {dir}",
+            remedy(&facts.host)
+        ),
+        Fix::Restart {
+            process: p,
+            service,
+        } => format!(
+            "Restart {} so that it locks {LOCK_NAME} at its path again; until then a new server \
+             cannot see it: {}",
+            process(p),
+            match service {
+                Some(service) => systemctl("restart", service),
+                None => format!("kill {}, then start it again", p.pid),
+            }
+        ),
+    }
+}
+
+/// One sentence on why a PID file is stale.
+pub fn staleness(why: &Staleness) -> String {
+    match why {
+        Staleness::Unparsable(bad) => format!("it names no process ({bad})"),
+        Staleness::TooLong { size } => {
+            format!("it names no process (it is {size} bytes long, far too long to hold a PID)")
+        }
+        Staleness::WrittenBeforeBoot { pid } => {
+            format!("it names PID {pid} but was written before the last boot")
+        }
+        Staleness::IsOvlock { pid } => format!("it names PID {pid}, which is this ovlock process"),
+        Staleness::Gone { pid } => format!("PID {pid} has exited"),
+        Staleness::GoneEverywhere { pid } => format!(
+            "PID {pid}, which the file named when it was moved aside, exists nowhere (a new \
+             {PID_NAME} is in place)"
+        ),
+        Staleness::Zombie { pid, name } => {
+            format!("PID {pid} ({name}) has exited and is waiting to be reaped")
+        }
+        Staleness::StartedAfterWrite { pid, name } => {
+            format!("PID {pid} now belongs to {name}, which started after the lock was written")
+        }
+        Staleness::NotOpenViking { pid, name } => {
+            format!("PID {pid} now belongs to {name}, which is not OpenViking")
+        }
+    }
+}
+
+/// Why a PID file is neither owned nor stale, as the rest of a sentence.
+pub fn pid_doubt(doubt: &PidDoubt, host: &Host) -> String {
+    match doubt {
+        PidDoubt::NotRegular(kind) => not_regular(kind.describe()),
+        PidDoubt::Inaccessible(err) => format!("cannot inspect it: {err}"),
+        PidDoubt::Unreadable(err) => format!("cannot read it: {err}"),
+        PidDoubt::NoModificationTime => "its modification time cannot be read".to_string(),
+        PidDoubt::OwnerUnreadable(why) => why.clone(),
+        PidDoubt::UnseenNamespaceOwner { pid, unseen } => {
+            let names: Vec<String> = unseen
+                .iter()
+                .map(|(pid, name)| match name {
+                    Some(name) => format!("PID {pid} ({name})"),
+                    None => format!("PID {pid}"),
+                })
+                .collect();
+            let one = unseen.len() == 1;
+            format!(
+                "PID {pid} here is not its server, but {} {} PID {pid} inside {} own PID \
+                 namespace, and {} could not be read to tell whether {} this directory; {}",
+                names.join(" and "),
+                if one { "is" } else { "are each" },
+                if one { "its" } else { "their" },
+                if one { "its files" } else { "their files" },
+                if one { "it uses" } else { "they use" },
+                remedy(host)
+            )
+        }
+        PidDoubt::HiddenNamespaceOwner { pid, option } => format!(
+            "PID {pid} here is not its server, but /proc is mounted with {option}: a process \
+             that /proc hides may be PID {pid} inside a container; {}",
+            remedy(host)
+        ),
+    }
+}
+
+fn holder_doubt(doubt: &HolderDoubt) -> String {
+    match doubt {
+        HolderDoubt::Unconfirmed { pid, why } => format!(
+            "the kernel records PID {pid} as the holder; its descriptors could not be read to \
+             confirm it ({why})"
+        ),
+        HolderDoubt::NoneFound {
+            recorded: Some(pid),
+        } => format!(
+            "the kernel records PID {pid}, which no longer holds it, and no other holder was found"
+        ),
+        HolderDoubt::NoneFound { recorded: None } => "no holder was found".to_string(),
+        HolderDoubt::Unseen(unseen) => format!("no readable process holds it; {unseen}"),
+    }
+}
+
+/// What the scan could not see, and what would let it.
+fn unseen(suspects: &[u32], hidden_by: Option<&str>, remedy: &str) -> String {
+    let mut parts = Vec::new();
+    if !suspects.is_empty() {
+        const SHOWN: usize = 5;
+        let pids: Vec<String> = suspects.iter().take(SHOWN).map(u32::to_string).collect();
+        let more = if suspects.len() > SHOWN { ", ..." } else { "" };
+        let (count, pid) = match suspects.len() {
+            1 => ("1 process that may be OpenViking was".to_string(), "PID"),
+            n => (format!("{n} processes that may be OpenViking were"), "PIDs"),
+        };
+        parts.push(format!(
+            "{count} not inspected ({pid} {}{more})",
+            pids.join(", ")
+        ));
+    }
+    if let Some(option) = hidden_by {
+        parts.push(format!(
+            "/proc is mounted with {option}, which hides other users' processes even from a count"
+        ));
+    }
+    format!("{}; {remedy} for a complete answer", parts.join("; "))
+}
+
+/// What would let this run see every process, as the end of a sentence.
+pub fn remedy(host: &Host) -> &'static str {
+    match host.lacks {
+        Some(Privilege::SysPtrace) => {
+            "run ovlock with CAP_SYS_PTRACE (it runs as root without it, as under a systemd \
+             CapabilityBoundingSet= or in a container)"
+        }
+        _ => "run as root",
+    }
+}
+
+/// `PID 42 (openviking-server)`.
+fn process(p: &ProcessRef) -> String {
+    format!("PID {} ({})", p.pid, p.name)
+}
+
+/// ` (the kernel records PID 9, which no longer holds it)`, or nothing.
+fn no_longer_holds(recorded: Option<u32>) -> String {
+    recorded
+        .map(|p| format!(" (the kernel records PID {p}, which no longer holds it)"))
+        .unwrap_or_default()
+}
+
+fn not_regular(kind: &str) -> String {
+    format!("it is {kind}, not a regular file; ovlock neither follows nor opens it")
+}
+
+/// `flock write`, `posix read`.
+fn kernel_lock(lock: &KernelLock) -> String {
+    format!(
+        "{} {}",
+        names::lock_class(lock.class),
+        names::lock_mode(lock.exclusive)
+    )
+}
+
+/// How to stop a process for good: through its systemd service, which
+/// would otherwise start it again, then by its PID.
+fn stop_command(pid: u32, service: Option<&Service>) -> String {
+    match service {
+        Some(service) => format!(
+            "{}, then if it still runs: kill {pid}",
+            systemctl("stop", service)
+        ),
+        None => format!("kill {pid}"),
+    }
+}
+
+/// `systemctl VERB UNIT`, with `--user` for a user's service.
+fn systemctl(verb: &str, service: &Service) -> String {
+    let user = if service.user { "--user " } else { "" };
+    format!("systemctl {user}{verb} {}", shell::quote(&service.name))
+}
+
+/// A short list of files relative to the directory, with how each is used.
+pub fn describe_files(dir: &Path, accesses: &[PathAccess]) -> String {
+    const SHOWN: usize = 4;
+    let mut parts: Vec<String> = accesses
+        .iter()
+        .take(SHOWN)
+        .map(|t| {
+            format!(
+                "{} ({})",
+                relative(dir, &t.path).display(),
+                describe_access(t)
+            )
+        })
+        .collect();
+    if accesses.len() > SHOWN {
+        parts.push(format!("and {} more", accesses.len() - SHOWN));
+    }
+    parts.join(", ")
+}
+
+/// A path relative to the directory, `.` for the directory itself.
+pub fn relative<'a>(dir: &Path, path: &'a Path) -> &'a Path {
+    match path.strip_prefix(dir) {
+        Ok(rest) if rest.as_os_str().is_empty() => Path::new("."),
+        Ok(rest) => rest,
+        Err(_) => path,
+    }
+}
+
+/// `open`, `mapped`, `current directory`, or the lock held through it:
+/// `flock write lock`.
+pub fn describe_access(t: &PathAccess) -> String {
+    match t.locks.first() {
+        Some(lock) => format!("{} lock", kernel_lock(lock)),
+        None => names::access(t.access).text.to_string(),
+    }
+}
