@@ -12,6 +12,7 @@ mod fixes;
 mod hostile;
 mod interop;
 mod network_fs;
+mod path_lock_interop;
 mod races;
 mod reduced_privilege;
 mod situations;
