@@ -3,6 +3,9 @@
 //! then JSON.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
 
 /// The parts of ov.conf that decide which directory is locked and how.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -11,10 +14,70 @@ pub struct StorageConfig {
     pub workspace: Option<PathBuf>,
     /// `storage.skip_process_lock`.
     pub skip_process_lock: bool,
+    /// What decides where OpenViking keeps its path locks, and for how long.
+    pub path_locks: PathLockConfig,
     /// Variables the text refers to, anywhere, that are not set here and so
     /// stay as written: the server's environment may well have them.
     pub unset_vars: Vec<Var>,
 }
+
+/// The settings of OpenViking's path locks that the config sets; each is
+/// None where the config leaves it to OpenViking's default.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PathLockConfig {
+    /// How long an unrefreshed token lives: `storage.agfs.pathlock.
+    /// lock_expire_secs`, else the deprecated `storage.transaction.lock_expire`.
+    pub lock_expire: Option<Configured<Duration>>,
+    /// `storage.agfs.pathlock.provider`.
+    pub provider: Option<Configured<PathLockProvider>>,
+    /// `storage.agfs.backend`.
+    pub backend: Option<Configured<StorageBackend>>,
+}
+
+/// A value the config sets, with the key that set it. A value OpenViking
+/// refuses (it then refuses to start) is kept as a fact, not an error: the
+/// config may be older or newer than the server that wrote the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Configured<T> {
+    pub key: &'static str,
+    pub value: Result<T, Invalid>,
+}
+
+/// A setting OpenViking would reject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// The value as the config has it, in JSON, cut short if long.
+    pub found: String,
+    /// What OpenViking accepts there.
+    pub expected: &'static str,
+}
+
+/// Where the path-lock tokens live (`storage.agfs.pathlock.provider`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathLockProvider {
+    /// Files in the storage tree: OpenViking's default.
+    Filesystem,
+    /// Inside the server process: nothing outlives it.
+    Memory,
+    /// In the cache service (Redis), from 0.4.21.
+    Cache,
+}
+
+/// Where the storage tree lives (`storage.agfs.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageBackend {
+    /// `{workspace}/viking/`: OpenViking's default.
+    Local,
+    /// S3 objects, tokens included.
+    S3,
+    /// Inside the server process.
+    Memory,
+}
+
+const LOCK_EXPIRE_SECS: &str = "storage.agfs.pathlock.lock_expire_secs";
+const LOCK_EXPIRE_DEPRECATED: &str = "storage.transaction.lock_expire";
+const PROVIDER: &str = "storage.agfs.pathlock.provider";
+const BACKEND: &str = "storage.agfs.backend";
 
 /// A variable named in the config text, shown as `$NAME`, or `${NAME}`
 /// when the name could not be written without braces.
@@ -138,8 +201,126 @@ pub fn parse(
     Ok(StorageConfig {
         workspace,
         skip_process_lock,
+        path_locks: path_lock_config(storage),
         unset_vars: unset,
     })
+}
+
+/// The path-lock settings under `storage`, as OpenViking 0.5.2 validates
+/// them. The deprecated key counts only when the new one is absent; a key
+/// that is present counts even when it is null or wrong (OpenViking then
+/// refuses the config).
+fn path_lock_config(storage: &Map<String, Value>) -> PathLockConfig {
+    let lock_expire = match setting(storage, LOCK_EXPIRE_SECS) {
+        None => setting(storage, LOCK_EXPIRE_DEPRECATED),
+        set => set,
+    }
+    .map(|(key, value)| Configured {
+        key,
+        value: value.and_then(lock_expire),
+    });
+    PathLockConfig {
+        lock_expire,
+        provider: choice(
+            storage,
+            PROVIDER,
+            |s| match s {
+                "filesystem" => Some(PathLockProvider::Filesystem),
+                "memory" => Some(PathLockProvider::Memory),
+                "cache" => Some(PathLockProvider::Cache),
+                _ => None,
+            },
+            "\"filesystem\", \"memory\" or \"cache\"",
+        ),
+        backend: choice(
+            storage,
+            BACKEND,
+            |s| match s {
+                "local" => Some(StorageBackend::Local),
+                "s3" => Some(StorageBackend::S3),
+                "memory" => Some(StorageBackend::Memory),
+                _ => None,
+            },
+            "\"local\", \"s3\" or \"memory\"",
+        ),
+    }
+}
+
+/// A setting that names one of a few choices.
+fn choice<T>(
+    storage: &Map<String, Value>,
+    key: &'static str,
+    parse: fn(&str) -> Option<T>,
+    expected: &'static str,
+) -> Option<Configured<T>> {
+    setting(storage, key).map(|(key, value)| Configured {
+        key,
+        value: value.and_then(|v| match v {
+            Value::String(s) => parse(s).ok_or_else(|| invalid(v, expected)),
+            _ => Err(invalid(v, expected)),
+        }),
+    })
+}
+
+/// The value at `key` (dotted, below `storage.`), if the config has the
+/// key; an ancestor that is there but is not an object makes the key's
+/// value invalid, since OpenViking rejects the config over it.
+fn setting<'a>(
+    storage: &'a Map<String, Value>,
+    key: &'static str,
+) -> Option<(&'static str, Result<&'a Value, Invalid>)> {
+    let mut parts = key.split('.').skip(1);
+    let mut map = storage;
+    let mut part = parts.next()?;
+    for next in parts {
+        match map.get(part)? {
+            Value::Object(inner) => map = inner,
+            other => return Some((key, Err(invalid(other, "an object")))),
+        }
+        part = next;
+    }
+    map.get(part).map(|value| (key, Ok(value)))
+}
+
+/// Seconds as OpenViking takes them (a float, from a number, a boolean or
+/// a numeric string), which its engine requires to be finite, at least 1,
+/// and within what a duration can hold.
+fn lock_expire(value: &Value) -> Result<Duration, Invalid> {
+    let expected = "a number of seconds, at least 1";
+    let secs = match value {
+        Value::Number(n) => n.as_f64(),
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        Value::String(s) => python_float(s),
+        _ => None,
+    };
+    secs.filter(|s| *s >= 1.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| invalid(value, expected))
+}
+
+/// Python's `float(text)` for plain decimals: surrounding whitespace, and
+/// single underscores between digits.
+fn python_float(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let bytes = text.as_bytes();
+    let grouped = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'_'
+            || (i > 0
+                && bytes[i - 1].is_ascii_digit()
+                && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+    });
+    grouped.then(|| text.replace('_', "").parse().ok())?
+}
+
+fn invalid(value: &Value, expected: &'static str) -> Invalid {
+    const SHOWN: usize = 60;
+    let mut found = value.to_string();
+    if found.len() > SHOWN {
+        let cut = (0..=SHOWN).rev().find(|&i| found.is_char_boundary(i));
+        found.truncate(cut.unwrap_or(0));
+        found.push('…');
+    }
+    Invalid { found, expected }
 }
 
 /// serde_json appends " at line L column C" to its messages; the caller already says where.
@@ -398,6 +579,153 @@ mod tests {
             parse(b"{\"a\": \"\xff\"}", env, None),
             Err(ConfigError::NotUtf8 { offset: 7 })
         ));
+    }
+
+    #[test]
+    fn reads_the_path_lock_settings_as_openviking_does() {
+        let expire = |text: &str| parse_str(text).unwrap().path_locks.lock_expire;
+        let secs = |key, s: f64| {
+            Some(Configured {
+                key,
+                value: Ok(Duration::from_secs_f64(s)),
+            })
+        };
+        let bad = |key, found: &str| {
+            Some(Configured {
+                key,
+                value: Err(Invalid {
+                    found: found.into(),
+                    expected: "a number of seconds, at least 1",
+                }),
+            })
+        };
+        let new = LOCK_EXPIRE_SECS;
+        let old = LOCK_EXPIRE_DEPRECATED;
+        let cases = [
+            ("{}", None),
+            (r#"{"storage": {"agfs": {}}}"#, None),
+            (
+                r#"{"storage": {"agfs": {"pathlock": {"lock_expire_secs": 12}}}}"#,
+                secs(new, 12.0),
+            ),
+            (
+                r#"{"storage": {"transaction": {"lock_expire": 2.5}}}"#,
+                secs(old, 2.5),
+            ),
+            (
+                r#"{"storage": {"agfs": {"pathlock": {"lock_expire_secs": 40}},
+                                "transaction": {"lock_expire": 5}}}"#,
+                secs(new, 40.0),
+            ),
+            // Present, however wrong, the new key wins: OpenViking refuses it.
+            (
+                r#"{"storage": {"agfs": {"pathlock": {"lock_expire_secs": null}},
+                                "transaction": {"lock_expire": 5}}}"#,
+                bad(new, "null"),
+            ),
+            (
+                r#"{"storage": {"agfs": {"pathlock": {"lock_expire_secs": " 1_000 "}}}}"#,
+                secs(new, 1000.0),
+            ),
+            (
+                r#"{"storage": {"agfs": {"pathlock": {"lock_expire_secs": true}}}}"#,
+                secs(new, 1.0),
+            ),
+            (
+                r#"{"storage": {"agfs": {"pathlock": {"lock_expire_secs": 0.5}}}}"#,
+                bad(new, "0.5"),
+            ),
+            (
+                r#"{"storage": {"transaction": {"lock_expire": -3}}}"#,
+                bad(old, "-3"),
+            ),
+            (
+                r#"{"storage": {"agfs": {"pathlock": {"lock_expire_secs": 1e300}}}}"#,
+                bad(new, "1e+300"),
+            ),
+            (
+                r#"{"storage": {"agfs": {"pathlock": {"lock_expire_secs": "inf"}}}}"#,
+                bad(new, "\"inf\""),
+            ),
+            (
+                r#"{"storage": {"agfs": {"pathlock": {"lock_expire_secs": "30s"}}}}"#,
+                bad(new, "\"30s\""),
+            ),
+            (
+                r#"{"storage": {"agfs": {"pathlock": {"lock_expire_secs": "_1"}}}}"#,
+                bad(new, "\"_1\""),
+            ),
+            (
+                r#"{"storage": {"agfs": {"pathlock": {"lock_expire_secs": [30]}}}}"#,
+                bad(new, "[30]"),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(expire(text), want, "{text}");
+        }
+        let long = format!(
+            r#"{{"storage": {{"transaction": {{"lock_expire": "{}"}}}}}}"#,
+            "é".repeat(100)
+        );
+        match expire(&long).map(|c| c.value) {
+            Some(Err(Invalid { found, .. })) => {
+                assert!(found.len() <= 64 && found.ends_with('…'), "{found}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_where_the_tokens_are_kept() {
+        let locks = |text: &str| parse_str(text).unwrap().path_locks;
+        let got =
+            locks(r#"{"storage": {"agfs": {"backend": "s3", "pathlock": {"provider": "cache"}}}}"#);
+        assert_eq!(
+            got.provider,
+            Some(Configured {
+                key: PROVIDER,
+                value: Ok(PathLockProvider::Cache)
+            })
+        );
+        assert_eq!(
+            got.backend,
+            Some(Configured {
+                key: BACKEND,
+                value: Ok(StorageBackend::S3)
+            })
+        );
+        assert_eq!(
+            locks(r#"{"storage": {"agfs": {"pathlock": {"provider": "memory"}}}}"#).provider,
+            Some(Configured {
+                key: PROVIDER,
+                value: Ok(PathLockProvider::Memory)
+            })
+        );
+        let got =
+            locks(r#"{"storage": {"agfs": {"backend": 3, "pathlock": {"provider": "redis"}}}}"#);
+        assert!(matches!(
+            got.backend,
+            Some(Configured { value: Err(Invalid { ref found, .. }), .. }) if found == "3"
+        ));
+        assert!(matches!(
+            got.provider,
+            Some(Configured { value: Err(Invalid { ref found, .. }), .. }) if found == "\"redis\""
+        ));
+        // An ancestor that is not an object spoils every key below it.
+        let got = locks(r#"{"storage": {"agfs": "local"}}"#);
+        for setting in [
+            got.provider.map(|c| c.value.map(|_| ())),
+            got.backend.map(|c| c.value.map(|_| ())),
+        ] {
+            assert_eq!(
+                setting,
+                Some(Err(Invalid {
+                    found: "\"local\"".into(),
+                    expected: "an object"
+                }))
+            );
+        }
+        assert_eq!(locks("{}"), PathLockConfig::default());
     }
 
     proptest! {

@@ -1,13 +1,15 @@
 //! Which data directories to inspect, and where each one came from: the
-//! command line, `storage.workspace` of an ov.conf, or OpenViking's default.
+//! command line, `storage.workspace` of an ov.conf, or OpenViking's default;
+//! and the settings of its path locks the same config gives.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 
 use crate::fsread::{self, Symlinks};
-use crate::ovconf;
+use crate::ovconf::{self, PathLockConfig, PathLockProvider, StorageBackend};
 
 /// An ov.conf larger than this is not a config file.
 const CONFIG_CAP: usize = 4 << 20;
@@ -82,6 +84,76 @@ pub struct Workspace {
     pub source: Source,
     /// The config says `storage.skip_process_lock: true`.
     pub skip_process_lock: bool,
+    /// How OpenViking keeps the path locks of this workspace.
+    pub path_locks: PathLockSettings,
+}
+
+/// OpenViking's path-lock settings for one workspace, each with where it
+/// came from. A config describes only its own workspace: any other
+/// directory gets OpenViking's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathLockSettings {
+    /// How long a token that is not refreshed is held.
+    pub lock_expire: Setting<Duration>,
+    pub provider: Setting<PathLockProvider>,
+    pub backend: Setting<StorageBackend>,
+}
+
+/// The value in use and where it came from; a value the config sets that
+/// OpenViking would refuse is kept as the fact it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting<T> {
+    pub value: Result<T, ovconf::Invalid>,
+    pub source: SettingSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingSource {
+    /// OpenViking's default: no config sets it.
+    Default,
+    /// `key` (dotted, such as `storage.agfs.pathlock.lock_expire_secs`) in `file`.
+    Config { key: &'static str, file: PathBuf },
+}
+
+/// OpenViking's `lock_expire_secs` when no config sets it (since 0.4.14;
+/// 300 s up to 0.4.10, 1800 s in 0.4.11 to 0.4.13).
+pub const DEFAULT_LOCK_EXPIRE: Duration = Duration::from_secs(30);
+
+impl Default for PathLockSettings {
+    fn default() -> PathLockSettings {
+        // A config that sets nothing names no file.
+        PathLockSettings::from_config(PathLockConfig::default(), Path::new(""))
+    }
+}
+
+impl PathLockSettings {
+    /// What `config`, read from `file`, sets, and OpenViking's defaults
+    /// for the rest.
+    fn from_config(config: PathLockConfig, file: &Path) -> PathLockSettings {
+        PathLockSettings {
+            lock_expire: Setting::of(config.lock_expire, DEFAULT_LOCK_EXPIRE, file),
+            provider: Setting::of(config.provider, PathLockProvider::Filesystem, file),
+            backend: Setting::of(config.backend, StorageBackend::Local, file),
+        }
+    }
+}
+
+impl<T> Setting<T> {
+    fn of(configured: Option<ovconf::Configured<T>>, default: T, file: &Path) -> Setting<T> {
+        match configured {
+            Some(ovconf::Configured { key, value }) => Setting {
+                value,
+                source: SettingSource::Config {
+                    key,
+                    file: file.to_path_buf(),
+                },
+            },
+            None => Setting {
+                value: Ok(default),
+                source: SettingSource::Default,
+            },
+        }
+    }
 }
 
 /// The outside world that resolution depends on, so tests can set it.
@@ -149,13 +221,12 @@ pub fn resolve(args: &[PathBuf], env: &Env) -> Result<Resolved> {
             if !seen.insert(identity(&path)) {
                 continue;
             }
-            let skip_process_lock = named
-                .as_ref()
-                .is_some_and(|w| w.skip_process_lock && same_directory(&w.path, &path));
+            let own = named.as_ref().filter(|w| same_directory(&w.path, &path));
             workspaces.push(Workspace {
                 path,
                 source: Source::Argument,
-                skip_process_lock,
+                skip_process_lock: own.is_some_and(|w| w.skip_process_lock),
+                path_locks: own.map(|w| w.path_locks.clone()).unwrap_or_default(),
             });
         }
         return Ok(Resolved {
@@ -169,6 +240,7 @@ pub fn resolve(args: &[PathBuf], env: &Env) -> Result<Resolved> {
             path: absolute(&env.cwd, Path::new("data"))?,
             source: Source::Default { config: None },
             skip_process_lock: false,
+            path_locks: PathLockSettings::default(),
         },
     };
     Ok(Resolved {
@@ -206,6 +278,7 @@ fn configured(env: &Env, warnings: &mut Vec<String>) -> Result<Option<Workspace>
             file.display()
         )
     }));
+    let path_locks = PathLockSettings::from_config(config.path_locks, &file);
     let (path, source) = match config.workspace {
         Some(workspace) => (
             absolute(&env.cwd, &workspace)?,
@@ -222,6 +295,7 @@ fn configured(env: &Env, warnings: &mut Vec<String>) -> Result<Option<Workspace>
         path,
         source,
         skip_process_lock: config.skip_process_lock,
+        path_locks,
     }))
 }
 
@@ -232,6 +306,7 @@ pub fn discovered(dirs: Vec<PathBuf>) -> Vec<Workspace> {
             path,
             source: Source::Discovered,
             skip_process_lock: false,
+            path_locks: PathLockSettings::default(),
         })
         .collect()
 }
@@ -361,6 +436,58 @@ mod tests {
             }
         );
         assert!(got[0].skip_process_lock);
+    }
+
+    #[test]
+    fn path_lock_settings_come_from_the_workspace_s_own_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path().join("cwd");
+        std::fs::create_dir_all(cwd.join("ws")).unwrap();
+        std::fs::create_dir_all(cwd.join("other")).unwrap();
+        let conf = dir.path().join("ov.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"{{"storage": {{"workspace": "{}",
+                    "transaction": {{"lock_expire": 90}},
+                    "agfs": {{"pathlock": {{"provider": "cache"}}}}}}}}"#,
+                cwd.join("ws").display()
+            ),
+        )
+        .unwrap();
+        let none = |_: &str| None;
+        let from_config = |key| SettingSource::Config {
+            key,
+            file: conf.clone(),
+        };
+        let args = [PathBuf::from("ws"), PathBuf::from("other")];
+        for args in [&[][..], &args[..1]] {
+            let got = resolve(args, &env_with(dir.path(), Some(&conf), &none)).unwrap();
+            let locks = &got.workspaces[0].path_locks;
+            assert_eq!(
+                locks.lock_expire,
+                Setting {
+                    value: Ok(Duration::from_secs(90)),
+                    source: from_config("storage.transaction.lock_expire"),
+                },
+                "{args:?}"
+            );
+            assert_eq!(
+                locks.provider,
+                Setting {
+                    value: Ok(PathLockProvider::Cache),
+                    source: from_config("storage.agfs.pathlock.provider"),
+                }
+            );
+            assert_eq!(locks.backend.source, SettingSource::Default);
+        }
+        // Another directory is not the config's to describe.
+        let got = resolve(&args, &env_with(dir.path(), Some(&conf), &none)).unwrap();
+        assert_eq!(got.workspaces[1].path_locks, PathLockSettings::default());
+        assert_eq!(
+            PathLockSettings::default().lock_expire.value,
+            Ok(Duration::from_secs(30))
+        );
     }
 
     #[test]

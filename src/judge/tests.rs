@@ -44,6 +44,7 @@ pub(crate) fn base() -> Facts {
             path: path.clone(),
             source: Source::Argument,
             skip_process_lock: false,
+            path_locks: Default::default(),
         },
         dir: DirState::Present {
             resolved: path.clone(),
