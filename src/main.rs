@@ -11,6 +11,9 @@ mod fsread;
 mod inspect;
 mod judge;
 mod layout;
+// Only Linux searches the storage tree for path-lock files to decode.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+mod lock_token;
 mod options;
 mod ovconf;
 mod pidfile;

@@ -3,6 +3,7 @@
 
 pub mod flock;
 pub mod kernel_locks;
+pub mod path_locks;
 pub mod process;
 #[cfg(target_os = "linux")]
 mod procfs;
@@ -20,6 +21,7 @@ use crate::workspace::Workspace;
 
 pub use crate::layout::{ASIDE_PREFIX, LOCK_NAME, PID_NAME};
 pub use flock::{FlockState, LockTable};
+pub use path_locks::PathLocks;
 pub use process::{Lookup, ProcessInfo, Processes};
 pub use storage_locks::StorageLocks;
 pub use usage::{Access, Ancestor, PathAccess, Uninspected, Usage, User};
@@ -71,7 +73,7 @@ impl LockFile {
 }
 
 /// Everything ovlock learned about one data directory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
     pub workspace: Workspace,
     pub dir: DirState,
@@ -89,6 +91,8 @@ pub struct Facts {
     pub pid_owner_uses_dir: Option<bool>,
     /// The locks on its storage files, from the kernel lock table.
     pub storage_locks: StorageLocks,
+    /// OpenViking's path locks in its storage tree, `viking/`.
+    pub path_locks: PathLocks,
     /// Every process that uses the directory; None when no scan was run.
     pub usage: Option<Result<Usage, String>>,
     /// Parents up to PID 1, nearest first, of every process found to own
@@ -223,6 +227,10 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         }
         _ => StorageLocks::default(),
     };
+    let path_locks = match &dir {
+        DirState::Present { .. } => path_locks::find(&resolved_dir, &workspace.path_locks),
+        _ => PathLocks::NoTree,
+    };
     // Who launched each process found so far: a worker of a server is part
     // of it, not a second owner. A few reads for each, not a scan.
     let mut lineage = BTreeMap::new();
@@ -258,6 +266,7 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         pid_owner: pid.owner,
         pid_owner_uses_dir: pid.owner_uses_dir,
         storage_locks,
+        path_locks,
         usage: None,
         lineage,
         remote_fs,

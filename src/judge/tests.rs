@@ -57,6 +57,7 @@ pub(crate) fn base() -> Facts {
         pid_owner: None,
         pid_owner_uses_dir: Some(false),
         storage_locks: Default::default(),
+        path_locks: Default::default(),
         usage: None,
         lineage: Default::default(),
         remote_fs: None,
