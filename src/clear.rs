@@ -1,6 +1,7 @@
 //! clear-stale: removing `.openviking.pid` files whose owner is gone, and
-//! nothing else. `.openviking.lock` is never removed: OpenViking relies on
-//! every contender locking the same inode.
+//! stale path locks (`clear::path_lock`), and nothing else.
+//! `.openviking.lock` is never removed: OpenViking relies on every contender
+//! locking the same inode.
 //!
 //! A starting OpenViking 0.4.20 takes over a stale file by truncating it and
 //! writing its own PID into the same inode, so no re-read before an unlink by
@@ -13,15 +14,27 @@
 
 use std::path::PathBuf;
 
-use crate::inspect::{self, Facts, LockFile, PID_NAME, Processes};
-use crate::judge::{self, PidFileVerdict, Policy, Staleness};
+mod path_lock;
 
-/// A stale PID file that clear-stale acted on.
+use crate::inspect::path_locks::LockFileRead;
+use crate::inspect::{self, Facts, LockFile, PID_NAME, Processes};
+use crate::judge::{
+    self, JudgedPathLock, Judgement, PathLockContext, PathLockState, PidFileVerdict, Policy,
+    Staleness,
+};
+
+/// A stale lock file that clear-stale acted on.
 pub struct Removal {
+    /// Its absolute path.
     pub path: PathBuf,
-    /// Why it is stale.
-    pub reason: Staleness,
+    pub reason: Stale,
     pub outcome: Outcome,
+}
+
+/// Why a removed file was stale.
+pub enum Stale {
+    PidFile(Staleness),
+    PathLock(Box<JudgedPathLock>),
 }
 
 /// How a removal ended when nothing failed.
@@ -33,7 +46,7 @@ enum Done {
     Kept,
 }
 
-/// What became of a stale PID file.
+/// What became of a stale lock file.
 pub enum Outcome {
     Removed,
     /// `--dry-run`.
@@ -42,8 +55,73 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// Removes (or, with `dry_run`, names) the stale pid file the judgement found.
+/// Removes (or, with `dry_run`, names) the stale pid file and path locks
+/// the judgement found.
 pub fn clear(
+    facts: &Facts,
+    judgement: &Judgement,
+    policy: &Policy,
+    processes: &mut Processes,
+    dry_run: bool,
+) -> Vec<Removal> {
+    let mut removals = clear_pid_file(facts, policy, processes, dry_run);
+    removals.extend(clear_path_locks(facts, judgement, dry_run));
+    removals
+}
+
+/// Removes each path lock judged stale, if it still is (`path_lock::remove`).
+fn clear_path_locks(facts: &Facts, judgement: &Judgement, dry_run: bool) -> Vec<Removal> {
+    let stale = judgement
+        .path_locks
+        .iter()
+        .filter(|p| p.state == PathLockState::Stale);
+    let mut removals = Vec::new();
+    for judged in stale {
+        let LockFileRead::Read { meta, content, .. } = &judged.file.read else {
+            continue;
+        };
+        let path = judged.file.path.clone();
+        let reason = Stale::PathLock(Box::new(judged.clone()));
+        if dry_run {
+            removals.push(Removal {
+                path,
+                reason,
+                outcome: Outcome::WouldRemove,
+            });
+            continue;
+        }
+        let Ok(rel) = path.strip_prefix(&facts.resolved_dir) else {
+            continue;
+        };
+        // Judged again from the bytes as they are under the lock, by the
+        // clock as it is then.
+        let still_stale = |bytes: &[u8], modified| {
+            let cx = PathLockContext {
+                now: std::time::SystemTime::now(),
+                ..judged.context
+            };
+            judge::path_lock_still_stale(bytes, modified, &cx)
+        };
+        let id = (meta.stat.dev, meta.stat.ino);
+        let outcome = match path_lock::remove(&facts.resolved_dir, rel, id, content, still_stale) {
+            path_lock::Attempt::Removed => Outcome::Removed,
+            // Refreshed, taken, or removed by its owner meanwhile: its business.
+            path_lock::Attempt::Changed | path_lock::Attempt::Busy | path_lock::Attempt::Gone => {
+                continue;
+            }
+            path_lock::Attempt::Failed(why) => Outcome::Failed(why),
+        };
+        removals.push(Removal {
+            path,
+            reason,
+            outcome,
+        });
+    }
+    removals
+}
+
+/// Removes (or names) the pid file, if it is stale.
+fn clear_pid_file(
     facts: &Facts,
     policy: &Policy,
     processes: &mut Processes,
@@ -56,7 +134,7 @@ pub fn clear(
     if dry_run {
         return vec![Removal {
             path,
-            reason: why,
+            reason: Stale::PidFile(why),
             outcome: Outcome::WouldRemove,
         }];
     }
@@ -81,13 +159,13 @@ pub fn clear(
     match remove(facts, processes, still_stale) {
         Ok(Done::Removed(reason)) => vec![Removal {
             path,
-            reason,
+            reason: Stale::PidFile(reason),
             outcome: Outcome::Removed,
         }],
         Ok(Done::Kept) => Vec::new(),
         Err(err) => vec![Removal {
             path,
-            reason: why,
+            reason: Stale::PidFile(why),
             outcome: Outcome::Failed(err),
         }],
     }

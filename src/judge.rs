@@ -11,6 +11,8 @@ use crate::inspect::{DirState, Facts, FlockState, LockFile, Lookup};
 
 pub use finding::{Finding, Fix, PidDoubt, ProcessRef, Staleness, StopCase};
 pub use judgement::{Judgement, OtherUser, Owner, PidFileVerdict, Protocol, Verdict};
+pub use path_lock_state::{JudgedPathLock, PathLockReason, PathLockState};
+pub use path_locks::{Context as PathLockContext, still_stale as path_lock_still_stale};
 pub use pid_file::{SLACK, pid_file_verdict};
 pub use policy::Policy;
 
@@ -19,6 +21,8 @@ use evidence::Evidence;
 mod evidence;
 mod finding;
 mod judgement;
+mod path_lock_state;
+mod path_locks;
 mod pid_file;
 mod policy;
 mod storage;
@@ -58,6 +62,7 @@ pub fn judge(facts: &Facts, policy: &Policy) -> Judgement {
     for aside in &facts.left_aside {
         j.unknown.push(Finding::LeftAside(aside.clone()));
     }
+    let path_locks = path_locks::judge_tree(facts, &mut j);
     if let Some(fs) = facts.remote_fs {
         j.warnings.push(Finding::RemoteFs(fs));
     }
@@ -65,7 +70,7 @@ pub fn judge(facts: &Facts, policy: &Policy) -> Judgement {
     if facts.workspace.skip_process_lock {
         j.warnings.push(Finding::SkipProcessLock);
     }
-    finish(j, facts, pid_file, policy)
+    finish(j, facts, pid_file, path_locks, policy)
 }
 
 /// For OpenViking's default directory, or one that does not exist, when
@@ -101,6 +106,7 @@ fn finish(
     mut evidence: Evidence,
     facts: &Facts,
     pid_file: PidFileVerdict,
+    path_locks: Vec<JudgedPathLock>,
     policy: &Policy,
 ) -> Judgement {
     let verdict = match evidence.owners.len() {
@@ -142,7 +148,14 @@ fn finish(
     if reasons.is_empty() {
         reasons.push(Finding::NoLockFile);
     }
-    let mut fixes = fixes(verdict, &evidence.owners, &pid_file, facts, policy);
+    let mut fixes = fixes(
+        verdict,
+        &evidence.owners,
+        &pid_file,
+        &path_locks,
+        facts,
+        policy,
+    );
     if evidence.shutting_down && verdict == Verdict::Held {
         fixes.insert(0, Fix::WaitForRelease);
     }
@@ -154,6 +167,7 @@ fn finish(
         owners: evidence.owners,
         other_users: evidence.other_users,
         pid_file,
+        path_locks,
         reasons,
         warnings: evidence.warnings,
         fixes,
@@ -297,9 +311,15 @@ fn fixes(
     verdict: Verdict,
     owners: &[Owner],
     pid_file: &PidFileVerdict,
+    path_locks: &[JudgedPathLock],
     facts: &Facts,
     policy: &Policy,
 ) -> Vec<Fix> {
+    let stale_pid_file = matches!(pid_file, PidFileVerdict::Stale(_));
+    let stale_path_locks = path_locks
+        .iter()
+        .filter(|p| p.state == PathLockState::Stale)
+        .count();
     let mut fixes = restarts(owners, facts);
     let stop = |o: &Owner| stop_owner(o, owners.len(), policy);
     match verdict {
@@ -315,7 +335,10 @@ fn fixes(
             fixes.push(Fix::OwnWorkspace);
             fixes.extend(owners.iter().map(stop));
         }
-        Verdict::Stale => fixes.push(Fix::RemoveStalePidFile),
+        Verdict::Stale => fixes.push(Fix::ClearStale {
+            pid_file: stale_pid_file,
+            path_locks: stale_path_locks,
+        }),
         Verdict::Unknown => fixes.extend(when_unknown(pid_file, facts)),
         // Free by the locks, but not every process could be seen.
         Verdict::Free if !facts.host.privileged() && suspects(facts, policy) > 0 => {
@@ -323,10 +346,22 @@ fn fixes(
         }
         Verdict::Free => {}
     }
-    if matches!(verdict, Verdict::Held | Verdict::Contended)
-        && matches!(pid_file, PidFileVerdict::Stale(_))
-    {
-        fixes.push(Fix::RemoveLeftoverPidFile);
+    let owned = matches!(verdict, Verdict::Held | Verdict::Contended);
+    if owned && (stale_pid_file || stale_path_locks > 0) {
+        fixes.push(Fix::ClearLeftovers {
+            pid_file: stale_pid_file,
+            path_locks: stale_path_locks,
+        });
+    }
+    if owned && path_locks.iter().any(|p| p.stuck_for.is_some()) {
+        let one = match owners {
+            [one] => Some(one),
+            _ => None,
+        };
+        fixes.push(Fix::EndStuckTask {
+            process: one.map(|o| ProcessRef::of(&o.process)),
+            service: one.and_then(|o| o.process.service.clone()),
+        });
     }
     fixes
 }

@@ -147,6 +147,7 @@ fn clear_stale(opts: &Options, dirs: &[PathBuf], dry_run: bool) -> Result<ExitCo
         .map(|report| {
             clear::clear(
                 &report.facts,
+                &report.judgement,
                 &surveyor.policy,
                 &mut surveyor.processes,
                 dry_run,

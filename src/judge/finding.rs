@@ -5,12 +5,17 @@
 
 use std::path::PathBuf;
 
+use super::path_lock_state::JudgedPathLock;
+
 use crate::fsread::FileKind;
 use crate::inspect::flock::HolderDoubt;
 use crate::inspect::kernel_locks::KernelLock;
+use crate::inspect::path_locks::{CapHit, Unreadable};
 use crate::inspect::process::Service;
 use crate::inspect::{PathAccess, Privilege, ProcessInfo};
+use crate::ovconf::Invalid;
 use crate::pidfile::BadPid;
+use crate::workspace::SettingSource;
 
 /// A process as a finding names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +142,40 @@ pub enum Finding {
     },
     StorageSearchIncomplete(String),
 
+    /// `count` path locks are stale; `first` is the first of them.
+    StalePathLocks {
+        count: usize,
+        first: Box<JudgedPathLock>,
+    },
+    /// `count` path locks can be called neither held nor stale.
+    UndecidedPathLocks {
+        count: usize,
+        first: Box<JudgedPathLock>,
+    },
+    /// `count` held leases are older than any operation should take;
+    /// `oldest` is the oldest, and `by` the one owner that holds them, if
+    /// there is one (tokens name no process).
+    StuckLeases {
+        count: usize,
+        oldest: Box<JudgedPathLock>,
+        by: Option<ProcessRef>,
+    },
+    /// The storage tree was not searched in full for path locks.
+    PathLocksNotSearched {
+        unreadable: Vec<Unreadable>,
+        skipped_mounts: Vec<PathBuf>,
+        caps: Vec<CapHit>,
+    },
+    /// `viking` is not a directory (a symlink is not followed).
+    TreeNotADirectory(FileKind),
+    /// Path locks are searched for on Linux only.
+    PathLocksNotDetermined,
+    /// The config sets a `lock_expire_secs` OpenViking refuses.
+    LockExpireRefused {
+        invalid: Invalid,
+        source: SettingSource,
+    },
+
     /// Something that could not be read, outranked by a live owner.
     NotInspected(Box<Finding>),
 }
@@ -227,8 +266,23 @@ pub enum Fix {
     OwnWorkspace,
     /// The flock holder could not be identified; this run lacked the privilege.
     FindHolder(Option<Privilege>),
-    RemoveStalePidFile,
-    RemoveLeftoverPidFile,
+    /// Nothing owns the directory: remove what is stale (the pid file, and
+    /// this many path locks).
+    ClearStale {
+        pid_file: bool,
+        path_locks: usize,
+    },
+    /// A live owner runs: remove what is stale beside it.
+    ClearLeftovers {
+        pid_file: bool,
+        path_locks: usize,
+    },
+    /// End the task that holds a lease far too long: cancel it, or restart
+    /// the one server (None: several own the directory).
+    EndStuckTask {
+        process: Option<ProcessRef>,
+        service: Option<Service>,
+    },
     LookAgain,
     /// See every process and file, with the privilege this run lacked.
     LookWith(Privilege),

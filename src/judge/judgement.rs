@@ -2,6 +2,7 @@
 //! users, the pid file's state, and the findings and fixes behind them.
 
 use super::finding::{Finding, Fix, PidDoubt, Staleness};
+use super::path_lock_state::JudgedPathLock;
 use crate::inspect::{Ancestor, PathAccess, ProcessInfo};
 
 /// The verdict on one data directory.
@@ -83,6 +84,8 @@ pub struct Judgement {
     /// Processes that use the directory without owning it (known after a scan).
     pub other_users: Vec<OtherUser>,
     pub pid_file: PidFileVerdict,
+    /// Every path lock of the storage tree, judged, in path order.
+    pub path_locks: Vec<JudgedPathLock>,
     /// Why the verdict is what it is, most decisive first.
     pub reasons: Vec<Finding>,
     /// Facts that did not decide the verdict but that a reader should know.

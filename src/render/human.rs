@@ -11,9 +11,12 @@ use comfy_table::{ColumnConstraint, ContentArrangement, Table};
 use super::words::{self, Worded, describe_access, relative};
 use super::{escape, names, owner_pids, paint, shell, verdict_word};
 use crate::clear::Outcome;
+use crate::inspect::path_locks::{LockFileRead, PathLocks};
 use crate::inspect::usage::RunningServer;
 use crate::inspect::{DirState, Facts, LOCK_NAME, LockFile, PID_NAME, PathAccess, ProcessInfo};
-use crate::judge::{Finding, Judgement, Owner, PidFileVerdict, Protocol, Verdict};
+use crate::judge::{
+    Finding, JudgedPathLock, Judgement, Owner, PathLockState, PidFileVerdict, Protocol, Verdict,
+};
 use crate::report::DirReport;
 use crate::timefmt;
 use crate::workspace::Source;
@@ -39,6 +42,7 @@ pub fn status(reports: &[DirReport]) -> String {
             out.push_str(&other_users_table(report).to_string());
             out.push('\n');
         }
+        path_locks(&mut out, report);
         footer(&mut out, &Worded::of(&report.facts, &report.judgement));
     }
     out
@@ -85,6 +89,9 @@ pub fn who(reports: &[DirReport]) -> String {
             );
             out.push_str(&owner_detail(owner, report).to_string());
             out.push('\n');
+        }
+        if j.owners.len() > 1 {
+            leases_of_several(&mut out, report);
         }
         if !j.other_users.is_empty() {
             let _ = writeln!(out, "\n{}", "Also using it (not owners)".bold());
@@ -160,7 +167,7 @@ pub fn clear_stale(reports: &[DirReport]) -> String {
         let path = escape::path(&report.facts.workspace.path);
         for removal in report.removals.iter().flatten() {
             let file = escape::path(&removal.path);
-            let reason = escape::text(&words::staleness(&removal.reason));
+            let reason = escape::text(&words::removal_reason(&removal.reason, &report.facts));
             let _ = match &removal.outcome {
                 Outcome::Removed => writeln!(out, "removed {file}: {reason}"),
                 Outcome::WouldRemove => writeln!(out, "would remove {file}: {reason}"),
@@ -452,7 +459,156 @@ fn owner_detail(owner: &Owner, report: &DirReport) -> Table {
         let workers: Vec<String> = owner.workers.iter().map(u32::to_string).collect();
         table.add_row(["Workers".to_string(), workers.join(", ")]);
     }
+    // Tokens name no process: the leases are the owner's only when it is the only one.
+    if let [_] = report.judgement.owners.as_slice() {
+        if let Some(leases) = lease_lines(report) {
+            table.add_row(["Leases".to_string(), leases]);
+        }
+    }
     table
+}
+
+/// The held leases, one a line with their ages, or None when there are none.
+fn lease_lines(report: &DirReport) -> Option<String> {
+    const SHOWN: usize = 20;
+    let now = report.facts.host.now;
+    let held: Vec<&JudgedPathLock> = report
+        .judgement
+        .path_locks
+        .iter()
+        .filter(|p| p.state == PathLockState::Held)
+        .collect();
+    if held.is_empty() {
+        return None;
+    }
+    let mut lines: Vec<String> = held
+        .iter()
+        .take(SHOWN)
+        .map(|p| {
+            let mut ages = Vec::new();
+            if let Some(at) = words::lease_of(p).and_then(|l| l.refreshed_at) {
+                ages.push(format!("refreshed {}", timefmt::ago(at, now)));
+            }
+            if let Some(born) = held_since(p) {
+                ages.push(format!("held for {}", timefmt::short(born)));
+            }
+            format!(
+                "{} ({})",
+                escape::text(&words::locked_place(p)),
+                ages.join(", ")
+            )
+        })
+        .collect();
+    if held.len() > SHOWN {
+        lines.push(format!("and {} more", held.len() - SHOWN));
+    }
+    Some(lines.join("\n"))
+}
+
+/// How long a lease has existed, from its file's creation time.
+fn held_since(p: &JudgedPathLock) -> Option<std::time::Duration> {
+    let LockFileRead::Read { meta, .. } = &p.file.read else {
+        return None;
+    };
+    let born = meta.born?;
+    p.context.now.duration_since(born).ok()
+}
+
+/// `who` with several owners: the held leases, which belong to one of them.
+fn leases_of_several(out: &mut String, report: &DirReport) {
+    if let Some(leases) = lease_lines(report) {
+        let _ = writeln!(
+            out,
+            "\n{}\n{leases}",
+            "Held leases (tokens name no process: each is one owner's)".bold()
+        );
+    }
+}
+
+/// `status`'s "Path locks" section: every stale or undecided one with what
+/// it blocks and why, the held ones summed up unless they are few, and
+/// where the tokens are when they are not files.
+fn path_locks(out: &mut String, report: &DirReport) {
+    const ROWS: usize = 20;
+    const HELD_ROWS: usize = 5;
+    let facts = &report.facts;
+    let settings = &facts.workspace.path_locks;
+    let expire = match &settings.lock_expire.value {
+        Ok(expire) => format!(
+            "lock_expire_secs {}, {}",
+            timefmt::short(*expire),
+            words::setting_source(&settings.lock_expire.source)
+        ),
+        Err(_) => "lock_expire_secs refused".to_string(),
+    };
+    let walk = match &facts.path_locks {
+        PathLocks::NoTree | PathLocks::TreeNotADirectory(_) | PathLocks::NotDetermined => return,
+        PathLocks::NotLocal(not_local) => {
+            section(out, "Path locks");
+            let _ = writeln!(
+                out,
+                "  none on disk: with {} the tokens are not files on this host",
+                names::not_local(*not_local)
+            );
+            return;
+        }
+        PathLocks::Walked(walk) => walk,
+    };
+    section(out, &format!("Path locks ({expire})"));
+    let locks = &report.judgement.path_locks;
+    if locks.is_empty() {
+        let _ = writeln!(
+            out,
+            "  none in {} ({} searched)",
+            escape::path(&walk.tree),
+            plural(walk.dirs as usize, "directory", "directories")
+        );
+        return;
+    }
+    let held = locks
+        .iter()
+        .filter(|p| p.state == PathLockState::Held)
+        .count();
+    let shown: Vec<&JudgedPathLock> = locks
+        .iter()
+        .filter(|p| p.state != PathLockState::Held || held <= HELD_ROWS)
+        .collect();
+    let mut table = new_table(
+        &[
+            ("Locks", Col::Wrap),
+            ("State", Col::Fit),
+            ("Why", Col::Wrap),
+            ("File", Col::Wrap),
+        ],
+        true,
+    );
+    for p in shown.iter().take(ROWS) {
+        table.add_row([
+            escape::text(&words::locked_place(p)),
+            names::path_lock_state(p.state).to_string(),
+            escape::text(&words::path_lock_reason(p, facts)),
+            escape::path(relative(&facts.resolved_dir, &p.file.path)),
+        ]);
+    }
+    let _ = writeln!(out, "{table}");
+    if shown.len() > ROWS {
+        let _ = writeln!(
+            out,
+            "  and {} more not held (ovlock --json status lists every one)",
+            shown.len() - ROWS
+        );
+    }
+    if held > HELD_ROWS {
+        let _ = writeln!(
+            out,
+            "  and {held} held leases, each refreshed within lock_expire_secs"
+        );
+    }
+}
+
+/// `1 directory`, `3 directories`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn other_users_table(report: &DirReport) -> Table {

@@ -4,17 +4,22 @@
 use serde::Serialize;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::lock_state::LockState;
 use super::names;
-use super::words::Worded;
+use super::words::{self, Worded};
 use crate::clear::{Outcome, Removal};
 use crate::exit_code::ExitCode;
+use crate::inspect::Facts;
+use crate::inspect::path_locks::{LockFileRead, Locks, PathLocks};
 use crate::inspect::usage::RunningServer;
 use crate::inspect::{LOCK_NAME, LockFile, PID_NAME, PathAccess};
-use crate::judge::{self, Protocol};
+use crate::judge::{self, JudgedPathLock, Protocol};
+use crate::layout::TreePlace;
 use crate::report::{DirReport, Wait};
 use crate::timefmt;
+use crate::workspace::SettingSource;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -74,6 +79,13 @@ struct DataDir<'a> {
     other_users: Vec<OtherUser<'a>>,
     /// Processes that could not be inspected; null without a scan.
     uninspected: Option<usize>,
+    /// Every path lock of the storage tree, judged.
+    path_locks: Vec<PathLock>,
+    /// `lock_expire_secs` in use, or null when the config sets a value
+    /// OpenViking refuses.
+    path_lock_expire_seconds: Option<f64>,
+    path_lock_expire_source: SettingFrom,
+    path_lock_search: PathLockSearch,
     #[serde(skip_serializing_if = "Option::is_none")]
     removed: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -99,6 +111,42 @@ struct Owner<'a> {
     ancestry: Vec<Link<'a>>,
     files: Vec<File>,
     workers: &'a [u32],
+}
+
+#[derive(Serialize)]
+struct PathLock {
+    path: String,
+    uri: Option<String>,
+    account: Option<String>,
+    kind: Option<&'static str>,
+    owner: Option<String>,
+    refreshed_at: Option<String>,
+    created_at: Option<String>,
+    modified_at: Option<String>,
+    state: &'static str,
+    reason: String,
+    /// A held lease older than an hour: how old, by its creation time.
+    stuck_seconds: Option<f64>,
+}
+
+/// Where a setting came from: a key of a config file, or the default (nulls).
+#[derive(Serialize)]
+struct SettingFrom {
+    key: Option<&'static str>,
+    config_file: Option<String>,
+}
+
+/// Whether and how the storage tree was searched for path locks.
+#[derive(Serialize)]
+struct PathLockSearch {
+    /// `searched`, `no_tree` (no `viking/`), `tree_not_a_directory`,
+    /// `not_local` (the tokens are not files here) or `not_determined` (off Linux).
+    state: &'static str,
+    /// For `not_local`: `provider memory`, `provider cache`, `backend s3` or `backend memory`.
+    store: Option<&'static str>,
+    /// For `searched`: the whole tree was searched.
+    complete: Option<bool>,
+    directories: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -256,6 +304,17 @@ fn data_dir(report: &DirReport) -> DataDir<'_> {
             Some(Ok(usage)) => Some(usage.uninspected.len()),
             _ => None,
         },
+        path_locks: j.path_locks.iter().map(|p| path_lock(p, facts)).collect(),
+        path_lock_expire_seconds: facts
+            .workspace
+            .path_locks
+            .lock_expire
+            .value
+            .as_ref()
+            .ok()
+            .map(Duration::as_secs_f64),
+        path_lock_expire_source: setting_from(&facts.workspace.path_locks.lock_expire.source),
+        path_lock_search: path_lock_search(&facts.path_locks),
         removed: removals.removed,
         would_remove: removals.would_remove,
         failed: removals.failed,
@@ -310,6 +369,84 @@ fn other_user(u: &judge::OtherUser) -> OtherUser<'_> {
             }),
         files: files(&u.files),
     }
+}
+
+fn path_lock(p: &JudgedPathLock, facts: &Facts) -> PathLock {
+    let (uri, account) = match &p.file.locks {
+        Locks::Place(TreePlace::Account { account, uri }) => (Some(uri.clone()), Some(account)),
+        Locks::Missing {
+            dir: TreePlace::Account { account, .. },
+            ..
+        }
+        | Locks::Unrecognised {
+            dir: TreePlace::Account { account, .. },
+        } => (None, Some(account)),
+        _ => (None, None),
+    };
+    let lease = words::lease_of(p);
+    let meta = match &p.file.read {
+        LockFileRead::Read { meta, .. } => Some(meta),
+        LockFileRead::Unreadable { meta, .. } => meta.as_ref(),
+        LockFileRead::NotRegular(_) => None,
+    };
+    PathLock {
+        path: p.file.path.to_string_lossy().into_owned(),
+        uri,
+        account: account.cloned(),
+        kind: names::path_lock_kind(p),
+        owner: lease.map(|l| l.owner.clone()),
+        refreshed_at: lease
+            .and_then(|l| l.refreshed_at)
+            .and_then(timefmt::rfc3339),
+        created_at: meta.and_then(|m| m.born).and_then(timefmt::rfc3339),
+        modified_at: meta
+            .and_then(|m| m.stat.modified)
+            .and_then(timefmt::rfc3339),
+        state: names::path_lock_state(p.state),
+        reason: words::path_lock_reason(p, facts),
+        stuck_seconds: p.stuck_for.map(|d| d.as_secs_f64()),
+    }
+}
+
+fn setting_from(source: &SettingSource) -> SettingFrom {
+    match source {
+        SettingSource::Default => SettingFrom {
+            key: None,
+            config_file: None,
+        },
+        SettingSource::Config { key, file } => SettingFrom {
+            key: Some(key),
+            config_file: Some(file.to_string_lossy().into_owned()),
+        },
+    }
+}
+
+fn path_lock_search(locks: &PathLocks) -> PathLockSearch {
+    let mut search = PathLockSearch {
+        state: "no_tree",
+        store: None,
+        complete: None,
+        directories: None,
+    };
+    match locks {
+        PathLocks::NoTree => {}
+        PathLocks::TreeNotADirectory(_) => search.state = "tree_not_a_directory",
+        PathLocks::NotDetermined => search.state = "not_determined",
+        PathLocks::NotLocal(not_local) => {
+            search.state = "not_local";
+            search.store = Some(names::not_local(*not_local));
+        }
+        PathLocks::Walked(walk) => {
+            search.state = "searched";
+            search.complete = Some(
+                walk.unreadable.is_empty()
+                    && walk.skipped_mounts.is_empty()
+                    && walk.caps.is_empty(),
+            );
+            search.directories = Some(walk.dirs);
+        }
+    }
+    search
 }
 
 /// clear-stale's removals, sorted by outcome; all None for other subcommands.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use colored::{ColoredString, Colorize};
 
-use crate::judge::{Judgement, Verdict};
+use crate::judge::{Finding, Judgement, PathLockState, Verdict};
 use crate::report::{DirReport, POLL, Wait};
 
 /// What `check --wait` waits for, for its caller's terminal.
@@ -110,17 +110,32 @@ pub fn owner_pids(judgement: &Judgement) -> String {
     }
 }
 
+/// ` (2 stale path locks)`, unless the first reason counts them already.
+fn stale_path_locks(j: &Judgement) -> String {
+    let stale = j
+        .path_locks
+        .iter()
+        .filter(|p| p.state == PathLockState::Stale)
+        .count();
+    match (stale, j.reasons.first()) {
+        (0, _) | (_, Some(Finding::StalePathLocks { .. })) => String::new(),
+        (1, _) => " (1 stale path lock)".to_string(),
+        (n, _) => format!(" ({n} stale path locks)"),
+    }
+}
+
 /// `check`: one line a directory.
 pub fn check_lines(reports: &[DirReport]) -> String {
     reports
         .iter()
         .map(|r| {
             format!(
-                "{}: {}{}: {}\n",
+                "{}: {}{}: {}{}\n",
                 escape::path(&r.facts.workspace.path),
                 verdict_word(r.judgement.verdict),
                 owner_pids(&r.judgement),
-                escape::text(&words::first_reason(&r.facts, &r.judgement))
+                escape::text(&words::first_reason(&r.facts, &r.judgement)),
+                stale_path_locks(&r.judgement)
             )
         })
         .collect()

@@ -4,7 +4,10 @@
 
 use crate::inspect::Access;
 use crate::inspect::kernel_locks::LockClass;
-use crate::judge::{Protocol, Verdict};
+use crate::inspect::path_locks::NotLocal;
+use crate::judge::{JudgedPathLock, PathLockState, Protocol, Verdict};
+use crate::lock_token::LeaseKind;
+use crate::ovconf::{PathLockProvider, StorageBackend};
 
 /// A name as people read it and as the JSON spells it.
 pub struct Name {
@@ -52,4 +55,32 @@ pub fn lock_class(class: LockClass) -> &'static str {
 /// `write` for an exclusive lock, `read` for a shared one.
 pub fn lock_mode(exclusive: bool) -> &'static str {
     if exclusive { "write" } else { "read" }
+}
+
+pub fn path_lock_state(state: PathLockState) -> &'static str {
+    match state {
+        PathLockState::Held => "held",
+        PathLockState::Stale => "stale",
+        PathLockState::Unknown => "unknown",
+    }
+}
+
+/// `tree` or `exact`, as the token says; None when it holds no lease.
+pub fn path_lock_kind(p: &JudgedPathLock) -> Option<&'static str> {
+    super::words::lease_of(p).map(|lease| match lease.kind {
+        LeaseKind::Tree => "tree",
+        LeaseKind::Exact => "exact",
+    })
+}
+
+/// Where the tokens are kept when they are not files of the tree.
+pub fn not_local(not_local: NotLocal) -> &'static str {
+    match not_local {
+        NotLocal::Provider(PathLockProvider::Memory) => "provider memory",
+        NotLocal::Provider(PathLockProvider::Cache) => "provider cache",
+        NotLocal::Provider(PathLockProvider::Filesystem) => "provider filesystem",
+        NotLocal::Backend(StorageBackend::S3) => "backend s3",
+        NotLocal::Backend(StorageBackend::Memory) => "backend memory",
+        NotLocal::Backend(StorageBackend::Local) => "backend local",
+    }
 }

@@ -4,14 +4,24 @@
 //! escaped for a terminal: the text renderer escapes it, the JSON encodes it.
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::names;
 use super::shell;
+use crate::clear::Stale;
 use crate::inspect::flock::HolderDoubt;
 use crate::inspect::kernel_locks::KernelLock;
+use crate::inspect::path_locks::{CapHit, LockFileRead, Locks};
 use crate::inspect::process::Service;
 use crate::inspect::{Facts, Host, LOCK_NAME, PID_NAME, PathAccess, Privilege};
-use crate::judge::{Finding, Fix, PidDoubt, ProcessRef, SLACK, Staleness, StopCase};
+use crate::judge::{
+    Finding, Fix, JudgedPathLock, PathLockReason, PathLockState, PidDoubt, ProcessRef, SLACK,
+    Staleness, StopCase,
+};
+use crate::layout::{TREE_DIR, TreePlace};
+use crate::lock_token::{Lease, Token};
+use crate::timefmt;
+use crate::workspace::SettingSource;
 
 /// The reasons, warnings and fixes of one directory, worded.
 #[derive(Debug)]
@@ -232,6 +242,87 @@ pub fn finding(f: &Finding, facts: &Facts) -> String {
         Finding::StorageSearchIncomplete(why) => {
             format!("the storage was not searched in full for locks: {why}")
         }
+        Finding::StalePathLocks { count: 1, first } => format!(
+            "{} has a stale path lock: {}",
+            locked_place(first),
+            path_lock_reason(first, facts)
+        ),
+        Finding::StalePathLocks { count, first } => format!(
+            "{count} path locks in the storage tree are stale, the first on {}: {}",
+            locked_place(first),
+            path_lock_reason(first, facts)
+        ),
+        Finding::UndecidedPathLocks { count, first } => {
+            let file = relative(dir, &first.file.path).display();
+            match count {
+                1 => format!(
+                    "the path lock {file} cannot be judged: {}",
+                    path_lock_reason(first, facts)
+                ),
+                n => format!(
+                    "{n} path locks cannot be judged, such as {file}: {}",
+                    path_lock_reason(first, facts)
+                ),
+            }
+        }
+        Finding::StuckLeases { count, oldest, by } => format!(
+            "{} has been locked for {} by {}, probably a stuck task (OpenViking issue #5283){}",
+            locked_place(oldest),
+            oldest.stuck_for.map(timefmt::short).unwrap_or_default(),
+            match by {
+                Some(p) => format!("the running server ({})", process(p)),
+                None => "a running server".to_string(),
+            },
+            match count {
+                1 => String::new(),
+                n => format!("; {} more leases are as old", n - 1),
+            }
+        ),
+        Finding::PathLocksNotSearched {
+            unreadable,
+            skipped_mounts,
+            caps,
+        } => {
+            let mut parts = Vec::new();
+            if let Some(first) = unreadable.first() {
+                parts.push(format!(
+                    "{} could not be read (such as {}: {})",
+                    count(unreadable.len(), "directory", "directories"),
+                    first.path.display(),
+                    first.error
+                ));
+            }
+            if !skipped_mounts.is_empty() {
+                let mounts: Vec<String> = skipped_mounts
+                    .iter()
+                    .map(|m| m.display().to_string())
+                    .collect();
+                parts.push(format!(
+                    "network and FUSE mounts were not entered: {}",
+                    mounts.join(", ")
+                ));
+            }
+            parts.extend(caps.iter().map(cap_hit));
+            format!(
+                "the storage tree was not searched in full for path locks: {}",
+                parts.join("; ")
+            )
+        }
+        Finding::TreeNotADirectory(kind) => format!(
+            "{} is {}, not a directory; ovlock does not follow it, so no path lock was looked for",
+            dir.join(TREE_DIR).display(),
+            kind.describe()
+        ),
+        Finding::PathLocksNotDetermined => format!(
+            "on {} ovlock does not search the storage tree for path locks",
+            std::env::consts::OS
+        ),
+        Finding::LockExpireRefused { invalid, source } => format!(
+            "{} is {}, which OpenViking refuses ({}): the age of a path lock cannot be weighed",
+            setting_source(source),
+            invalid.found,
+            invalid.expected
+        ),
         Finding::NotInspected(inner) => {
             format!("could not be inspected: {}", finding(inner, facts))
         }
@@ -296,11 +387,33 @@ pub fn fix(f: &Fix, facts: &Facts) -> String {
             "Run ovlock with CAP_SYS_PTRACE to identify the holder (this run lacks it): ovlock \
              who {dir}"
         ),
-        Fix::RemoveStalePidFile => {
-            format!("Remove the stale {PID_NAME}: ovlock clear-stale {dir}")
-        }
-        Fix::RemoveLeftoverPidFile => {
-            format!("Remove the leftover {PID_NAME}: ovlock clear-stale {dir}")
+        Fix::ClearStale {
+            pid_file,
+            path_locks,
+        } => format!(
+            "Remove the {}: ovlock clear-stale {dir}",
+            leftovers("stale", *pid_file, *path_locks)
+        ),
+        Fix::ClearLeftovers {
+            pid_file,
+            path_locks,
+        } => format!(
+            "Remove the {}: ovlock clear-stale {dir}",
+            leftovers("leftover", *pid_file, *path_locks)
+        ),
+        Fix::EndStuckTask {
+            process: Some(p),
+            service,
+        } => format!(
+            "Cancel the stuck task, or restart {}: {}",
+            process(p),
+            match service {
+                Some(service) => systemctl("restart", service),
+                None => format!("kill {}, then start it again", p.pid),
+            }
+        ),
+        Fix::EndStuckTask { process: None, .. } => {
+            "Cancel the stuck task, or restart the server that runs it".to_string()
         }
         Fix::LookAgain => format!("Look again in a moment: sleep 2; ovlock status {dir}"),
         Fix::LookWith(Privilege::Root) => {
@@ -355,6 +468,18 @@ pub fn staleness(why: &Staleness) -> String {
         Staleness::NotOpenViking { pid, name } => {
             format!("PID {pid} now belongs to {name}, which is not OpenViking")
         }
+    }
+}
+
+/// Why clear-stale removed a file.
+pub fn removal_reason(why: &Stale, facts: &Facts) -> String {
+    match why {
+        Stale::PidFile(staleness) => self::staleness(staleness),
+        Stale::PathLock(judged) => format!(
+            "a stale path lock on {}: {}",
+            locked_place(judged),
+            path_lock_reason(judged, facts)
+        ),
     }
 }
 
@@ -432,6 +557,192 @@ fn unseen(suspects: &[u32], hidden_by: Option<&str>, remedy: &str) -> String {
         ));
     }
     format!("{}; {remedy} for a complete answer", parts.join("; "))
+}
+
+/// `stale .openviking.pid`, `2 stale path locks`, or both.
+fn leftovers(what: &str, pid_file: bool, path_locks: usize) -> String {
+    match (pid_file, path_locks) {
+        (true, 0) => format!("{what} {PID_NAME}"),
+        (true, n) => format!(
+            "{what} {PID_NAME} and {}",
+            count(n, "path lock", "path locks")
+        ),
+        (false, 1) => format!("{what} path lock"),
+        (false, n) => format!("{n} {what} path locks"),
+    }
+}
+
+/// `1 directory`, `3 directories`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn cap_hit(cap: &CapHit) -> String {
+    match cap {
+        CapHit::Depth { limit, first } => format!(
+            "directories more than {limit} levels deep were not entered (such as {})",
+            first.display()
+        ),
+        CapHit::Entries { limit } => format!("the search stopped after {limit} entries"),
+        CapHit::LockFiles { limit } => {
+            format!("lock files beyond the first {limit} were not read")
+        }
+    }
+}
+
+/// `storage.agfs.pathlock.lock_expire_secs in /etc/ov.conf`, or `the default`.
+pub fn setting_source(source: &SettingSource) -> String {
+    match source {
+        SettingSource::Default => "OpenViking's default".to_string(),
+        SettingSource::Config { key, file } => format!("{key} in {}", file.display()),
+    }
+}
+
+/// What a path lock locks: `viking://resources/proj (tree lock, account
+/// default)`, as far as its name, place and token tell.
+pub fn locked_place(p: &JudgedPathLock) -> String {
+    let kind = names::path_lock_kind(p).map(|kind| format!("{kind} lock"));
+    let (place, account) = match &p.file.locks {
+        Locks::Place(place) => (place_words(place), account_of(place)),
+        Locks::Missing { dir, safe } => (
+            format!(
+                "a path like {safe} in {}, which does not exist",
+                place_words(dir)
+            ),
+            account_of(dir),
+        ),
+        Locks::Unrecognised { dir } => (
+            format!(
+                "an unknown path in {} (a name OpenViking never writes)",
+                place_words(dir)
+            ),
+            account_of(dir),
+        ),
+    };
+    let about: Vec<String> = kind
+        .into_iter()
+        .chain(account.map(|a| format!("account {a}")))
+        .collect();
+    if about.is_empty() {
+        place
+    } else {
+        format!("{place} ({})", about.join(", "))
+    }
+}
+
+fn place_words(place: &TreePlace) -> String {
+    match place {
+        TreePlace::AllAccounts => "the whole storage tree, every account".to_string(),
+        TreePlace::Account { uri, .. } if uri == "viking://" => "the whole account".to_string(),
+        TreePlace::Account { uri, .. } => uri.clone(),
+    }
+}
+
+fn account_of(place: &TreePlace) -> Option<&str> {
+    match place {
+        TreePlace::AllAccounts => None,
+        TreePlace::Account { account, .. } => Some(account),
+    }
+}
+
+/// Why a path lock is in its state, and what it does to OpenViking.
+pub fn path_lock_reason(p: &JudgedPathLock, facts: &Facts) -> String {
+    let expire = facts.workspace.path_locks.lock_expire.value.as_ref().ok();
+    let expire_words = |e: &Duration| format!("lock_expire_secs, {}", timefmt::short(*e));
+    match &p.reason {
+        PathLockReason::LeftBehind => {
+            let lingers = lease_of(p)
+                .and_then(|l| l.refreshed_at)
+                .zip(expire)
+                .and_then(|(at, e)| at.checked_add(*e))
+                .filter(|until| *until > facts.host.now);
+            match lingers {
+                Some(until) => format!(
+                    "left behind: nothing owns the directory, so nothing refreshes it; OpenViking refuses writes there (409 path_busy) until {}",
+                    timefmt::rfc3339(until).unwrap_or_default()
+                ),
+                None => "left behind: nothing owns the directory, so nothing refreshes it or removes it"
+                    .to_string(),
+            }
+        }
+        PathLockReason::Refreshed { age } => format!(
+            "refreshed {} ago, within {}",
+            timefmt::short(*age),
+            expire.map(expire_words).unwrap_or_default()
+        ),
+        PathLockReason::Expired { age, expire } => format!(
+            "not refreshed for {}, longer than {}: OpenViking treats it as free, but nothing removes it",
+            timefmt::short(*age),
+            expire_words(expire)
+        ),
+        PathLockReason::Ahead {
+            ahead,
+            until,
+            remote: false,
+        } => format!(
+            "dated {} ahead: the clock moved back; OpenViking treats it as held until {}",
+            ahead_words(*ahead),
+            until.and_then(timefmt::rfc3339).unwrap_or_else(|| "the end of time".to_string())
+        ),
+        PathLockReason::Ahead { ahead, .. } => format!(
+            "dated {} ahead of this host's clock; on a network filesystem another host's clock may be ahead, so it may be live",
+            ahead_words(*ahead)
+        ),
+        PathLockReason::OwnerUndecided { age } => format!(
+            "refreshed {} ago, and whether a live server owns the directory could not be told",
+            timefmt::short(*age)
+        ),
+        PathLockReason::Invalid { why, young } => {
+            let what = match why {
+                Some(bad) => format!("invalid lock token: {bad}"),
+                None => "longer than any lock token".to_string(),
+            };
+            if *young {
+                format!("{what}, but written less than 2s ago: it may be being written")
+            } else {
+                format!(
+                    "{what}: every write and move below it fails with INTERNAL, until it is removed"
+                )
+            }
+        }
+        PathLockReason::Empty { age } => {
+            let age = age.map(timefmt::short).unwrap_or_default();
+            match p.state {
+                PathLockState::Held => {
+                    format!("empty, written {age} ago: a server may be writing its token now")
+                }
+                _ => format!("empty, written {age} ago: the write that would fill it never came"),
+            }
+        }
+        PathLockReason::Legacy => "an encrypted token of OpenViking 0.4.11 or older, which newer servers delete when they meet it"
+            .to_string(),
+        PathLockReason::NoTime => "its modification time cannot be read".to_string(),
+        PathLockReason::NotRegular(kind) => not_regular(kind.describe()),
+        PathLockReason::Unreadable(err) => format!("cannot read it: {err}"),
+        PathLockReason::NoExpiry => {
+            "lock_expire_secs has a value OpenViking refuses, so its age cannot be weighed"
+                .to_string()
+        }
+    }
+}
+
+/// The lease a path lock's token records, if it holds one.
+pub fn lease_of(p: &JudgedPathLock) -> Option<&Lease> {
+    match &p.file.read {
+        LockFileRead::Read {
+            token: Some(Token::Lease(lease)),
+            ..
+        } => Some(lease),
+        _ => None,
+    }
+}
+
+fn ahead_words(ahead: Duration) -> String {
+    if ahead == Duration::MAX {
+        "beyond any date".to_string()
+    } else {
+        timefmt::short(ahead)
+    }
 }
 
 /// What would let this run see every process, as the end of a sentence.

@@ -749,13 +749,11 @@ fn killed_real_lease_is_stale_and_clear_stale_frees_it(kind: &str, path: &str, u
 }
 
 #[test]
-#[ignore = "path locks are not judged yet"]
 fn killed_real_tree_lease_is_stale_and_clear_stale_frees_it() {
     killed_real_lease_is_stale_and_clear_stale_frees_it("tree", RESOURCES, RESOURCES_URI);
 }
 
 #[test]
-#[ignore = "path locks are not judged yet"]
 fn killed_real_exact_lease_is_stale_and_clear_stale_frees_it() {
     killed_real_lease_is_stale_and_clear_stale_frees_it(
         "exact",
@@ -765,7 +763,6 @@ fn killed_real_exact_lease_is_stale_and_clear_stale_frees_it() {
 }
 
 #[test]
-#[ignore = "path locks are not judged yet"]
 fn live_real_lease_is_held_and_kept_through_clear_stale() {
     let Some(root) = engine() else { return };
     let env = TestEnv::new();
@@ -807,7 +804,6 @@ fn live_real_lease_is_held_and_kept_through_clear_stale() {
 }
 
 #[test]
-#[ignore = "path locks are not judged yet"]
 fn corrupt_token_fails_the_real_acquire_until_clear_stale_removes_it() {
     let Some(root) = engine() else { return };
     let env = TestEnv::new();
@@ -845,7 +841,6 @@ fn corrupt_token_fails_the_real_acquire_until_clear_stale_removes_it() {
 /// `engine_never_replaces_an_expired_token_it_would_not_have_written`): ovlock
 /// clears it, and the engine can lock its directory again.
 #[test]
-#[ignore = "path locks are not judged yet"]
 fn token_the_engine_never_replaces_is_cleared_by_clear_stale() {
     let Some(root) = engine() else { return };
     let env = TestEnv::new();
@@ -881,7 +876,6 @@ fn refresher_script() -> &'static Path {
 /// while `clear-stale` runs in a loop: ovlock removes the token only while it
 /// is expired, never once it has been refreshed, and reports each removal.
 #[test]
-#[ignore = "path locks are not judged yet"]
 fn refreshed_token_is_never_lost_to_clear_stale() {
     const ROUNDS: usize = 200;
     const WAIT_EVERY: usize = 10;

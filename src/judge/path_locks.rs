@@ -1,0 +1,491 @@
+//! Judging OpenViking's path locks (`.path.ovlock`, `.exact.ovlock.*`): each
+//! file is held, stale or unknown, by OpenViking 0.5.2's own rules and by
+//! whether anything still owns the directory to refresh it.
+
+use std::time::{Duration, SystemTime};
+
+use super::evidence::Evidence;
+use super::finding::{Finding, ProcessRef};
+use super::path_lock_state::{JudgedPathLock, PathLockReason, PathLockState, Refresher};
+use super::pid_file::SLACK;
+use crate::inspect::Facts;
+use crate::inspect::path_locks::{LockFileRead, PathLockFile, PathLocks};
+use crate::lock_token::{self, Token};
+
+/// A lease held longer than this is probably a stuck task (OpenViking issue
+/// #5283): its live server refreshes it forever. Operations take seconds.
+pub const STUCK_AFTER: Duration = Duration::from_secs(3600);
+
+/// What a judgement of path locks needs besides the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Context {
+    pub refresher: Refresher,
+    /// `lock_expire_secs`, or None when the config sets a value OpenViking refuses.
+    pub expire: Option<Duration>,
+    pub now: SystemTime,
+    /// The directory is on a network or FUSE filesystem.
+    pub remote: bool,
+}
+
+/// Judges one path-lock file.
+pub fn judge(file: &PathLockFile, cx: &Context) -> JudgedPathLock {
+    let (state, reason) = match &file.read {
+        LockFileRead::NotRegular(kind) => {
+            (PathLockState::Unknown, PathLockReason::NotRegular(*kind))
+        }
+        LockFileRead::Unreadable { error, .. } => (
+            PathLockState::Unknown,
+            PathLockReason::Unreadable(error.clone()),
+        ),
+        LockFileRead::Read { meta, token, .. } => {
+            judge_token(token.as_ref(), meta.stat.modified, cx)
+        }
+    };
+    let stuck_for = match (&file.read, state) {
+        (LockFileRead::Read { meta, .. }, PathLockState::Held) => meta
+            .born
+            .and_then(|born| cx.now.duration_since(born).ok())
+            .filter(|age| *age > STUCK_AFTER),
+        _ => None,
+    };
+    JudgedPathLock {
+        file: file.clone(),
+        state,
+        reason,
+        stuck_for,
+        context: *cx,
+    }
+}
+
+/// Judges the bytes of a lock file as read again now: whether clear-stale
+/// may still remove it.
+pub fn still_stale(content: &[u8], modified: Option<SystemTime>, cx: &Context) -> bool {
+    let token = (content.len() <= crate::inspect::path_locks::READ_CAP)
+        .then(|| lock_token::decode(content));
+    judge_token(token.as_ref(), modified, cx).0 == PathLockState::Stale
+}
+
+/// `token` is None for a file too long to hold one.
+fn judge_token(
+    token: Option<&Token>,
+    modified: Option<SystemTime>,
+    cx: &Context,
+) -> (PathLockState, PathLockReason) {
+    use PathLockReason as Why;
+    use PathLockState::{Held, Stale, Unknown};
+    let Some(modified) = modified else {
+        return (Unknown, Why::NoTime);
+    };
+    // A modification time ahead of the clock counts as just written.
+    let written_ago = cx.now.duration_since(modified).unwrap_or_default();
+    let lease = match token {
+        None | Some(Token::Invalid(_)) => {
+            let why = match token {
+                Some(Token::Invalid(bad)) => Some(bad.clone()),
+                _ => None,
+            };
+            let young = written_ago < SLACK;
+            let state = if young { Unknown } else { Stale };
+            return (state, Why::Invalid { why, young });
+        }
+        Some(Token::Legacy) => return (Stale, Why::Legacy),
+        Some(Token::Empty) => {
+            let expired = cx.expire.is_some_and(|expire| written_ago > expire);
+            let state = if cx.refresher == Refresher::Nobody || expired {
+                Stale
+            } else {
+                Held
+            };
+            return (
+                state,
+                Why::Empty {
+                    age: Some(written_ago),
+                },
+            );
+        }
+        Some(Token::Lease(lease)) => lease,
+    };
+    if cx.refresher == Refresher::Nobody {
+        return (Stale, Why::LeftBehind);
+    }
+    let Some(refreshed) = lease.refreshed_at else {
+        // Beyond any time the clock can hold: far in the future.
+        return ahead(Duration::MAX, None, cx.remote);
+    };
+    let age = match cx.now.duration_since(refreshed) {
+        Ok(age) => age,
+        Err(ahead_by) if ahead_by.duration() <= SLACK => Duration::ZERO,
+        Err(ahead_by) => return ahead(ahead_by.duration(), Some(refreshed), cx.remote),
+    };
+    let Some(expire) = cx.expire else {
+        return (Unknown, Why::NoExpiry);
+    };
+    if age > expire {
+        (Stale, Why::Expired { age, expire })
+    } else if cx.refresher == Refresher::Unknown {
+        (Unknown, Why::OwnerUndecided { age })
+    } else {
+        (Held, Why::Refreshed { age })
+    }
+}
+
+/// How much harm a stale lock does, the most harmful lowest: an invalid
+/// token fails every write below it until someone removes it, one from the
+/// future refuses them until its date, a lease left behind until it expires.
+fn harm(reason: &PathLockReason) -> u8 {
+    match reason {
+        PathLockReason::Invalid { .. } => 0,
+        PathLockReason::Ahead { .. } => 1,
+        PathLockReason::LeftBehind => 2,
+        _ => 3,
+    }
+}
+
+fn ahead(by: Duration, until: Option<SystemTime>, remote: bool) -> (PathLockState, PathLockReason) {
+    let state = if remote {
+        PathLockState::Unknown
+    } else {
+        PathLockState::Stale
+    };
+    (
+        state,
+        PathLockReason::Ahead {
+            ahead: by,
+            until,
+            remote,
+        },
+    )
+}
+
+/// Judges every path lock of the directory, given what owns it so far, and
+/// adds what they argue for to the evidence: with a live owner, stale and
+/// undecided locks are warnings; without one, they decide the verdict.
+pub(super) fn judge_tree(facts: &Facts, j: &mut Evidence) -> Vec<JudgedPathLock> {
+    let settings = &facts.workspace.path_locks;
+    if let Err(invalid) = &settings.lock_expire.value {
+        j.warnings.push(Finding::LockExpireRefused {
+            invalid: invalid.clone(),
+            source: settings.lock_expire.source.clone(),
+        });
+    }
+    let walk = match &facts.path_locks {
+        PathLocks::NoTree | PathLocks::NotLocal(_) => return Vec::new(),
+        PathLocks::TreeNotADirectory(kind) => {
+            j.warnings.push(Finding::TreeNotADirectory(*kind));
+            return Vec::new();
+        }
+        PathLocks::NotDetermined => {
+            j.warnings.push(Finding::PathLocksNotDetermined);
+            return Vec::new();
+        }
+        PathLocks::Walked(walk) => walk,
+    };
+    if !walk.unreadable.is_empty() || !walk.skipped_mounts.is_empty() || !walk.caps.is_empty() {
+        j.warnings.push(Finding::PathLocksNotSearched {
+            unreadable: walk.unreadable.clone(),
+            skipped_mounts: walk.skipped_mounts.clone(),
+            caps: walk.caps.clone(),
+        });
+    }
+    let refresher = if !j.owners.is_empty() || j.anonymous_holder {
+        Refresher::Live
+    } else if !j.unknown.is_empty() {
+        Refresher::Unknown
+    } else {
+        Refresher::Nobody
+    };
+    let cx = Context {
+        refresher,
+        expire: settings.lock_expire.value.as_ref().ok().copied(),
+        now: facts.host.now,
+        remote: facts.remote_fs.is_some(),
+    };
+    let judged: Vec<JudgedPathLock> = walk.files.iter().map(|f| judge(f, &cx)).collect();
+    // The one named first is the one that does the most harm.
+    let of = |state| {
+        let matching = judged.iter().filter(move |p| p.state == state);
+        let first = matching.clone().min_by_key(|p| harm(&p.reason))?;
+        Some((matching.count(), Box::new(first.clone())))
+    };
+    let owned = refresher == Refresher::Live;
+    if let Some((count, first)) = of(PathLockState::Stale) {
+        let finding = Finding::StalePathLocks { count, first };
+        if owned {
+            j.warnings.push(finding);
+        } else {
+            j.stale.push(finding);
+        }
+    }
+    if let Some((count, first)) = of(PathLockState::Unknown) {
+        let finding = Finding::UndecidedPathLocks { count, first };
+        if owned {
+            j.warnings.push(finding);
+        } else {
+            j.unknown.push(finding);
+        }
+    }
+    let mut stuck = judged.iter().filter(|p| p.stuck_for.is_some());
+    if let Some(oldest) = stuck.clone().max_by_key(|p| p.stuck_for) {
+        j.warnings.push(Finding::StuckLeases {
+            count: stuck.by_ref().count(),
+            oldest: Box::new(oldest.clone()),
+            by: match j.owners.as_slice() {
+                [one] => Some(ProcessRef::of(&one.process)),
+                _ => None,
+            },
+        });
+    }
+    judged
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+    use crate::fsread::{FileKind, FileStat};
+    use crate::inspect::path_locks::{LockMeta, Locks};
+    use crate::layout::{PathLockName, TreePlace};
+
+    const NOW: u64 = 1_800_000_000;
+    const EXPIRE: Duration = Duration::from_secs(30);
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    /// A lock file holding `content`, last written at `modified`, created at `born`.
+    fn file(content: &[u8], modified: u64, born: Option<u64>) -> PathLockFile {
+        PathLockFile {
+            path: PathBuf::from("/srv/ov/data/viking/default/resources/.path.ovlock"),
+            name: PathLockName::TreeOrDirectory,
+            locks: Locks::Place(TreePlace::Account {
+                account: "default".into(),
+                uri: "viking://resources".into(),
+            }),
+            read: LockFileRead::Read {
+                meta: LockMeta {
+                    stat: FileStat {
+                        dev: 1,
+                        ino: 2,
+                        size: content.len() as u64,
+                        modified: Some(at(modified)),
+                    },
+                    born: born.map(at),
+                },
+                content: content.to_vec(),
+                token: Some(lock_token::decode(content)),
+            },
+        }
+    }
+
+    /// A token refreshed at `secs` (after the epoch).
+    fn lease(secs: u64) -> Vec<u8> {
+        format!("owner-1:{}:T", u128::from(secs) * 1_000_000_000).into_bytes()
+    }
+
+    fn cx(refresher: Refresher) -> Context {
+        Context {
+            refresher,
+            expire: Some(EXPIRE),
+            now: at(NOW),
+            remote: false,
+        }
+    }
+
+    #[test]
+    fn every_rule_over_a_table() {
+        use PathLockState::{Held, Stale, Unknown};
+        use Refresher::{Live, Nobody};
+        let remote = Context {
+            remote: true,
+            ..cx(Live)
+        };
+        let no_expiry = Context {
+            expire: None,
+            ..cx(Live)
+        };
+        let not_regular = PathLockFile {
+            read: LockFileRead::NotRegular(FileKind::Fifo),
+            ..file(b"", NOW, None)
+        };
+        let unreadable = PathLockFile {
+            read: LockFileRead::Unreadable {
+                meta: None,
+                error: "Permission denied".into(),
+            },
+            ..file(b"", NOW, None)
+        };
+        let too_long = PathLockFile {
+            read: LockFileRead::Read {
+                meta: LockMeta {
+                    stat: FileStat {
+                        dev: 1,
+                        ino: 2,
+                        size: 4096,
+                        modified: Some(at(NOW - 60)),
+                    },
+                    born: None,
+                },
+                content: vec![b'x'; 512],
+                token: None,
+            },
+            ..file(b"", NOW, None)
+        };
+        let day = 86_400;
+        let cases: Vec<(&str, PathLockFile, Context, PathLockState, &str)> = vec![
+            (
+                "fresh, live owner",
+                file(&lease(NOW - 5), NOW - 5, None),
+                cx(Live),
+                Held,
+                "Refreshed",
+            ),
+            (
+                "fresh, no owner",
+                file(&lease(NOW - 5), NOW - 5, None),
+                cx(Nobody),
+                Stale,
+                "LeftBehind",
+            ),
+            (
+                "future, no owner",
+                file(&lease(NOW + day), NOW, None),
+                cx(Nobody),
+                Stale,
+                "LeftBehind",
+            ),
+            (
+                "expired, live owner",
+                file(&lease(NOW - 31), NOW - 31, None),
+                cx(Live),
+                Stale,
+                "Expired",
+            ),
+            (
+                "expired, owner undecided",
+                file(&lease(NOW - 31), NOW - 31, None),
+                cx(Refresher::Unknown),
+                Stale,
+                "Expired",
+            ),
+            (
+                "fresh, owner undecided",
+                file(&lease(NOW - 5), NOW - 5, None),
+                cx(Refresher::Unknown),
+                Unknown,
+                "OwnerUndecided",
+            ),
+            (
+                "a day ahead",
+                file(&lease(NOW + day), NOW, None),
+                cx(Live),
+                Stale,
+                "Ahead",
+            ),
+            (
+                "a day ahead, network filesystem",
+                file(&lease(NOW + day), NOW, None),
+                remote,
+                Unknown,
+                "Ahead",
+            ),
+            (
+                "a second ahead is now",
+                file(&lease(NOW + 1), NOW, None),
+                cx(Live),
+                Held,
+                "Refreshed",
+            ),
+            (
+                "beyond any date",
+                file(b"o:99999999999999999999999999:T", NOW, None),
+                cx(Live),
+                Stale,
+                "Ahead",
+            ),
+            (
+                "no expiry",
+                file(&lease(NOW - 5), NOW - 5, None),
+                no_expiry,
+                Unknown,
+                "NoExpiry",
+            ),
+            (
+                "invalid",
+                file(b"abc-123:1700", NOW - 60, None),
+                cx(Live),
+                Stale,
+                "Invalid",
+            ),
+            (
+                "invalid, just written",
+                file(b"abc-123:1700", NOW - 1, None),
+                cx(Nobody),
+                Unknown,
+                "Invalid",
+            ),
+            ("too long", too_long, cx(Live), Stale, "Invalid"),
+            (
+                "empty, just written",
+                file(b"", NOW - 1, None),
+                cx(Live),
+                Held,
+                "Empty",
+            ),
+            (
+                "empty, long ago",
+                file(b"", NOW - 31, None),
+                cx(Live),
+                Stale,
+                "Empty",
+            ),
+            (
+                "empty, no owner",
+                file(b"", NOW - 1, None),
+                cx(Nobody),
+                Stale,
+                "Empty",
+            ),
+            (
+                "legacy",
+                file(b"OVE1\x00\x01", NOW, None),
+                cx(Live),
+                Stale,
+                "Legacy",
+            ),
+            ("a FIFO", not_regular, cx(Nobody), Unknown, "NotRegular"),
+            ("unreadable", unreadable, cx(Nobody), Unknown, "Unreadable"),
+        ];
+        for (name, file, cx, state, reason) in cases {
+            let judged = judge(&file, &cx);
+            assert_eq!(judged.state, state, "{name}: {judged:#?}");
+            assert!(
+                format!("{:?}", judged.reason).starts_with(reason),
+                "{name}: {:?}",
+                judged.reason
+            );
+        }
+    }
+
+    #[test]
+    fn a_lease_held_for_hours_is_stuck_but_still_held() {
+        let old = file(&lease(NOW - 5), NOW - 5, Some(NOW - 3 * 3600));
+        let judged = judge(&old, &cx(Refresher::Live));
+        assert_eq!(judged.state, PathLockState::Held);
+        assert_eq!(judged.stuck_for, Some(Duration::from_secs(3 * 3600)));
+
+        let young = file(&lease(NOW - 5), NOW - 5, Some(NOW - 600));
+        assert_eq!(judge(&young, &cx(Refresher::Live)).stuck_for, None);
+        // Left behind is stale, not stuck.
+        assert_eq!(judge(&old, &cx(Refresher::Nobody)).stuck_for, None);
+    }
+
+    #[test]
+    fn judged_again_a_refreshed_token_is_no_longer_stale() {
+        let cx = cx(Refresher::Live);
+        assert!(still_stale(&lease(NOW - 60), Some(at(NOW - 60)), &cx));
+        assert!(!still_stale(&lease(NOW), Some(at(NOW)), &cx));
+    }
+}
