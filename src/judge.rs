@@ -347,10 +347,19 @@ fn fixes(
         Verdict::Free => {}
     }
     let owned = matches!(verdict, Verdict::Held | Verdict::Contended);
-    if owned && (stale_pid_file || stale_path_locks > 0) {
+    // Stale path locks fail the live server's writes now: that fix comes first.
+    if owned && stale_path_locks > 0 {
+        fixes.insert(
+            0,
+            Fix::ClearLeftovers {
+                pid_file: stale_pid_file,
+                path_locks: stale_path_locks,
+            },
+        );
+    } else if owned && stale_pid_file {
         fixes.push(Fix::ClearLeftovers {
-            pid_file: stale_pid_file,
-            path_locks: stale_path_locks,
+            pid_file: true,
+            path_locks: 0,
         });
     }
     if owned && path_locks.iter().any(|p| p.stuck_for.is_some()) {

@@ -1,17 +1,22 @@
 //! The judging rules over a table of facts, with no OS access. The table
 //! also feeds the renderers' golden tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
 use crate::fsread::{FileKind, FileStat};
 use crate::inspect::flock::HolderDoubt;
 use crate::inspect::kernel_locks::{KernelLock, LockClass};
+use crate::inspect::path_locks::{
+    LockFileRead, LockMeta, Locks, NotLocal, PathLockFile, PathLocks, Walk,
+};
 use crate::inspect::storage_locks::Unidentified;
 use crate::inspect::{
     Access, Ancestor, Host, PathAccess, Privilege, ProcessInfo, Uninspected, Usage, User,
 };
+use crate::layout::{PathLockName, TreePlace};
+use crate::ovconf::PathLockProvider;
 use crate::render::words::{self, Worded};
 use crate::workspace::{Source, Workspace};
 
@@ -96,7 +101,7 @@ pub(crate) fn process(pid: u32, name: &str, started: u64) -> ProcessInfo {
     }
 }
 
-fn server(pid: u32) -> ProcessInfo {
+pub(crate) fn server(pid: u32) -> ProcessInfo {
     process(pid, "openviking-server", T0)
 }
 
@@ -611,7 +616,100 @@ pub(crate) fn cases() -> Vec<Case> {
             owners: &[],
             reason: "a directory",
         },
+        Case {
+            name: "path locks left behind by a crash",
+            facts: with_path_locks(
+                base(),
+                vec![
+                    path_lock("resources/.path.ovlock", &lease(T0 + 3_590), T0 + 3_590),
+                    path_lock("resources/proj/.path.ovlock", "abc-123:1700", T0),
+                ],
+            ),
+            verdict: Verdict::Stale,
+            owners: &[],
+            reason: "2 path locks in the storage tree are stale, the first on viking://resources/proj",
+        },
+        Case {
+            name: "a live server with a stale path lock and a stuck lease",
+            facts: {
+                let mut stuck = path_lock(
+                    "resources/a.md.dir/.path.ovlock",
+                    &lease(T0 + 3_595),
+                    T0 + 3_595,
+                );
+                if let LockFileRead::Read { meta, .. } = &mut stuck.read {
+                    meta.born = Some(at(T0 - 7_200));
+                }
+                with_path_locks(
+                    flock_held(base(), &[server(50)], 50),
+                    vec![
+                        stuck,
+                        path_lock("resources/old/.path.ovlock", &lease(T0), T0),
+                        path_lock("resources/new/.path.ovlock", &lease(T0 + 3_599), T0 + 3_599),
+                    ],
+                )
+            },
+            verdict: Verdict::Held,
+            owners: &[50],
+            reason: "locked (flock) by PID 50",
+        },
+        Case {
+            name: "path locks kept in the server process",
+            facts: {
+                let mut f = base();
+                f.path_locks = PathLocks::NotLocal(NotLocal::Provider(PathLockProvider::Memory));
+                f
+            },
+            verdict: Verdict::Free,
+            owners: &[],
+            reason: "no lock file",
+        },
     ]
+}
+
+/// A lease token refreshed at `secs`.
+pub(crate) fn lease(secs: u64) -> String {
+    format!(
+        "5d0c9a3e-1f2b-4c6d-8e9f-0a1b2c3d4e5f:{}:T",
+        u128::from(secs) * 1_000_000_000
+    )
+}
+
+/// A path-lock file at `rel` below `viking/default/`, holding `content`.
+pub(crate) fn path_lock(rel: &str, content: &str, written: u64) -> PathLockFile {
+    let rel = PathBuf::from(rel);
+    let dir = rel.parent().unwrap_or(Path::new(""));
+    PathLockFile {
+        path: PathBuf::from("/srv/ov/data/viking/default").join(&rel),
+        name: PathLockName::TreeOrDirectory,
+        locks: Locks::Place(TreePlace::of(&Path::new("default").join(dir))),
+        read: LockFileRead::Read {
+            meta: LockMeta {
+                stat: FileStat {
+                    dev: 1,
+                    ino: 2,
+                    size: content.len() as u64,
+                    modified: Some(at(written)),
+                },
+                born: Some(at(written)),
+            },
+            content: content.as_bytes().to_vec(),
+            token: Some(crate::lock_token::decode(content.as_bytes())),
+        },
+    }
+}
+
+pub(crate) fn with_path_locks(mut facts: Facts, files: Vec<PathLockFile>) -> Facts {
+    facts.path_locks = PathLocks::Walked(Walk {
+        tree: facts.resolved_dir.join("viking"),
+        files,
+        unreadable: Vec::new(),
+        skipped_mounts: Vec::new(),
+        caps: Vec::new(),
+        dirs: 12,
+        entries: 40,
+    });
+    facts
 }
 
 #[test]

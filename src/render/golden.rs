@@ -7,7 +7,9 @@
 
 use std::path::PathBuf;
 
-use crate::judge::tests::{base, cases, flock_held, process};
+use crate::judge::tests::{
+    base, cases, flock_held, lease, path_lock, process, server, with_path_locks,
+};
 use crate::judge::{Policy, judge};
 use crate::report::DirReport;
 
@@ -63,5 +65,27 @@ fn hostile_names_and_paths() {
             .any(|c| c != '\n' && crate::terminal_chars::is_unsafe(c)),
         "{shown:?}"
     );
+    insta::assert_snapshot!(shown);
+}
+
+/// Ten thousand path locks, half of them stale, stay a screenful.
+#[test]
+fn ten_thousand_path_locks() {
+    colored::control::set_override(false);
+    super::human::tests_width::set(0);
+    const T0: u64 = 1_800_000_000;
+    let files = (0..10_000)
+        .map(|i| {
+            let rel = format!("resources/d{i:05}/.path.ovlock");
+            if i % 2 == 0 {
+                path_lock(&rel, &lease(T0), T0)
+            } else {
+                path_lock(&rel, &lease(T0 + 3_599), T0 + 3_599)
+            }
+        })
+        .collect();
+    let facts = with_path_locks(flock_held(base(), &[server(50)], 50), files);
+    let shown = rendered(&[report(facts)]);
+    assert!(shown.lines().count() < 120, "{}", shown.lines().count());
     insta::assert_snapshot!(shown);
 }

@@ -569,10 +569,16 @@ fn path_locks(out: &mut String, report: &DirReport) {
         .iter()
         .filter(|p| p.state == PathLockState::Held)
         .count();
-    let shown: Vec<&JudgedPathLock> = locks
+    let mut shown: Vec<&JudgedPathLock> = locks
         .iter()
         .filter(|p| p.state != PathLockState::Held || held <= HELD_ROWS)
         .collect();
+    // What needs doing first: stale, then undecided, then held.
+    shown.sort_by_key(|p| match p.state {
+        PathLockState::Stale => 0,
+        PathLockState::Unknown => 1,
+        PathLockState::Held => 2,
+    });
     let mut table = new_table(
         &[
             ("Locks", Col::Wrap),
@@ -594,7 +600,7 @@ fn path_locks(out: &mut String, report: &DirReport) {
     if shown.len() > ROWS {
         let _ = writeln!(
             out,
-            "  and {} more not held (ovlock --json status lists every one)",
+            "  and {} more stale or undecided (ovlock --json status lists every one)",
             shown.len() - ROWS
         );
     }

@@ -270,7 +270,7 @@ pub fn finding(f: &Finding, facts: &Facts) -> String {
             locked_place(oldest),
             oldest.stuck_for.map(timefmt::short).unwrap_or_default(),
             match by {
-                Some(p) => format!("the running server ({})", process(p)),
+                Some(p) => format!("the running server, {}", process(p)),
                 None => "a running server".to_string(),
             },
             match count {
@@ -648,7 +648,7 @@ fn account_of(place: &TreePlace) -> Option<&str> {
 /// Why a path lock is in its state, and what it does to OpenViking.
 pub fn path_lock_reason(p: &JudgedPathLock, facts: &Facts) -> String {
     let expire = facts.workspace.path_locks.lock_expire.value.as_ref().ok();
-    let expire_words = |e: &Duration| format!("lock_expire_secs, {}", timefmt::short(*e));
+    let expire_words = |e: &Duration| format!("lock_expire_secs ({})", timefmt::short(*e));
     match &p.reason {
         PathLockReason::LeftBehind => {
             let lingers = lease_of(p)
