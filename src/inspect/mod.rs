@@ -73,7 +73,7 @@ impl LockFile {
 }
 
 /// Everything ovlock learned about one data directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Facts {
     pub workspace: Workspace,
     pub dir: DirState,

@@ -416,10 +416,23 @@ mod linux {
         let mut buffer = vec![MaybeUninit::<u8>::uninit(); LISTING_BUFFER];
         let mut names = Names::default();
         while let Some(job) = shared.next() {
+            let unwinding = Unwinding(shared);
             let children = list(shared, job, &mut buffer, &mut names, &mut found);
+            std::mem::forget(unwinding);
             shared.finish(children);
         }
         found
+    }
+
+    /// Stops the walk if a thread panics while it lists a directory, so
+    /// that the others, waiting for its children, end instead of hanging.
+    struct Unwinding<'a, 'b>(&'a Shared<'b>);
+
+    impl Drop for Unwinding<'_, '_> {
+        fn drop(&mut self) {
+            self.0.stop.store(true, Ordering::Relaxed);
+            self.0.finish(Vec::new());
+        }
     }
 
     impl Shared<'_> {
