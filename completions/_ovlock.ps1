@@ -34,7 +34,8 @@ Register-ArgumentCompleter -Native -CommandName 'ovlock' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Full report: lock files, owners, verdict, reasons and what to do')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'One line per directory; the exit code is the verdict')
             [CompletionResult]::new('who', 'who', [CompletionResultType]::ParameterValue, 'The processes that own the directory')
-            [CompletionResult]::new('clear-stale', 'clear-stale', [CompletionResultType]::ParameterValue, 'Remove .openviking.pid files whose owner is gone (never .openviking.lock)')
+            [CompletionResult]::new('clear-stale', 'clear-stale', [CompletionResultType]::ParameterValue, 'Remove stale .openviking.pid files and path locks (never .openviking.lock)')
+            [CompletionResult]::new('metrics', 'metrics', [CompletionResultType]::ParameterValue, 'Prometheus metrics of the directories, in the text format that node_exporter''s textfile collector reads')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -89,6 +90,19 @@ Register-ArgumentCompleter -Native -CommandName 'ovlock' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'ovlock;metrics' {
+            [CompletionResult]::new('--textfile', '--textfile', [CompletionResultType]::ParameterName, 'Write to FILE instead of stdout, atomically: a temporary file beside it (named *.tmp, which node_exporter ignores), synced, then renamed')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
+            [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Also every data directory that `who --all` finds in use (without DATA_DIR, the default ./data is then left out unless ov.conf names it)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document (schema_version 1) instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing; only the exit code speaks')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'ovlock;completions' {
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]')
@@ -104,7 +118,8 @@ Register-ArgumentCompleter -Native -CommandName 'ovlock' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Full report: lock files, owners, verdict, reasons and what to do')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'One line per directory; the exit code is the verdict')
             [CompletionResult]::new('who', 'who', [CompletionResultType]::ParameterValue, 'The processes that own the directory')
-            [CompletionResult]::new('clear-stale', 'clear-stale', [CompletionResultType]::ParameterValue, 'Remove .openviking.pid files whose owner is gone (never .openviking.lock)')
+            [CompletionResult]::new('clear-stale', 'clear-stale', [CompletionResultType]::ParameterValue, 'Remove stale .openviking.pid files and path locks (never .openviking.lock)')
+            [CompletionResult]::new('metrics', 'metrics', [CompletionResultType]::ParameterValue, 'Prometheus metrics of the directories, in the text format that node_exporter''s textfile collector reads')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -119,6 +134,9 @@ Register-ArgumentCompleter -Native -CommandName 'ovlock' -ScriptBlock {
             break
         }
         'ovlock;help;clear-stale' {
+            break
+        }
+        'ovlock;help;metrics' {
             break
         }
         'ovlock;help;completions' {

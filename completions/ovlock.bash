@@ -28,6 +28,9 @@ _ovlock() {
             ovlock,help)
                 cmd="ovlock__subcmd__help"
                 ;;
+            ovlock,metrics)
+                cmd="ovlock__subcmd__metrics"
+                ;;
             ovlock,status)
                 cmd="ovlock__subcmd__status"
                 ;;
@@ -46,6 +49,9 @@ _ovlock() {
             ovlock__subcmd__help,help)
                 cmd="ovlock__subcmd__help__subcmd__help"
                 ;;
+            ovlock__subcmd__help,metrics)
+                cmd="ovlock__subcmd__help__subcmd__metrics"
+                ;;
             ovlock__subcmd__help,status)
                 cmd="ovlock__subcmd__help__subcmd__status"
                 ;;
@@ -59,7 +65,7 @@ _ovlock() {
 
     case "${cmd}" in
         ovlock)
-            opts="-q -h -V --json --color --quiet --config --match --help --version status check who clear-stale completions help"
+            opts="-q -h -V --json --color --quiet --config --match --help --version status check who clear-stale metrics completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -167,7 +173,7 @@ _ovlock() {
             return 0
             ;;
         ovlock__subcmd__help)
-            opts="status check who clear-stale completions help"
+            opts="status check who clear-stale metrics completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -236,6 +242,20 @@ _ovlock() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ovlock__subcmd__help__subcmd__metrics)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ovlock__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -257,6 +277,36 @@ _ovlock() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ovlock__subcmd__metrics)
+            opts="-q -h --all --textfile --json --color --quiet --config --match --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --textfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --match)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -31,7 +31,8 @@ set edit:completion:arg-completer[ovlock] = {|@words|
             cand status 'Full report: lock files, owners, verdict, reasons and what to do'
             cand check 'One line per directory; the exit code is the verdict'
             cand who 'The processes that own the directory'
-            cand clear-stale 'Remove .openviking.pid files whose owner is gone (never .openviking.lock)'
+            cand clear-stale 'Remove stale .openviking.pid files and path locks (never .openviking.lock)'
+            cand metrics 'Prometheus metrics of the directories, in the text format that node_exporter''s textfile collector reads'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -81,6 +82,18 @@ set edit:completion:arg-completer[ovlock] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'ovlock;metrics'= {
+            cand --textfile 'Write to FILE instead of stdout, atomically: a temporary file beside it (named *.tmp, which node_exporter ignores), synced, then renamed'
+            cand --color 'When to colour the output'
+            cand --config 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
+            cand --match 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"'
+            cand --all 'Also every data directory that `who --all` finds in use (without DATA_DIR, the default ./data is then left out unless ov.conf names it)'
+            cand --json 'Print one JSON document (schema_version 1) instead of text'
+            cand -q 'Print nothing; only the exit code speaks'
+            cand --quiet 'Print nothing; only the exit code speaks'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'ovlock;completions'= {
             cand --color 'When to colour the output'
             cand --config 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
@@ -95,7 +108,8 @@ set edit:completion:arg-completer[ovlock] = {|@words|
             cand status 'Full report: lock files, owners, verdict, reasons and what to do'
             cand check 'One line per directory; the exit code is the verdict'
             cand who 'The processes that own the directory'
-            cand clear-stale 'Remove .openviking.pid files whose owner is gone (never .openviking.lock)'
+            cand clear-stale 'Remove stale .openviking.pid files and path locks (never .openviking.lock)'
+            cand metrics 'Prometheus metrics of the directories, in the text format that node_exporter''s textfile collector reads'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -106,6 +120,8 @@ set edit:completion:arg-completer[ovlock] = {|@words|
         &'ovlock;help;who'= {
         }
         &'ovlock;help;clear-stale'= {
+        }
+        &'ovlock;help;metrics'= {
         }
         &'ovlock;help;completions'= {
         }

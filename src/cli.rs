@@ -26,6 +26,11 @@ error. With several directories: the first of 4, 3, 1, 2, 0 that any of them
 has, so 0 or 2 means a server may start on every one. With --wait, the code is
 the verdict when the waiting ended: released (0 or 2), or at the deadline.";
 
+const METRICS_CODES: &str = "\
+Exit codes: 0 the metrics were written, whatever they report (findings are
+data, not failures); 4 they could not be written (the message names the path);
+64 usage error.";
+
 const WHO_CODES: &str = "\
 Exit codes (as pgrep): 0 an owner was found; 1 there is none; 4 it could not be
 told: an error, a lock held by a process ovlock could not identify, or (with
@@ -90,9 +95,14 @@ pub enum Command {
     #[command(after_help = WHO_CODES)]
     Who(WhoArgs),
 
-    /// Remove .openviking.pid files whose owner is gone (never .openviking.lock).
+    /// Remove stale .openviking.pid files and path locks (never .openviking.lock).
     #[command(after_help = VERDICT_CODES)]
     ClearStale(ClearArgs),
+
+    /// Prometheus metrics of the directories, in the text format that
+    /// node_exporter's textfile collector reads.
+    #[command(after_help = METRICS_CODES)]
+    Metrics(MetricsArgs),
 
     /// Print a shell completion script.
     Completions {
@@ -149,6 +159,22 @@ pub struct ClearArgs {
     /// Say what would be removed, and remove nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    #[command(flatten)]
+    pub target: DirArgs,
+
+    /// Also every data directory that `who --all` finds in use (without
+    /// DATA_DIR, the default ./data is then left out unless ov.conf names it).
+    #[arg(long)]
+    pub all: bool,
+
+    /// Write to FILE instead of stdout, atomically: a temporary file beside
+    /// it (named *.tmp, which node_exporter ignores), synced, then renamed.
+    #[arg(long, value_name = "FILE")]
+    pub textfile: Option<PathBuf>,
 }
 
 /// A non-negative number of seconds, fractions allowed.

@@ -20,6 +20,7 @@ mod pidfile;
 mod render;
 mod report;
 mod terminal_chars;
+mod textfile;
 mod timefmt;
 mod workspace;
 
@@ -61,6 +62,11 @@ fn main() -> std::process::ExitCode {
         Task::Who { dirs, pid } => who(&opts, dirs, *pid),
         Task::WhoAll { pid } => who_all(&opts, *pid),
         Task::ClearStale { dirs, dry_run } => clear_stale(&opts, dirs, *dry_run),
+        Task::Metrics {
+            dirs,
+            all,
+            textfile,
+        } => metrics(&opts, dirs, *all, textfile.as_deref()),
         Task::Completions(shell) => emit(&completions::script(*shell)).map(|()| ExitCode::Success),
     };
     match done {
@@ -229,6 +235,49 @@ fn who_all(opts: &Options, pid_only: bool) -> Result<ExitCode> {
         })?;
     }
     Ok(code)
+}
+
+/// `metrics`: one survey as `status` makes, as Prometheus gauges, on stdout
+/// or written atomically for node_exporter. Findings are data: the run
+/// succeeds whatever they say, and fails only when they cannot be written.
+fn metrics(
+    opts: &Options,
+    dirs: &[PathBuf],
+    all: bool,
+    textfile: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    let started = Instant::now();
+    let mut surveyor = Surveyor::new(opts, dirs)?;
+    if all {
+        // A default ./data that no config names is a guess, not a directory in use.
+        if dirs.is_empty() {
+            surveyor
+                .workspaces
+                .retain(|w| !matches!(w.source, workspace::Source::Default { .. }));
+        }
+        let policy = &surveyor.policy;
+        let found = inspect::usage::discover(&mut surveyor.processes, |p| policy.is_openviking(p));
+        let mut extra: Vec<PathBuf> = found
+            .into_iter()
+            .flat_map(|f| f.dirs)
+            .filter(|d| !surveyor.workspaces.iter().any(|w| w.path == *d))
+            .collect();
+        extra.sort();
+        extra.dedup();
+        surveyor.workspaces.extend(workspace::discovered(extra));
+    }
+    let reports = surveyor.survey(Scan::Always);
+    let run = render::metrics::Run {
+        finished: std::time::SystemTime::now(),
+        took: started.elapsed(),
+    };
+    let text = render::metrics::render(&reports, &run);
+    match textfile {
+        Some(path) => textfile::write_atomically(path, &text)?,
+        None if opts.quiet => {}
+        None => emit(&text)?,
+    }
+    Ok(ExitCode::Success)
 }
 
 /// Whether a survey scans every process for the users of each directory.

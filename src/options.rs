@@ -49,6 +49,13 @@ pub enum Task {
         dirs: Vec<PathBuf>,
         dry_run: bool,
     },
+    Metrics {
+        dirs: Vec<PathBuf>,
+        /// Also every data directory in use by an OpenViking process.
+        all: bool,
+        /// Where to write them instead of stdout.
+        textfile: Option<PathBuf>,
+    },
     Completions(Shell),
 }
 
@@ -69,6 +76,11 @@ impl From<Cli> for Options {
             Command::ClearStale(args) => Task::ClearStale {
                 dirs: args.target.dirs,
                 dry_run: args.dry_run,
+            },
+            Command::Metrics(args) => Task::Metrics {
+                dirs: args.target.dirs,
+                all: args.all,
+                textfile: args.textfile,
             },
             Command::Completions { shell } => Task::Completions(shell),
         };

@@ -7,6 +7,7 @@ mod golden;
 pub mod human;
 pub mod json;
 mod lock_state;
+pub mod metrics;
 pub mod names;
 pub mod shell;
 pub mod words;
