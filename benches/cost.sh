@@ -5,9 +5,10 @@
 #
 #   benches/cost.sh [EXTRA_PROCESS_COUNTS...]      (default: 0 2000 10000)
 #
-# Two questions, two tables:
-#   check  who holds the lock?      ovlock check        vs lslocks, fuser FILE, lsof FILE
-#   scan   who uses the directory?  ovlock check --scan vs fuser -v DIR, lsof +D DIR
+# Three questions, three tables:
+#   check    who holds the lock?      ovlock check         vs lslocks, fuser FILE, lsof FILE
+#   scan     who uses the directory?  ovlock check --scan  vs fuser -v DIR, lsof +D DIR
+#   metrics  what does a fleet see?   ovlock metrics --all vs ovlock status (one survey)
 #
 # Needs hyperfine, lslocks (util-linux), fuser (psmisc), lsof and python3;
 # run as root so that every tool can see every process.
@@ -81,4 +82,7 @@ for n in "${counts[@]}"; do
     "ovlock check --scan" "$ovlock -q check --scan $data" \
     "fuser -v DIR" "fuser -v $data" \
     "lsof +D DIR" "lsof -n +D $data"
+  measure "$n" metrics \
+    "ovlock metrics --all" "$ovlock metrics --all $data" \
+    "ovlock status" "$ovlock -q status $data"
 done

@@ -12,7 +12,7 @@ pub enum ExitCode {
     Free,
     /// One live server owns it.
     Held,
-    /// A `.openviking.pid` remains whose owner is gone, and nothing owns it.
+    /// Nothing owns it, and a stale `.openviking.pid` or path lock remains.
     Stale,
     /// Two or more live servers own it.
     Contended,
