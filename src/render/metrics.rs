@@ -77,7 +77,8 @@ pub fn render(reports: &[DirReport], run: &Run) -> String {
     out.per_dir(
         reports,
         "ovlock_oldest_path_lock_seconds",
-        "Age of the oldest held path-lock lease, from its file's creation time (0: none); a stuck task keeps one for hours.",
+        "Age of the oldest held path-lock lease, from its file's creation time (0: none); \
+         a stuck task keeps one for hours.",
         oldest_lease,
     );
     out.per_dir(
@@ -89,7 +90,8 @@ pub fn render(reports: &[DirReport], run: &Run) -> String {
     out.per_dir(
         reports,
         "ovlock_path_lock_expire_seconds",
-        "The lock_expire_secs in use for path locks (NaN: the config sets a value OpenViking refuses).",
+        "The lock_expire_secs in use for path locks (NaN: the config sets a value \
+         OpenViking refuses).",
         |r| {
             r.facts
                 .workspace
@@ -102,7 +104,8 @@ pub fn render(reports: &[DirReport], run: &Run) -> String {
     );
     out.family(
         "ovlock_uninspected_processes",
-        "Processes whose files could not be read, so could not be ruled out (run with CAP_SYS_PTRACE).",
+        "Processes whose files could not be read, so could not be ruled out (run with \
+         CAP_SYS_PTRACE).",
     );
     out.sample(&[], uninspected(reports) as f64);
     out.family("ovlock_data_dirs", "Data directories this run reported on.");

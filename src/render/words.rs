@@ -658,10 +658,12 @@ pub fn path_lock_reason(p: &JudgedPathLock, facts: &Facts) -> String {
                 .filter(|until| *until > facts.host.now);
             match lingers {
                 Some(until) => format!(
-                    "left behind: nothing owns the directory, so nothing refreshes it; OpenViking refuses writes there (409 path_busy) until {}",
+                    "left behind: nothing owns the directory, so nothing refreshes it; \
+                     OpenViking refuses writes there (409 path_busy) until {}",
                     timefmt::rfc3339(until).unwrap_or_default()
                 ),
-                None => "left behind: nothing owns the directory, so nothing refreshes it or removes it"
+                None => "left behind: nothing owns the directory, so nothing refreshes it \
+                         or removes it"
                     .to_string(),
             }
         }
@@ -671,7 +673,8 @@ pub fn path_lock_reason(p: &JudgedPathLock, facts: &Facts) -> String {
             expire.map(expire_words).unwrap_or_default()
         ),
         PathLockReason::Expired { age, expire } => format!(
-            "not refreshed for {}, longer than {}: OpenViking treats it as free, but nothing removes it",
+            "not refreshed for {}, longer than {}: OpenViking treats it as free, but \
+             nothing removes it",
             timefmt::short(*age),
             expire_words(expire)
         ),
@@ -682,10 +685,13 @@ pub fn path_lock_reason(p: &JudgedPathLock, facts: &Facts) -> String {
         } => format!(
             "dated {} ahead: the clock moved back; OpenViking treats it as held until {}",
             ahead_words(*ahead),
-            until.and_then(timefmt::rfc3339).unwrap_or_else(|| "the end of time".to_string())
+            until
+                .and_then(timefmt::rfc3339)
+                .unwrap_or_else(|| "the end of time".to_string())
         ),
         PathLockReason::Ahead { ahead, .. } => format!(
-            "dated {} ahead of this host's clock; on a network filesystem another host's clock may be ahead, so it may be live",
+            "dated {} ahead of this host's clock; on a network filesystem another \
+             host's clock may be ahead, so it may be live",
             ahead_words(*ahead)
         ),
         PathLockReason::OwnerUndecided { age } => format!(
@@ -714,7 +720,8 @@ pub fn path_lock_reason(p: &JudgedPathLock, facts: &Facts) -> String {
                 _ => format!("empty, written {age} ago: the write that would fill it never came"),
             }
         }
-        PathLockReason::Legacy => "an encrypted token of OpenViking 0.4.11 or older, which newer servers delete when they meet it"
+        PathLockReason::Legacy => "an encrypted token of OpenViking 0.4.11 or older, \
+                                   which newer servers delete when they meet it"
             .to_string(),
         PathLockReason::NoTime => "its modification time cannot be read".to_string(),
         PathLockReason::NotRegular(kind) => not_regular(kind.describe()),
