@@ -13,6 +13,7 @@ mod hostile;
 mod interop;
 mod network_fs;
 mod path_lock_interop;
+mod path_locks;
 mod races;
 mod reduced_privilege;
 mod situations;
