@@ -32,6 +32,12 @@ pub enum PathLockState {
 pub enum PathLockReason {
     /// A lease, and nothing owns the directory to refresh it.
     LeftBehind,
+    /// A lease refreshed this long ago (or dated ahead), within
+    /// `lock_expire_secs`, on a network filesystem with no owner on this
+    /// host: a server on another host may hold it.
+    MaybeElsewhere {
+        age: Duration,
+    },
     /// Refreshed this long ago, within `lock_expire_secs`.
     Refreshed {
         age: Duration,
@@ -43,9 +49,9 @@ pub enum PathLockReason {
         expire: Duration,
     },
     /// Dated this far ahead of the clock, which OpenViking holds until
-    /// `until` (None: beyond any date the clock can hold). On a network
-    /// filesystem (`remote`) another host's clock may be ahead, so it cannot
-    /// be called stale.
+    /// `until`, its date plus `lock_expire_secs` (None: beyond any date the
+    /// clock can hold). On a network filesystem (`remote`) another host's
+    /// clock may be ahead, so it cannot be called stale.
     Ahead {
         ahead: Duration,
         until: Option<SystemTime>,

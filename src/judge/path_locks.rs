@@ -105,17 +105,34 @@ fn judge_token(
         }
         Some(Token::Lease(lease)) => lease,
     };
-    if cx.refresher == Refresher::Nobody {
-        return (Stale, Why::LeftBehind);
-    }
-    let Some(refreshed) = lease.refreshed_at else {
-        // Beyond any time the clock can hold: far in the future.
-        return ahead(Duration::MAX, None, cx.remote);
+    // A time ahead of the clock counts as now: OpenViking holds such a
+    // token until its date plus lock_expire_secs.
+    let age = lease.refreshed_at.map(|at| cx.now.duration_since(at));
+    let fresh = match (&age, cx.expire) {
+        (Some(Ok(age)), Some(expire)) => *age <= expire,
+        _ => true,
     };
-    let age = match cx.now.duration_since(refreshed) {
-        Ok(age) => age,
-        Err(ahead_by) if ahead_by.duration() <= SLACK => Duration::ZERO,
-        Err(ahead_by) => return ahead(ahead_by.duration(), Some(refreshed), cx.remote),
+    if cx.refresher == Refresher::Nobody {
+        // On a network filesystem the owner may be a server on another host.
+        return if cx.remote && fresh {
+            let age = age.and_then(Result::ok).unwrap_or_default();
+            (Unknown, Why::MaybeElsewhere { age })
+        } else {
+            (Stale, Why::LeftBehind)
+        };
+    }
+    let age = match age {
+        Some(Ok(age)) => age,
+        Some(Err(ahead_by)) if ahead_by.duration() <= SLACK => Duration::ZERO,
+        Some(Err(ahead_by)) => {
+            let until = lease
+                .refreshed_at
+                .zip(cx.expire)
+                .and_then(|(at, expire)| at.checked_add(expire));
+            return ahead(ahead_by.duration(), until, cx.remote);
+        }
+        // Beyond any time the clock can hold: far in the future.
+        None => return ahead(Duration::MAX, None, cx.remote),
     };
     let Some(expire) = cx.expire else {
         return (Unknown, Why::NoExpiry);
@@ -302,6 +319,10 @@ mod tests {
             remote: true,
             ..cx(Live)
         };
+        let remote_nobody = Context {
+            remote: true,
+            ..cx(Nobody)
+        };
         let no_expiry = Context {
             expire: None,
             ..cx(Live)
@@ -392,6 +413,20 @@ mod tests {
                 "Ahead",
             ),
             (
+                "fresh, network filesystem, no owner here",
+                file(&lease(NOW - 5), NOW - 5, None),
+                remote_nobody,
+                Unknown,
+                "MaybeElsewhere",
+            ),
+            (
+                "expired, network filesystem, no owner here",
+                file(&lease(NOW - 31), NOW - 31, None),
+                remote_nobody,
+                Stale,
+                "LeftBehind",
+            ),
+            (
                 "a second ahead is now",
                 file(&lease(NOW + 1), NOW, None),
                 cx(Live),
@@ -467,6 +502,19 @@ mod tests {
                 judged.reason
             );
         }
+    }
+
+    #[test]
+    fn a_token_dated_ahead_is_held_until_its_date_and_lock_expire_secs() {
+        let judged = judge(&file(&lease(NOW + 86_400), NOW, None), &cx(Refresher::Live));
+        assert_eq!(
+            judged.reason,
+            PathLockReason::Ahead {
+                ahead: Duration::from_secs(86_400),
+                until: Some(at(NOW + 86_400) + EXPIRE),
+                remote: false,
+            }
+        );
     }
 
     #[test]

@@ -667,6 +667,11 @@ pub fn path_lock_reason(p: &JudgedPathLock, facts: &Facts) -> String {
                     .to_string(),
             }
         }
+        PathLockReason::MaybeElsewhere { age } => format!(
+            "refreshed {} ago and no server on this host owns the directory, but on a network \
+             filesystem a server on another host may hold it",
+            timefmt::short(*age)
+        ),
         PathLockReason::Refreshed { age } => format!(
             "refreshed {} ago, within {}",
             timefmt::short(*age),
