@@ -1,6 +1,7 @@
 //! Probes this machine, once per build, for what some integration tests need
-//! (root, unshare, bindfs, gdb, mknod) and emits a cfg for each thing it
-//! lacks. Those tests carry `#[cfg_attr(ovlock_test_no_X, ignore = "...")]`,
+//! (root, unshare, bindfs, gdb, mknod, promtool, node_exporter) and emits a
+//! cfg for each thing it lacks. Those tests carry
+//! `#[cfg_attr(ovlock_test_no_X, ignore = "...")]`,
 //! so `cargo test` reports them as ignored instead of passing having checked
 //! nothing; when they do run, they assert that what they need works.
 //!
@@ -38,6 +39,10 @@ const NO_MKNOD: &str = "ovlock_test_no_mknod";
 /// Not root, or no cgroup2 hierarchy mounted writable: no systemd-like
 /// service cgroup to start a server in.
 const NO_CGROUP2: &str = "ovlock_test_no_cgroup2";
+/// No promtool (Debian's `prometheus` package) to lint the metrics.
+const NO_PROMTOOL: &str = "ovlock_test_no_promtool";
+/// No node_exporter (Debian's `prometheus-node-exporter`) to serve the textfile.
+const NO_NODE_EXPORTER: &str = "ovlock_test_no_node_exporter";
 /// pid_max is within 1000 of Linux's limit: no PID lies above it.
 const PID_MAX_AT_LIMIT: &str = "ovlock_test_pid_max_at_limit";
 /// PID 1 looks like OpenViking (ovlock runs inside its container).
@@ -60,6 +65,8 @@ fn main() {
         NO_GDB,
         NO_MKNOD,
         NO_CGROUP2,
+        NO_PROMTOOL,
+        NO_NODE_EXPORTER,
         PID_MAX_AT_LIMIT,
         PID1_IS_OPENVIKING,
     ] {
@@ -92,6 +99,13 @@ fn main() {
         }
         if !(root && cgroup2_writable()) {
             emit.push(NO_CGROUP2);
+        }
+        if !on_path("promtool") {
+            emit.push(NO_PROMTOOL);
+        }
+        // Debian names the binary prometheus-node-exporter; upstream, node_exporter.
+        if !(on_path("prometheus-node-exporter") || on_path("node_exporter")) {
+            emit.push(NO_NODE_EXPORTER);
         }
     }
     let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")

@@ -11,6 +11,7 @@ mod evidence;
 mod fixes;
 mod hostile;
 mod interop;
+mod metrics;
 mod network_fs;
 mod path_lock_interop;
 mod path_locks;

@@ -775,6 +775,14 @@ pub fn ns_pids_of(pid: u32) -> Vec<u32> {
 /// copy in the test root (the build directory may sit under a home that
 /// other users cannot enter).
 pub fn run_as_nobody(env: &TestEnv, args: &[&str]) -> Run {
+    run_as_nobody_with_caps(env, &[], args)
+}
+
+/// [`run_as_nobody`], keeping the capabilities `caps` (setpriv's names, such
+/// as `sys_ptrace`) as ambient ones, and no others: as a systemd service
+/// with `User=` and `AmbientCapabilities=` runs. With none, exactly
+/// [`run_as_nobody`].
+pub fn run_as_nobody_with_caps(env: &TestEnv, caps: &[&str], args: &[&str]) -> Run {
     use std::os::unix::fs::PermissionsExt;
     let copy = env.root().join("ovlock-copy");
     if !copy.exists() {
@@ -784,8 +792,15 @@ pub fn run_as_nobody(env: &TestEnv, args: &[&str]) -> Run {
     let mut attempts = 0;
     loop {
         let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&copy)
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+        if !caps.is_empty() {
+            let set: String = caps.iter().map(|c| format!(",+{c}")).collect();
+            cmd.arg(format!("--inh-caps=-all{set}"))
+                .arg(format!("--ambient-caps=-all{set}"))
+                .arg(format!("--bounding-set=-all{set}"))
+                .arg("--no-new-privs");
+        }
+        cmd.arg(&copy)
             .args(args)
             .current_dir(env.root())
             .env("HOME", env.home())
