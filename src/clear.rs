@@ -13,14 +13,15 @@
 //! a fresh look at its PID, is unlinked; anything else is put back.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 mod path_lock;
 
 use crate::inspect::path_locks::LockFileRead;
 use crate::inspect::{self, Facts, LockFile, PID_NAME, Processes};
 use crate::judge::{
-    self, JudgedPathLock, Judgement, PathLockContext, PathLockState, PidFileVerdict, Policy,
-    Staleness,
+    self, JudgedPathLock, Judgement, PathLockContext, PathLockReason, PathLockState,
+    PidFileVerdict, Policy, Refresher, Staleness,
 };
 
 /// A stale lock file that clear-stale acted on.
@@ -51,6 +52,8 @@ pub enum Outcome {
     Removed,
     /// `--dry-run`.
     WouldRemove,
+    /// Left in place, for this reason: what it was judged on no longer holds.
+    Kept(String),
     /// unlink failed; the text says why.
     Failed(String),
 }
@@ -69,13 +72,26 @@ pub fn clear(
     removals
 }
 
+/// The longest clear-stale watches a token dated ahead of the clock beside a
+/// live server before it removes it.
+const LONGEST_WATCH: Duration = Duration::from_secs(60);
+
 /// Removes each path lock judged stale, if it still is (`path_lock::remove`).
 fn clear_path_locks(facts: &Facts, judgement: &Judgement, dry_run: bool) -> Vec<Removal> {
-    let stale = judgement
+    let stale: Vec<&JudgedPathLock> = judgement
         .path_locks
         .iter()
-        .filter(|p| p.state == PathLockState::Stale);
+        .filter(|p| p.state == PathLockState::Stale)
+        .collect();
     let mut removals = Vec::new();
+    // A token dated ahead beside a live server may be its own lease, if the
+    // clock has just stepped back: the server rewrites each of its leases
+    // within a third of lock_expire_secs, so one left unchanged that long is
+    // not refreshed by anyone.
+    let watch = stale.iter().filter_map(|p| ahead_beside_an_owner(p)).max();
+    if let Some(watch) = watch.filter(|w| *w <= LONGEST_WATCH && !dry_run) {
+        std::thread::sleep(watch);
+    }
     for judged in stale {
         let LockFileRead::Read { meta, content, .. } = &judged.file.read else {
             continue;
@@ -93,6 +109,18 @@ fn clear_path_locks(facts: &Facts, judgement: &Judgement, dry_run: bool) -> Vec<
         let Ok(rel) = path.strip_prefix(&facts.resolved_dir) else {
             continue;
         };
+        if let Some(watch) = ahead_beside_an_owner(judged).filter(|w| *w > LONGEST_WATCH) {
+            removals.push(Removal {
+                path,
+                reason,
+                outcome: Outcome::Kept(format!(
+                    "it is dated ahead beside a live server, which would rewrite its own lease \
+                     within {}, longer than clear-stale watches; look again after that",
+                    crate::timefmt::short(watch)
+                )),
+            });
+            continue;
+        }
         // Judged again from the bytes as they are under the lock, by the
         // clock as it is then.
         let still_stale = |bytes: &[u8], modified| {
@@ -102,13 +130,21 @@ fn clear_path_locks(facts: &Facts, judgement: &Judgement, dry_run: bool) -> Vec<
             };
             judge::path_lock_still_stale(bytes, modified, &cx)
         };
-        let id = (meta.stat.dev, meta.stat.ino);
-        let outcome = match path_lock::remove(&facts.resolved_dir, rel, id, content, still_stale) {
+        let judged_file = path_lock::Judged {
+            id: (meta.stat.dev, meta.stat.ino),
+            size: meta.stat.size,
+            content,
+        };
+        let outcome = match path_lock::remove(&facts.resolved_dir, rel, &judged_file, still_stale) {
             path_lock::Attempt::Removed => Outcome::Removed,
-            // Refreshed, taken, or removed by its owner meanwhile: its business.
-            path_lock::Attempt::Changed | path_lock::Attempt::Busy | path_lock::Attempt::Gone => {
-                continue;
+            path_lock::Attempt::Changed => {
+                Outcome::Kept("it changed since it was judged, or is no longer stale".into())
             }
+            path_lock::Attempt::Busy => {
+                Outcome::Kept("OpenViking has it locked right now, to refresh or release it".into())
+            }
+            // Removed by its owner meanwhile, which meets the goal.
+            path_lock::Attempt::Gone => continue,
             path_lock::Attempt::Failed(why) => Outcome::Failed(why),
         };
         removals.push(Removal {
@@ -118,6 +154,15 @@ fn clear_path_locks(facts: &Facts, judgement: &Judgement, dry_run: bool) -> Vec<
         });
     }
     removals
+}
+
+/// How long to watch a stale path lock before removing it: a token dated
+/// ahead of the clock beside a live (or undecided) owner, for a third of
+/// lock_expire_secs and a margin; None for any other.
+fn ahead_beside_an_owner(p: &JudgedPathLock) -> Option<Duration> {
+    let ahead = matches!(p.reason, PathLockReason::Ahead { remote: false, .. });
+    let owned = p.context.refresher != Refresher::Nobody;
+    (ahead && owned).then(|| p.context.expire.unwrap_or(Duration::MAX) / 3 + judge::SLACK)
 }
 
 /// Removes (or names) the pid file, if it is stale.

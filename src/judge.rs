@@ -11,8 +11,10 @@ use crate::inspect::{DirState, Facts, FlockState, LockFile, Lookup};
 
 pub use finding::{Finding, Fix, PidDoubt, ProcessRef, Staleness, StopCase};
 pub use judgement::{Judgement, OtherUser, Owner, PidFileVerdict, Protocol, Verdict};
-pub use path_lock_state::{JudgedPathLock, PathLockReason, PathLockState};
-pub use path_locks::{Context as PathLockContext, still_stale as path_lock_still_stale};
+pub use path_lock_state::{
+    Context as PathLockContext, JudgedPathLock, PathLockReason, PathLockState, Refresher,
+};
+pub use path_locks::{held_for, still_stale as path_lock_still_stale};
 pub use pid_file::{SLACK, pid_file_verdict};
 pub use policy::Policy;
 
@@ -339,7 +341,15 @@ fn fixes(
             pid_file: stale_pid_file,
             path_locks: stale_path_locks,
         }),
-        Verdict::Unknown => fixes.extend(when_unknown(pid_file, facts)),
+        Verdict::Unknown => {
+            fixes.extend(when_unknown(pid_file, facts));
+            if stale_path_locks > 0 {
+                fixes.push(Fix::ClearStale {
+                    pid_file: false,
+                    path_locks: stale_path_locks,
+                });
+            }
+        }
         // Free by the locks, but not every process could be seen.
         Verdict::Free if !facts.host.privileged() && suspects(facts, policy) > 0 => {
             fixes.push(Fix::MakeSure)

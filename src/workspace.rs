@@ -97,6 +97,10 @@ pub struct PathLockSettings {
     pub lock_expire: Setting<Duration>,
     pub provider: Setting<PathLockProvider>,
     pub backend: Setting<StorageBackend>,
+    /// The ov.conf that describes this workspace, when one was read: only
+    /// then is a default OpenViking's default in fact, rather than a guess
+    /// at a server whose config ovlock did not see.
+    pub described_by: Option<PathBuf>,
 }
 
 /// The value in use and where it came from; a value the config sets that
@@ -120,9 +124,15 @@ pub enum SettingSource {
 pub const DEFAULT_LOCK_EXPIRE: Duration = Duration::from_secs(30);
 
 impl Default for PathLockSettings {
+    /// OpenViking's defaults, for a workspace no config read describes.
     fn default() -> PathLockSettings {
-        // A config that sets nothing names no file.
-        PathLockSettings::from_config(PathLockConfig::default(), Path::new(""))
+        let settings = PathLockSettings::from_config(PathLockConfig::default(), Path::new(""));
+        PathLockSettings {
+            lock_expire: settings.lock_expire,
+            provider: settings.provider,
+            backend: settings.backend,
+            described_by: None,
+        }
     }
 }
 
@@ -134,6 +144,7 @@ impl PathLockSettings {
             lock_expire: Setting::of(config.lock_expire, DEFAULT_LOCK_EXPIRE, file),
             provider: Setting::of(config.provider, PathLockProvider::Filesystem, file),
             backend: Setting::of(config.backend, StorageBackend::Local, file),
+            described_by: Some(file.to_path_buf()),
         }
     }
 }

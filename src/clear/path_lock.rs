@@ -27,18 +27,28 @@ pub enum Attempt {
     Failed(String),
 }
 
+/// The file as it was judged.
+// Off Linux nothing is removed, so nothing reads it.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub struct Judged<'a> {
+    /// (device, inode).
+    pub id: (u64, u64),
+    pub size: u64,
+    /// Its first bytes, as many as were read (all of a token).
+    pub content: &'a [u8],
+}
+
 /// Removes the file at `rel` (relative to the data directory `dir`, never
-/// through a symlink) if it is still the file `(dev, ino)` holding exactly
-/// `judged`, and `still_stale` says so of those bytes now.
+/// through a symlink) if it is still the file judged, holding the same bytes,
+/// and `still_stale` says so of those bytes now.
 #[cfg(target_os = "linux")]
 pub fn remove(
     dir: &Path,
     rel: &Path,
-    id: (u64, u64),
-    judged: &[u8],
+    judged: &Judged,
     still_stale: impl Fn(&[u8], Option<SystemTime>) -> bool,
 ) -> Attempt {
-    match linux::remove(dir, rel, id, judged, still_stale) {
+    match linux::remove(dir, rel, judged, still_stale) {
         Ok(attempt) => attempt,
         Err(why) => Attempt::Failed(why),
     }
@@ -50,8 +60,7 @@ pub fn remove(
 pub fn remove(
     _dir: &Path,
     _rel: &Path,
-    _id: (u64, u64),
-    _judged: &[u8],
+    _judged: &Judged,
     _still_stale: impl Fn(&[u8], Option<SystemTime>) -> bool,
 ) -> Attempt {
     Attempt::Failed(format!(
@@ -69,21 +78,29 @@ mod linux {
     use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, fstat, openat, statat, unlinkat};
     use rustix::io::Errno;
 
-    use super::Attempt;
+    use super::{Attempt, Judged};
 
     pub(super) fn remove(
         dir: &Path,
         rel: &Path,
-        id: (u64, u64),
-        judged: &[u8],
+        judged: &Judged,
         still_stale: impl Fn(&[u8], Option<SystemTime>) -> bool,
     ) -> Result<Attempt, String> {
+        let id = judged.id;
         let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
             return Err(format!("{} names no file", rel.display()));
         };
         let Some(parent) = open_beneath(dir, parent)? else {
             return Ok(Attempt::Gone);
         };
+        let same = |s: &rustix::fs::Stat| (s.st_dev, s.st_ino) == id;
+        // Looked at before it is opened: a device swapped in is never opened.
+        match statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(now) if same(&now) && FileType::from_raw_mode(now.st_mode).is_file() => {}
+            Ok(_) => return Ok(Attempt::Changed),
+            Err(Errno::NOENT) => return Ok(Attempt::Gone),
+            Err(err) => return Err(format!("cannot stat it: {err}")),
+        }
         let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
         let fd = match openat(&parent, name, flags | OFlags::CLOEXEC, Mode::empty()) {
             Ok(fd) => fd,
@@ -103,7 +120,6 @@ mod linux {
         }
         // Held for the few system calls below only: OpenViking's own release
         // of a lease fails while it is held.
-        let same = |s: &rustix::fs::Stat| (s.st_dev, s.st_ino) == id;
         let locked = fstat(&fd).map_err(|err| format!("cannot stat it: {err}"))?;
         if !same(&locked) {
             return Ok(Attempt::Changed);
@@ -117,7 +133,10 @@ mod linux {
         let modified = u64::try_from(locked.st_mtime).ok().map(|secs| {
             UNIX_EPOCH + Duration::new(secs, u32::try_from(locked.st_mtime_nsec).unwrap_or(0))
         });
-        if bytes != judged || !still_stale(&bytes, modified) {
+        // The same size and the same first bytes: all of them, for a token.
+        let unchanged = u64::try_from(locked.st_size).ok() == Some(judged.size)
+            && bytes.starts_with(judged.content);
+        if !unchanged || !still_stale(&bytes, modified) {
             return Ok(Attempt::Changed);
         }
         match unlinkat(&parent, name, AtFlags::empty()) {
@@ -223,6 +242,14 @@ mod tests {
         Path::new("viking/default/resources/.path.ovlock")
     }
 
+    fn judged(id: (u64, u64)) -> Judged<'static> {
+        Judged {
+            id,
+            size: TOKEN.len() as u64,
+            content: TOKEN,
+        }
+    }
+
     fn id(path: &Path) -> (u64, u64) {
         let meta = fs::symlink_metadata(path).unwrap();
         (meta.dev(), meta.ino())
@@ -233,7 +260,7 @@ mod tests {
         let t = tree();
         let id = id(&t.root.join(rel()));
         assert_eq!(
-            remove(&t.root, rel(), id, TOKEN, |_, _| true),
+            remove(&t.root, rel(), &judged(id), |_, _| true),
             Attempt::Removed
         );
         assert!(!t.root.join(rel()).exists());
@@ -247,7 +274,7 @@ mod tests {
         let id = id(&path);
         fs::write(&path, b"0b6c6e4e:1800000000000000000:T").unwrap();
         assert_eq!(
-            remove(&t.root, rel(), id, TOKEN, |_, _| true),
+            remove(&t.root, rel(), &judged(id), |_, _| true),
             Attempt::Changed
         );
         assert!(path.exists());
@@ -258,7 +285,7 @@ mod tests {
         let t = tree();
         let id = id(&t.root.join(rel()));
         assert_eq!(
-            remove(&t.root, rel(), id, TOKEN, |_, _| false),
+            remove(&t.root, rel(), &judged(id), |_, _| false),
             Attempt::Changed
         );
         assert!(t.root.join(rel()).exists());
@@ -274,7 +301,7 @@ mod tests {
         fs::write(&path, TOKEN).unwrap();
         assert_ne!(super::tests::id(&path), id);
         assert_eq!(
-            remove(&t.root, rel(), id, TOKEN, |_, _| true),
+            remove(&t.root, rel(), &judged(id), |_, _| true),
             Attempt::Changed
         );
         assert!(path.exists());
@@ -293,13 +320,39 @@ mod tests {
             .unwrap();
         linux::lock_for_test(&other);
         assert_eq!(
-            remove(&t.root, rel(), id, TOKEN, |_, _| true),
+            remove(&t.root, rel(), &judged(id), |_, _| true),
             Attempt::Busy
         );
         assert!(path.exists());
         drop(other);
         assert_eq!(
-            remove(&t.root, rel(), id, TOKEN, |_, _| true),
+            remove(&t.root, rel(), &judged(id), |_, _| true),
+            Attempt::Removed
+        );
+    }
+
+    #[test]
+    fn a_file_longer_than_what_was_read_is_judged_by_its_size_and_first_bytes() {
+        let t = tree();
+        let path = t.root.join(rel());
+        let long = vec![b'x'; 600];
+        fs::write(&path, &long).unwrap();
+        let cap = crate::inspect::path_locks::READ_CAP;
+        let judged = Judged {
+            id: id(&path),
+            size: 600,
+            content: &long[..cap],
+        };
+        let shorter = Judged {
+            size: 599,
+            ..judged
+        };
+        assert_eq!(
+            remove(&t.root, rel(), &shorter, |_, _| true),
+            Attempt::Changed
+        );
+        assert_eq!(
+            remove(&t.root, rel(), &judged, |_, _| true),
             Attempt::Removed
         );
     }
@@ -310,7 +363,7 @@ mod tests {
         let id = id(&t.root.join(rel()));
         fs::remove_file(t.root.join(rel())).unwrap();
         assert_eq!(
-            remove(&t.root, rel(), id, TOKEN, |_, _| true),
+            remove(&t.root, rel(), &judged(id), |_, _| true),
             Attempt::Gone
         );
     }
@@ -325,7 +378,7 @@ mod tests {
         std::os::unix::fs::symlink(t.root.join("elsewhere"), t.root.join("viking/default"))
             .unwrap();
         assert_eq!(
-            remove(&t.root, rel(), real_id, TOKEN, |_, _| true),
+            remove(&t.root, rel(), &judged(real_id), |_, _| true),
             Attempt::Gone
         );
         assert!(t.root.join("elsewhere/resources/.path.ovlock").exists());
@@ -338,7 +391,7 @@ mod tests {
         std::os::unix::fs::symlink(&target, t.root.join(rel())).unwrap();
         let target_id = id(&target);
         assert_eq!(
-            remove(&t.root, rel(), target_id, TOKEN, |_, _| true),
+            remove(&t.root, rel(), &judged(target_id), |_, _| true),
             Attempt::Changed
         );
         assert!(target.exists() && fs::symlink_metadata(t.root.join(rel())).is_ok());
@@ -359,7 +412,7 @@ mod tests {
         .unwrap();
         let id = id(&path);
         assert_eq!(
-            remove(&t.root, rel(), id, TOKEN, |_, _| true),
+            remove(&t.root, rel(), &judged(id), |_, _| true),
             Attempt::Changed
         );
         assert!(path.exists());

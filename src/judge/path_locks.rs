@@ -6,26 +6,21 @@ use std::time::{Duration, SystemTime};
 
 use super::evidence::Evidence;
 use super::finding::{Finding, ProcessRef};
-use super::path_lock_state::{JudgedPathLock, PathLockReason, PathLockState, Refresher};
+use super::path_lock_state::{Context, JudgedPathLock, PathLockReason, PathLockState, Refresher};
 use super::pid_file::SLACK;
 use crate::inspect::Facts;
 use crate::inspect::path_locks::{LockFileRead, PathLockFile, PathLocks};
 use crate::lock_token::{self, Token};
+use crate::workspace::SettingSource;
 
 /// A lease held longer than this is probably a stuck task (OpenViking issue
 /// #5283): its live server refreshes it forever. Operations take seconds.
 pub const STUCK_AFTER: Duration = Duration::from_secs(3600);
 
-/// What a judgement of path locks needs besides the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Context {
-    pub refresher: Refresher,
-    /// `lock_expire_secs`, or None when the config sets a value OpenViking refuses.
-    pub expire: Option<Duration>,
-    pub now: SystemTime,
-    /// The directory is on a network or FUSE filesystem.
-    pub remote: bool,
-}
+/// The longest `lock_expire_secs` any OpenViking release defaulted to
+/// (0.4.11 to 0.4.13): beside a server whose config ovlock did not read, a
+/// lease younger than this may still be its live one.
+const LONGEST_DEFAULT_EXPIRE: Duration = Duration::from_secs(1800);
 
 /// Judges one path-lock file.
 pub fn judge(file: &PathLockFile, cx: &Context) -> JudgedPathLock {
@@ -44,7 +39,7 @@ pub fn judge(file: &PathLockFile, cx: &Context) -> JudgedPathLock {
     let stuck_for = match (&file.read, state) {
         (LockFileRead::Read { meta, .. }, PathLockState::Held) => meta
             .born
-            .and_then(|born| cx.now.duration_since(born).ok())
+            .and_then(|born| held_for(born, cx))
             .filter(|age| *age > STUCK_AFTER),
         _ => None,
     };
@@ -55,6 +50,14 @@ pub fn judge(file: &PathLockFile, cx: &Context) -> JudgedPathLock {
         stuck_for,
         context: *cx,
     }
+}
+
+/// How long a lease whose file was born at `born` can have been held: the
+/// file's age, but no longer than its owner has run.
+pub fn held_for(born: SystemTime, cx: &Context) -> Option<Duration> {
+    let age = cx.now.duration_since(born).ok()?;
+    let owner = cx.owner_since.and_then(|s| cx.now.duration_since(s).ok());
+    Some(owner.map_or(age, |owner| age.min(owner)))
 }
 
 /// Judges the bytes of a lock file as read again now: whether clear-stale
@@ -76,32 +79,34 @@ fn judge_token(
     let Some(modified) = modified else {
         return (Unknown, Why::NoTime);
     };
-    // A modification time ahead of the clock counts as just written.
-    let written_ago = cx.now.duration_since(modified).unwrap_or_default();
+    // Written this long ago; None when its time is ahead of the clock, so
+    // not since the clock moved back: not being written now.
+    let written_ago = match cx.now.duration_since(modified) {
+        Ok(ago) => Some(ago),
+        Err(ahead) if ahead.duration() <= SLACK => Some(Duration::ZERO),
+        Err(_) => None,
+    };
     let lease = match token {
         None | Some(Token::Invalid(_)) => {
             let why = match token {
                 Some(Token::Invalid(bad)) => Some(bad.clone()),
                 _ => None,
             };
-            let young = written_ago < SLACK;
+            let young = written_ago.is_some_and(|ago| ago < SLACK);
             let state = if young { Unknown } else { Stale };
             return (state, Why::Invalid { why, young });
         }
         Some(Token::Legacy) => return (Stale, Why::Legacy),
         Some(Token::Empty) => {
-            let expired = cx.expire.is_some_and(|expire| written_ago > expire);
-            let state = if cx.refresher == Refresher::Nobody || expired {
-                Stale
-            } else {
-                Held
+            let age = written_ago.unwrap_or(Duration::MAX);
+            let expired = cx.expire.is_some_and(|expire| age > expire);
+            let state = match cx.refresher {
+                Refresher::Nobody => Stale,
+                _ if expired => Stale,
+                Refresher::Unknown => Unknown,
+                Refresher::Live => Held,
             };
-            return (
-                state,
-                Why::Empty {
-                    age: Some(written_ago),
-                },
-            );
+            return (state, Why::Empty { age });
         }
         Some(Token::Lease(lease)) => lease,
     };
@@ -112,32 +117,33 @@ fn judge_token(
         (Some(Ok(age)), Some(expire)) => *age <= expire,
         _ => true,
     };
+    let until = lease
+        .refreshed_at
+        .zip(cx.expire)
+        .and_then(|(at, expire)| at.checked_add(expire));
     if cx.refresher == Refresher::Nobody {
         // On a network filesystem the owner may be a server on another host.
         return if cx.remote && fresh {
             let age = age.and_then(Result::ok).unwrap_or_default();
             (Unknown, Why::MaybeElsewhere { age })
         } else {
-            (Stale, Why::LeftBehind)
+            let until = until.filter(|until| *until > cx.now);
+            (Stale, Why::LeftBehind { until })
         };
     }
     let age = match age {
         Some(Ok(age)) => age,
         Some(Err(ahead_by)) if ahead_by.duration() <= SLACK => Duration::ZERO,
-        Some(Err(ahead_by)) => {
-            let until = lease
-                .refreshed_at
-                .zip(cx.expire)
-                .and_then(|(at, expire)| at.checked_add(expire));
-            return ahead(ahead_by.duration(), until, cx.remote);
-        }
+        Some(Err(ahead_by)) => return ahead(ahead_by.duration(), until, cx.remote),
         // Beyond any time the clock can hold: far in the future.
         None => return ahead(Duration::MAX, None, cx.remote),
     };
     let Some(expire) = cx.expire else {
         return (Unknown, Why::NoExpiry);
     };
-    if age > expire {
+    if age > expire && !cx.expire_known && age <= LONGEST_DEFAULT_EXPIRE.max(expire) {
+        (Unknown, Why::ExpireUnknown { age })
+    } else if age > expire {
         (Stale, Why::Expired { age, expire })
     } else if cx.refresher == Refresher::Unknown {
         (Unknown, Why::OwnerUndecided { age })
@@ -153,7 +159,7 @@ fn harm(reason: &PathLockReason) -> u8 {
     match reason {
         PathLockReason::Invalid { .. } => 0,
         PathLockReason::Ahead { .. } => 1,
-        PathLockReason::LeftBehind => 2,
+        PathLockReason::LeftBehind { .. } => 2,
         _ => 3,
     }
 }
@@ -214,8 +220,11 @@ pub(super) fn judge_tree(facts: &Facts, j: &mut Evidence) -> Vec<JudgedPathLock>
     let cx = Context {
         refresher,
         expire: settings.lock_expire.value.as_ref().ok().copied(),
+        expire_known: settings.described_by.is_some()
+            || settings.lock_expire.source != SettingSource::Default,
         now: facts.host.now,
         remote: facts.remote_fs.is_some(),
+        owner_since: j.owners.iter().filter_map(|o| o.process.started).min(),
     };
     let judged: Vec<JudgedPathLock> = walk.files.iter().map(|f| judge(f, &cx)).collect();
     // The one named first is the one that does the most harm.
@@ -233,13 +242,11 @@ pub(super) fn judge_tree(facts: &Facts, j: &mut Evidence) -> Vec<JudgedPathLock>
             j.stale.push(finding);
         }
     }
+    // Path locks never keep a server from starting: one that cannot be
+    // judged is a warning, not a doubt about the directory.
     if let Some((count, first)) = of(PathLockState::Unknown) {
-        let finding = Finding::UndecidedPathLocks { count, first };
-        if owned {
-            j.warnings.push(finding);
-        } else {
-            j.unknown.push(finding);
-        }
+        j.warnings
+            .push(Finding::UndecidedPathLocks { count, first });
     }
     let mut stuck = judged.iter().filter(|p| p.stuck_for.is_some());
     if let Some(oldest) = stuck.clone().max_by_key(|p| p.stuck_for) {
@@ -306,8 +313,10 @@ mod tests {
         Context {
             refresher,
             expire: Some(EXPIRE),
+            expire_known: true,
             now: at(NOW),
             remote: false,
+            owner_since: None,
         }
     }
 
@@ -322,6 +331,10 @@ mod tests {
         let remote_nobody = Context {
             remote: true,
             ..cx(Nobody)
+        };
+        let expire_unknown = Context {
+            expire_known: false,
+            ..cx(Live)
         };
         let no_expiry = Context {
             expire: None,
@@ -427,6 +440,41 @@ mod tests {
                 "LeftBehind",
             ),
             (
+                "expired by the default, the server's own setting unknown",
+                file(&lease(NOW - 31), NOW - 31, None),
+                expire_unknown,
+                Unknown,
+                "ExpireUnknown",
+            ),
+            (
+                "expired past any default, the server's own setting unknown",
+                file(&lease(NOW - 1801), NOW - 1801, None),
+                expire_unknown,
+                Stale,
+                "Expired",
+            ),
+            (
+                "invalid, dated ahead of the clock",
+                file(b"abc-123:1700", NOW + 86_400, None),
+                cx(Live),
+                Stale,
+                "Invalid",
+            ),
+            (
+                "empty, dated ahead of the clock",
+                file(b"", NOW + 86_400, None),
+                cx(Live),
+                Stale,
+                "Empty",
+            ),
+            (
+                "empty, owner undecided",
+                file(b"", NOW - 1, None),
+                cx(Refresher::Unknown),
+                Unknown,
+                "Empty",
+            ),
+            (
                 "a second ahead is now",
                 file(&lease(NOW + 1), NOW, None),
                 cx(Live),
@@ -526,6 +574,21 @@ mod tests {
 
         let young = file(&lease(NOW - 5), NOW - 5, Some(NOW - 600));
         assert_eq!(judge(&young, &cx(Refresher::Live)).stuck_for, None);
+        // A file older than its server was taken over in place: the lease is
+        // at most as old as the server.
+        let restarted = Context {
+            owner_since: Some(at(NOW - 1800)),
+            ..cx(Refresher::Live)
+        };
+        assert_eq!(judge(&old, &restarted).stuck_for, None);
+        let long_running = Context {
+            owner_since: Some(at(NOW - 7200)),
+            ..cx(Refresher::Live)
+        };
+        assert_eq!(
+            judge(&old, &long_running).stuck_for,
+            Some(Duration::from_secs(7200))
+        );
         // Left behind is stale, not stuck.
         assert_eq!(judge(&old, &cx(Refresher::Nobody)).stuck_for, None);
     }

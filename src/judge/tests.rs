@@ -640,8 +640,11 @@ pub(crate) fn cases() -> Vec<Case> {
                 if let LockFileRead::Read { meta, .. } = &mut stuck.read {
                     meta.born = Some(at(T0 - 7_200));
                 }
+                // A server running for 3 h, with a lease as old.
+                let mut long_running = server(50);
+                long_running.started = Some(at(T0 - 7_200));
                 with_path_locks(
-                    flock_held(base(), &[server(50)], 50),
+                    flock_held(base(), &[long_running], 50),
                     vec![
                         stuck,
                         path_lock("resources/old/.path.ovlock", &lease(T0), T0),
@@ -699,7 +702,10 @@ pub(crate) fn path_lock(rel: &str, content: &str, written: u64) -> PathLockFile 
     }
 }
 
+/// `facts` with these path-lock files in its tree, and the ov.conf that
+/// describes its workspace read (so that its lock_expire_secs is known).
 pub(crate) fn with_path_locks(mut facts: Facts, files: Vec<PathLockFile>) -> Facts {
+    facts.workspace.path_locks.described_by = Some(PathBuf::from("/etc/openviking/ov.conf"));
     facts.path_locks = PathLocks::Walked(Walk {
         tree: facts.resolved_dir.join("viking"),
         files,

@@ -171,6 +171,7 @@ pub fn clear_stale(reports: &[DirReport]) -> String {
             let _ = match &removal.outcome {
                 Outcome::Removed => writeln!(out, "removed {file}: {reason}"),
                 Outcome::WouldRemove => writeln!(out, "would remove {file}: {reason}"),
+                Outcome::Kept(why) => writeln!(out, "kept {file}: {}", escape::text(why)),
                 Outcome::Failed(err) => writeln!(
                     out,
                     "{} could not remove {file} ({reason}): {}",
@@ -486,7 +487,7 @@ fn lease_lines(report: &DirReport) -> Option<String> {
         .take(SHOWN)
         .map(|p| {
             let mut ages = Vec::new();
-            if let Some(at) = words::lease_of(p).and_then(|l| l.refreshed_at) {
+            if let Some(at) = p.lease().and_then(|l| l.refreshed_at) {
                 ages.push(format!("refreshed {}", timefmt::ago(at, now)));
             }
             if let Some(born) = held_since(p) {
@@ -505,13 +506,12 @@ fn lease_lines(report: &DirReport) -> Option<String> {
     Some(lines.join("\n"))
 }
 
-/// How long a lease has existed, from its file's creation time.
+/// How long a lease has been held, as far as its file's creation time tells.
 fn held_since(p: &JudgedPathLock) -> Option<std::time::Duration> {
     let LockFileRead::Read { meta, .. } = &p.file.read else {
         return None;
     };
-    let born = meta.born?;
-    p.context.now.duration_since(born).ok()
+    crate::judge::held_for(meta.born?, &p.context)
 }
 
 /// `who` with several owners: the held leases, which belong to one of them.

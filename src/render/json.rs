@@ -92,6 +92,15 @@ struct DataDir<'a> {
     would_remove: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     failed: Option<Vec<Failure>>,
+    /// Stale files clear-stale left in place, each with why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kept: Option<Vec<Kept>>,
+}
+
+#[derive(Serialize)]
+struct Kept {
+    path: String,
+    why: String,
 }
 
 #[derive(Serialize)]
@@ -318,6 +327,7 @@ fn data_dir(report: &DirReport) -> DataDir<'_> {
         removed: removals.removed,
         would_remove: removals.would_remove,
         failed: removals.failed,
+        kept: removals.kept,
     }
 }
 
@@ -383,7 +393,7 @@ fn path_lock(p: &JudgedPathLock, facts: &Facts) -> PathLock {
         } => (None, Some(account)),
         _ => (None, None),
     };
-    let lease = words::lease_of(p);
+    let lease = p.lease();
     let meta = match &p.file.read {
         LockFileRead::Read { meta, .. } => Some(meta),
         LockFileRead::Unreadable { meta, .. } => meta.as_ref(),
@@ -454,6 +464,7 @@ struct Removals {
     removed: Option<Vec<String>>,
     would_remove: Option<Vec<String>>,
     failed: Option<Vec<Failure>>,
+    kept: Option<Vec<Kept>>,
 }
 
 impl Removals {
@@ -475,6 +486,17 @@ impl Removals {
                         Outcome::Failed(error) => Some(Failure {
                             path: r.path.to_string_lossy().into_owned(),
                             error: error.clone(),
+                        }),
+                        _ => None,
+                    })
+                    .collect()
+            }),
+            kept: removals.map(|all| {
+                all.iter()
+                    .filter_map(|r| match &r.outcome {
+                        Outcome::Kept(why) => Some(Kept {
+                            path: r.path.to_string_lossy().into_owned(),
+                            why: why.clone(),
                         }),
                         _ => None,
                     })

@@ -184,19 +184,17 @@ fn path_locks_in(r: &DirReport, state: PathLockState) -> usize {
         .count()
 }
 
-/// The age of the oldest held lease by its creation time, 0 when none is
-/// held or none has a recorded creation time.
+/// The age of the oldest held lease by its creation time (never older than
+/// its owner), 0 when none is held or none has a recorded creation time.
 fn oldest_lease(r: &DirReport) -> f64 {
-    let now = r.facts.host.now;
     r.judgement
         .path_locks
         .iter()
         .filter(|p| p.state == PathLockState::Held)
         .filter_map(|p| match &p.file.read {
-            LockFileRead::Read { meta, .. } => meta.born,
+            LockFileRead::Read { meta, .. } => crate::judge::held_for(meta.born?, &p.context),
             _ => None,
         })
-        .filter_map(|born| now.duration_since(born).ok())
         .max()
         .map_or(0.0, |age| age.as_secs_f64())
 }

@@ -111,17 +111,26 @@ pub fn owner_pids(judgement: &Judgement) -> String {
     }
 }
 
-/// ` (2 stale path locks)`, unless the first reason counts them already.
+/// ` (2 stale path locks, 1 that cannot be judged)`: what the first reason
+/// does not count already.
 fn stale_path_locks(j: &Judgement) -> String {
-    let stale = j
-        .path_locks
-        .iter()
-        .filter(|p| p.state == PathLockState::Stale)
-        .count();
-    match (stale, j.reasons.first()) {
-        (0, _) | (_, Some(Finding::StalePathLocks { .. })) => String::new(),
-        (1, _) => " (1 stale path lock)".to_string(),
-        (n, _) => format!(" ({n} stale path locks)"),
+    let count = |state| j.path_locks.iter().filter(|p| p.state == state).count();
+    let mut parts = Vec::new();
+    match (count(PathLockState::Stale), j.reasons.first()) {
+        (0, _) | (_, Some(Finding::StalePathLocks { .. })) => {}
+        (1, _) => parts.push("1 stale path lock".to_string()),
+        (n, _) => parts.push(format!("{n} stale path locks")),
+    }
+    match count(PathLockState::Unknown) {
+        0 => {}
+        1 if parts.is_empty() => parts.push("1 path lock that cannot be judged".to_string()),
+        n if parts.is_empty() => parts.push(format!("{n} path locks that cannot be judged")),
+        n => parts.push(format!("{n} that cannot be judged")),
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
     }
 }
 

@@ -67,7 +67,7 @@ pub fn path_lock_state(state: PathLockState) -> &'static str {
 
 /// `tree` or `exact`, as the token says; None when it holds no lease.
 pub fn path_lock_kind(p: &JudgedPathLock) -> Option<&'static str> {
-    super::words::lease_of(p).map(|lease| match lease.kind {
+    p.lease().map(|lease| match lease.kind {
         LeaseKind::Tree => "tree",
         LeaseKind::Exact => "exact",
     })

@@ -11,15 +11,14 @@ use super::shell;
 use crate::clear::Stale;
 use crate::inspect::flock::HolderDoubt;
 use crate::inspect::kernel_locks::KernelLock;
-use crate::inspect::path_locks::{CapHit, LockFileRead, Locks};
+use crate::inspect::path_locks::{CapHit, Locks};
 use crate::inspect::process::Service;
 use crate::inspect::{Facts, Host, LOCK_NAME, PID_NAME, PathAccess, Privilege};
 use crate::judge::{
-    Finding, Fix, JudgedPathLock, PathLockReason, PathLockState, PidDoubt, ProcessRef, SLACK,
-    Staleness, StopCase,
+    Finding, Fix, JudgedPathLock, PathLockReason, PathLockState, PidDoubt, ProcessRef, Refresher,
+    SLACK, Staleness, StopCase,
 };
-use crate::layout::{TREE_DIR, TreePlace};
-use crate::lock_token::{Lease, Token};
+use crate::layout::{PathLockName, TREE_DIR, TreePlace};
 use crate::timefmt;
 use crate::workspace::SettingSource;
 
@@ -650,23 +649,21 @@ pub fn path_lock_reason(p: &JudgedPathLock, facts: &Facts) -> String {
     let expire = facts.workspace.path_locks.lock_expire.value.as_ref().ok();
     let expire_words = |e: &Duration| format!("lock_expire_secs ({})", timefmt::short(*e));
     match &p.reason {
-        PathLockReason::LeftBehind => {
-            let lingers = lease_of(p)
-                .and_then(|l| l.refreshed_at)
-                .zip(expire)
-                .and_then(|(at, e)| at.checked_add(*e))
-                .filter(|until| *until > facts.host.now);
-            match lingers {
-                Some(until) => format!(
-                    "left behind: nothing owns the directory, so nothing refreshes it; \
-                     OpenViking refuses writes there (409 path_busy) until {}",
-                    timefmt::rfc3339(until).unwrap_or_default()
-                ),
-                None => "left behind: nothing owns the directory, so nothing refreshes it \
-                         or removes it"
-                    .to_string(),
-            }
+        PathLockReason::LeftBehind { until: Some(until) } => format!(
+            "left behind: nothing owns the directory, so nothing refreshes it; OpenViking \
+             refuses writes there (409 path_busy) until {}",
+            timefmt::rfc3339(*until).unwrap_or_default()
+        ),
+        PathLockReason::LeftBehind { until: None } => {
+            "left behind: nothing owns the directory, so nothing refreshes it or removes it"
+                .to_string()
         }
+        PathLockReason::ExpireUnknown { age } => format!(
+            "not refreshed for {}, longer than OpenViking's default lock_expire_secs, but no \
+             ov.conf that names this workspace was read, and its server may set a longer one \
+             (up to 30m by default in 0.4.11 to 0.4.13): pass --config",
+            timefmt::short(*age)
+        ),
         PathLockReason::MaybeElsewhere { age } => format!(
             "refreshed {} ago and no server on this host owns the directory, but on a network \
              filesystem a server on another host may hold it",
@@ -678,8 +675,8 @@ pub fn path_lock_reason(p: &JudgedPathLock, facts: &Facts) -> String {
             expire.map(expire_words).unwrap_or_default()
         ),
         PathLockReason::Expired { age, expire } => format!(
-            "not refreshed for {}, longer than {}: OpenViking treats it as free, but \
-             nothing removes it",
+            "not refreshed for {}, longer than {}: OpenViking treats it as free, and only \
+             an acquire of this very path replaces it",
             timefmt::short(*age),
             expire_words(expire)
         ),
@@ -708,21 +705,33 @@ pub fn path_lock_reason(p: &JudgedPathLock, facts: &Facts) -> String {
                 Some(bad) => format!("invalid lock token: {bad}"),
                 None => "longer than any lock token".to_string(),
             };
+            let blocked = match p.file.name {
+                PathLockName::ExactSidecar => "every write to what it locks",
+                PathLockName::TreeOrDirectory => "every write and move below it",
+            };
             if *young {
                 format!("{what}, but written less than 2s ago: it may be being written")
             } else {
-                format!(
-                    "{what}: every write and move below it fails with INTERNAL, until it is removed"
-                )
+                format!("{what}: {blocked} fails with INTERNAL, until it is removed")
             }
         }
         PathLockReason::Empty { age } => {
-            let age = age.map(timefmt::short).unwrap_or_default();
-            match p.state {
-                PathLockState::Held => {
-                    format!("empty, written {age} ago: a server may be writing its token now")
+            let written = if *age == Duration::MAX {
+                "empty, dated ahead of the clock".to_string()
+            } else {
+                format!("empty, written {} ago", timefmt::short(*age))
+            };
+            match (p.state, p.context.refresher) {
+                (PathLockState::Held, _) => {
+                    format!("{written}: a server may be writing its token now")
                 }
-                _ => format!("empty, written {age} ago: the write that would fill it never came"),
+                (PathLockState::Unknown, _) => format!(
+                    "{written}, and whether a live server owns the directory could not be told"
+                ),
+                (_, Refresher::Nobody) => {
+                    format!("{written}, and nothing owns the directory to write it")
+                }
+                _ => format!("{written}: the write that would fill it never came"),
             }
         }
         PathLockReason::Legacy => "an encrypted token of OpenViking 0.4.11 or older, \
@@ -735,17 +744,6 @@ pub fn path_lock_reason(p: &JudgedPathLock, facts: &Facts) -> String {
             "lock_expire_secs has a value OpenViking refuses, so its age cannot be weighed"
                 .to_string()
         }
-    }
-}
-
-/// The lease a path lock's token records, if it holds one.
-pub fn lease_of(p: &JudgedPathLock) -> Option<&Lease> {
-    match &p.file.read {
-        LockFileRead::Read {
-            token: Some(Token::Lease(lease)),
-            ..
-        } => Some(lease),
-        _ => None,
     }
 }
 

@@ -234,11 +234,13 @@ impl Lease {
         }
     }
 
-    /// SIGKILL, and reaped: its tokens stay, as after a crash.
+    /// SIGKILL, and reaped: its tokens stay, as after a crash. Its stdin
+    /// closes only after: closed first, it would race the signal to a
+    /// clean release.
     fn kill(&mut self) {
-        self.stdin = None;
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.stdin = None;
     }
 
     /// Closes its stdin: it releases its lease through the engine and exits.

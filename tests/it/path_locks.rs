@@ -442,10 +442,16 @@ fn a_fresh_lease_on_fuse_without_an_owner_here_is_unknown_and_kept() {
     let fresh_file = mnt.join("viking/default/resources/.path.ovlock");
     let expired_file = mnt.join("viking/default/old/.path.ovlock");
 
+    // Path locks never keep a server from starting: the expired one makes
+    // the directory stale, the undecided one is a warning.
     let run = env.run(&["status", "--json", s(&mnt)]);
-    assert_eq!(run.code, 4, "{run:?}");
+    assert_eq!(run.code, 2, "{run:?}");
     let dir = run.dir();
-    assert_eq!(dir["verdict"], "unknown", "{dir:#}");
+    assert_eq!(dir["verdict"], "stale", "{dir:#}");
+    assert!(
+        dir["warnings"].to_string().contains("another host"),
+        "{dir:#}"
+    );
     let e = entry(&dir, &fresh_file);
     assert_eq!(e["state"], "unknown", "{e:#}");
     assert!(
@@ -873,22 +879,35 @@ fn deprecated_transaction_lock_expire_is_used_from_the_environment_config() {
 }
 
 #[test]
-fn without_a_config_lock_expire_is_30s_and_a_45s_lease_is_stale() {
+fn without_a_config_a_45s_lease_beside_a_live_server_is_unknown_and_kept() {
     let env = TestEnv::new();
     let server = server(&env);
     let file = tree_lock(&env, "default/resources");
 
+    // No ov.conf names this workspace: its server may set a longer
+    // lock_expire_secs than OpenViking's default, so 45 s proves nothing.
     let r = status_of_45s_lease(&env, &file, &[]);
     r.expect(1, "held", vec![server.pid()]);
     let (state, reason) = judged(&r.dir, &file);
-    assert_eq!(state, "stale", "{}", ctx(&r));
-    assert!(reason.contains("30s"), "{reason}");
+    assert_eq!(state, "unknown", "{}", ctx(&r));
+    assert!(reason.contains("--config"), "{reason}");
     assert_eq!(r.dir["path_lock_expire_seconds"], 30.0);
     assert_eq!(
         r.dir["path_lock_expire_source"],
         json!({"key": null, "config_file": null})
     );
     assert!(r.text.contains("OpenViking's default"), "{}", r.text);
+    let cleared = env.run(&["clear-stale", "--json", &env.ws_str()]);
+    assert_eq!(strings(&cleared.dir()["removed"]), Vec::<String>::new());
+    assert!(file.exists());
+
+    // An ov.conf that names the workspace and sets nothing: 30 s is the
+    // server's own, and the lease is stale.
+    let config = conf(&env, "ov.conf", json!({}));
+    let r = env.status_with(&["--config", s(&config)]);
+    let (state, reason) = judged(&r.dir, &file);
+    assert_eq!(state, "stale", "{}", ctx(&r));
+    assert!(reason.contains("30s"), "{reason}");
 }
 
 #[test]
