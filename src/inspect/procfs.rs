@@ -228,6 +228,18 @@ impl OurMountNamespace {
     }
 }
 
+/// Whether `path` names the same file for `pid` as for this process: so
+/// when `pid`'s mount namespace is another copy of ours (a systemd unit's
+/// ProtectSystem= or PrivateTmp=, say) rather than a container's own tree.
+pub fn seen_alike(pid: u32, path: &Path) -> bool {
+    let theirs =
+        Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path));
+    match (fs::metadata(theirs), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
 /// Mount points, each with the device (major, minor) of its filesystem.
 pub type MountTable = Vec<(PathBuf, (u32, u32))>;
 

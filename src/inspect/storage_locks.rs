@@ -151,8 +151,9 @@ mod linux {
     /// The live processes in `table` with a data directory's files open (its
     /// `.openviking.lock`, or files under its storage), each with those
     /// directories: every running server holds such locks, so this finds
-    /// them without a scan. Processes of another mount namespace, whose paths
-    /// mean nothing here, and processes whose files cannot be read are left out.
+    /// them without a scan. Directories that a process of another mount
+    /// namespace names by paths that mean something else here, and processes
+    /// whose files cannot be read, are left out.
     pub fn lock_holders(table: &LockTable, processes: &mut Processes) -> Vec<RunningServer> {
         let Ok(locks) = table.get() else {
             return Vec::new();
@@ -163,13 +164,16 @@ mod linux {
         let ours = procfs::OurMountNamespace::read();
         let mut found = Vec::new();
         for pid in pids {
-            if ours.is_other(pid).unwrap_or(true) {
+            let Ok(other) = ours.is_other(pid) else {
                 continue;
-            }
+            };
             let Ok(fds) = procfs::fds(pid) else { continue };
             let mut dirs: Vec<PathBuf> = fds
                 .iter()
                 .filter_map(|(_, target)| layout::workspace_of(target))
+                // Another namespace's paths count where they name the same
+                // directory here (see `procfs::seen_alike`).
+                .filter(|d| !other || procfs::seen_alike(pid, d))
                 .collect();
             dirs.sort();
             dirs.dedup();

@@ -264,13 +264,15 @@ pub fn discover(
         .filter(|p| !p.zombie && p.pid != std::process::id() && is_openviking(p))
         .map(|process| {
             // Another mount namespace names its directories by paths of its
-            // own, which mean nothing here: its directories stay unknown. One
-            // whose namespace cannot be read is unreadable, not elsewhere.
+            // own: only those that name the same directory here count (a
+            // copy of our namespace, as systemd's sandboxing makes), and
+            // with any other it is elsewhere. One whose namespace cannot be
+            // read is unreadable, not elsewhere.
             let namespace = ours.is_other(process.pid);
-            let elsewhere = matches!(namespace, Ok(true));
+            let other = matches!(namespace, Ok(true));
             let fds = procfs::fds(process.pid);
             let mut dirs: Vec<PathBuf> = match &fds {
-                Ok(fds) if !elsewhere => fds
+                Ok(fds) => fds
                     .iter()
                     .filter_map(|(_, target)| crate::layout::workspace_of(target))
                     .collect(),
@@ -278,6 +280,13 @@ pub fn discover(
             };
             dirs.sort();
             dirs.dedup();
+            let seen = dirs.len();
+            if other {
+                dirs.retain(|d| procfs::seen_alike(process.pid, d));
+            }
+            let elsewhere = other
+                && (dirs.len() < seen
+                    || (seen == 0 && !procfs::seen_alike(process.pid, std::path::Path::new("/"))));
             RunningServer {
                 unreadable: fds.is_err() || namespace.is_err(),
                 other_mount_namespace: elsewhere,

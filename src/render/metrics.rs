@@ -171,9 +171,19 @@ impl Exposition {
     }
 }
 
-/// The `data_dir` label: the directory as given or configured.
+/// The `data_dir` label: the directory as given or configured. A label is
+/// UTF-8, so a byte that is not is written `\xNN`: two directories whose
+/// names differ only there keep distinct series.
 fn dir(r: &DirReport) -> String {
-    r.facts.workspace.path.to_string_lossy().into_owned()
+    let bytes = r.facts.workspace.path.as_os_str().as_encoded_bytes();
+    let mut label = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        label.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            let _ = write!(label, "\\x{byte:02x}");
+        }
+    }
+    label
 }
 
 fn path_locks_in(r: &DirReport, state: PathLockState) -> usize {

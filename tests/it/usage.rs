@@ -1044,3 +1044,55 @@ fn another_namespaces_own_directory_at_the_same_path_is_not_ours() {
     r.expect(0, "free", vec![]);
     assert_eq!(other_user_pids(&r.dir), Vec::<u32>::new(), "{:#}", r.dir);
 }
+
+/// A process in a copy of our mount namespace (what systemd's ProtectSystem=
+/// and PrivateTmp= make) names our directories by our paths: `who --all`
+/// finds its directory, while one with its own directory at that path (a
+/// tmpfs over it) is still elsewhere.
+#[test]
+#[cfg_attr(
+    ovlock_test_no_unshare,
+    ignore = "needs root and unshare --pid --fork (probed by build.rs)"
+)]
+fn a_copy_of_our_mount_namespace_names_our_directories() {
+    assert_unshare_works();
+    let env = TestEnv::new();
+    let in_namespace = |script: &str| {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(script)
+            .arg("sh")
+            .args([
+                env.ws().as_os_str(),
+                python().as_os_str(),
+                user_script().as_os_str(),
+            ])
+            .arg(SERVER_TAG);
+        spawn_user_cmd(cmd, &env.ws(), json!([["flock", ".openviking.lock"]]))
+    };
+    let copy = in_namespace(r#"exec "$2" "$3" "$4""#);
+    let run = env.run(&["who", "--all", "--json"]);
+    let doc = run.json();
+    let found = doc["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == copy.pid())
+        .unwrap_or_else(|| panic!("{doc:#}"))
+        .clone();
+    assert_eq!(found["other_mount_namespace"], false, "{found:#}");
+    assert_eq!(found["data_dirs"], json!([env.ws_str()]), "{found:#}");
+    drop(copy);
+
+    let own = in_namespace(r#"mount -t tmpfs none "$1" && exec "$2" "$3" "$4""#);
+    let doc = env.run(&["who", "--all", "--json"]).json();
+    let found = doc["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == own.pid())
+        .unwrap_or_else(|| panic!("{doc:#}"))
+        .clone();
+    assert_eq!(found["other_mount_namespace"], true, "{found:#}");
+    assert_eq!(found["data_dirs"], json!([]), "{found:#}");
+}
