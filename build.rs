@@ -1,13 +1,23 @@
-//! Probes this machine, once per build, for what some integration tests need
-//! (root, unshare, bindfs, gdb, mknod, promtool, node_exporter) and emits a
-//! cfg for each thing it lacks. Those tests carry
-//! `#[cfg_attr(ovlock_test_no_X, ignore = "...")]`,
+//! Two jobs, once per build.
+//!
+//! First, it embeds what the binary reports of its own build (`--version
+//! --verbose`, every JSON document): the target triple, and the git commit
+//! the source was checked out at. Release builds need this most (a package,
+//! a static binary), so it runs for every profile and under CI too. A build
+//! from a source tarball knows the commit only if `cargo package` recorded it
+//! in `.cargo_vcs_info.json`; otherwise the commit is left unknown, never
+//! guessed (a tarball unpacked inside another repository must not report
+//! that repository's commit).
+//!
+//! Second, it probes this machine for what some integration tests need
+//! (root, unshare, bindfs, gdb, mknod, promtool, node_exporter) and emits a cfg for each thing it
+//! lacks. Those tests carry `#[cfg_attr(ovlock_test_no_X, ignore = "...")]`,
 //! so `cargo test` reports them as ignored instead of passing having checked
 //! nothing; when they do run, they assert that what they need works.
 //!
 //! The probes are cheap and harmless (no mounts outside a throwaway
 //! namespace, no network), and fail soft: any error means "not available".
-//! Nothing here affects the ovlock binary, and only debug builds (those
+//! They do not affect the ovlock binary, and only debug builds (those
 //! `cargo test` makes) probe at all.
 //!
 //! Under CI=true none of the `no_X` cfgs is emitted: CI must have everything,
@@ -15,13 +25,15 @@
 //! that no one can install (pid_max at Linux's limit, PID 1 looking like
 //! OpenViking) are emitted under CI too.
 //!
-//! The result is cached until build.rs, CI or PATH changes, so it can be
-//! stale, but never dishonestly: a tool installed after the build leaves its
-//! tests ignored (visible in the summary; `touch build.rs` to probe again),
-//! and a tool removed after the build makes its tests fail (visible too).
-//! Neither gives a false pass.
+//! The result is cached until build.rs, CI, PATH or the checked-out commit
+//! changes, so the probes can be stale, but never dishonestly: a tool
+//! installed after the build leaves its tests ignored (visible in the
+//! summary; `touch build.rs` to probe again), and a tool removed after the
+//! build makes its tests fail (visible too). Neither gives a false pass.
+//! The commit is never stale: a new commit, a checkout or a `git gc` that
+//! packs the refs runs build.rs again.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,6 +70,7 @@ fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=CI");
     println!("cargo::rerun-if-env-changed=PATH");
+    embed_build_info();
     for name in [
         NO_ROOT,
         NO_UNSHARE,
@@ -243,4 +256,91 @@ fn pid1_looks_like_openviking() -> bool {
     (comm + &String::from_utf8_lossy(&cmdline))
         .to_lowercase()
         .contains("openviking")
+}
+
+/// Sets OVLOCK_TARGET and OVLOCK_GIT_COMMIT for `src/build_info.rs`, each
+/// empty when unknown (so the builder's environment cannot leak in), and
+/// asks cargo to run build.rs again when the checked-out commit changes.
+fn embed_build_info() {
+    let target = std::env::var("TARGET").unwrap_or_default();
+    println!("cargo::rustc-env=OVLOCK_TARGET={target}");
+    let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let commit = packaged_commit(&dir)
+        .or_else(|| checked_out_commit(&dir))
+        .unwrap_or_default();
+    println!("cargo::rustc-env=OVLOCK_GIT_COMMIT={commit}");
+}
+
+/// The commit `cargo package` recorded in `.cargo_vcs_info.json`, for a
+/// build from a crate tarball (`"sha1": "..."` in its `git` object).
+fn packaged_commit(dir: &Path) -> Option<String> {
+    let info = std::fs::read_to_string(dir.join(".cargo_vcs_info.json")).ok()?;
+    let rest = info.split_once("\"sha1\"")?.1;
+    let value = rest.split_once('"')?.1.split_once('"')?.0;
+    is_commit(value).then(|| value.to_string())
+}
+
+/// HEAD's commit, if `dir` is the top of a git work tree (not merely inside
+/// another repository), with the files that change when HEAD moves declared
+/// to cargo. None when git is missing or says anything unexpected.
+fn checked_out_commit(dir: &Path) -> Option<String> {
+    let out = git(
+        dir,
+        &[
+            "rev-parse",
+            "--show-toplevel",
+            "HEAD",
+            "--symbolic-full-name",
+            "HEAD",
+        ],
+    )?;
+    let mut lines = out.lines();
+    let (top, commit, head_ref) = (lines.next()?, lines.next()?, lines.next()?);
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if !same(Path::new(top), dir) || !is_commit(commit) {
+        return None;
+    }
+    // HEAD names the branch (or, detached, the commit); the branch's commit
+    // is in its loose ref file, or in packed-refs once `git gc` packed it.
+    // A path that does not exist is not declared: cargo would then run
+    // build.rs on every build.
+    let mut tracked = vec!["HEAD", "packed-refs"];
+    if head_ref.starts_with("refs/") {
+        tracked.push(head_ref);
+    }
+    let mut args = vec!["rev-parse"];
+    for name in &tracked {
+        args.extend(["--git-path", name]);
+    }
+    for path in git(dir, &args)?.lines() {
+        let path = dir.join(path);
+        if path.exists() {
+            println!("cargo::rerun-if-changed={}", path.display());
+        }
+    }
+    Some(commit.to_string())
+}
+
+/// A full SHA-1 or SHA-256 object name.
+fn is_commit(text: &str) -> bool {
+    matches!(text.len(), 40 | 64) && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What `git -C dir ARGS` prints, if it succeeds.
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8(out.stdout).ok()
 }

@@ -65,7 +65,7 @@ _ovlock() {
 
     case "${cmd}" in
         ovlock)
-            opts="-q -h -V --json --color --quiet --config --match --help --version status check who clear-stale metrics completions help"
+            opts="-q -V -h --json --color --quiet --config --match --version --verbose --help status check who clear-stale metrics completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

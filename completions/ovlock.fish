@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ovlock_global_optspecs
-    string join \n json color= q/quiet config= match= h/help V/version
+    string join \n json color= q/quiet config= match= V/version verbose h/help
 end
 
 function __fish_ovlock_needs_command
@@ -31,8 +31,9 @@ complete -c ovlock -n "__fish_ovlock_needs_command" -l config -d 'The ov.conf to
 complete -c ovlock -n "__fish_ovlock_needs_command" -l match -d 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"' -r
 complete -c ovlock -n "__fish_ovlock_needs_command" -l json -d 'Print one JSON document (schema_version 1) instead of text'
 complete -c ovlock -n "__fish_ovlock_needs_command" -s q -l quiet -d 'Print nothing; only the exit code speaks'
+complete -c ovlock -n "__fish_ovlock_needs_command" -s V -l version -d 'Print the version and exit'
+complete -c ovlock -n "__fish_ovlock_needs_command" -l verbose -d 'With --version: also the git commit and the target it was built for'
 complete -c ovlock -n "__fish_ovlock_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ovlock -n "__fish_ovlock_needs_command" -s V -l version -d 'Print version'
 complete -c ovlock -n "__fish_ovlock_needs_command" -f -a "status" -d 'Full report: lock files, owners, verdict, reasons and what to do'
 complete -c ovlock -n "__fish_ovlock_needs_command" -f -a "check" -d 'One line per directory; the exit code is the verdict'
 complete -c ovlock -n "__fish_ovlock_needs_command" -f -a "who" -d 'The processes that own the directory'

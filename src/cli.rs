@@ -37,14 +37,33 @@ told: an error, a lock held by a process ovlock could not identify, or (with
 --all --pid) processes it could not read; 64 usage error.";
 
 /// Who holds an OpenViking data directory, is its lock stale, and what to do.
+// clap's own --version flag exits as soon as it is parsed, before a
+// --verbose after it is seen, so ovlock has its own: the subcommand is then
+// optional to clap, and `options` makes its absence a usage error.
 #[derive(Debug, Parser)]
-#[command(name = "ovlock", version, about, after_help = AFTER_HELP)]
+#[command(
+    name = "ovlock",
+    version,
+    about,
+    after_help = AFTER_HELP,
+    disable_version_flag = true,
+    arg_required_else_help = true,
+    override_usage = "ovlock [OPTIONS] <COMMAND>\n       ovlock --version [--verbose]"
+)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 
     #[command(flatten)]
     pub global: GlobalArgs,
+
+    /// Print the version and exit.
+    #[arg(short = 'V', long)]
+    pub version: bool,
+
+    /// With --version: also the git commit and the target it was built for.
+    #[arg(long, requires = "version")]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 //!
 //! Data flows one way: resolve (workspace) → inspect → judge → render → exit code.
 
+mod build_info;
 mod clear;
 mod cli;
 mod completions;
@@ -40,8 +41,8 @@ use report::DirReport;
 use workspace::Workspace;
 
 fn main() -> std::process::ExitCode {
-    let opts: Options = match Cli::try_parse() {
-        Ok(cli) => cli.into(),
+    let opts = match Cli::try_parse().and_then(Options::try_from) {
+        Ok(opts) => opts,
         Err(err) => {
             let _ = err.print();
             // --help and --version are not errors.
@@ -68,6 +69,9 @@ fn main() -> std::process::ExitCode {
             textfile,
         } => metrics(&opts, dirs, *all, textfile.as_deref()),
         Task::Completions(shell) => emit(&completions::script(*shell)).map(|()| ExitCode::Success),
+        Task::Version { verbose } => {
+            emit(&build_info::version_text(*verbose)).map(|()| ExitCode::Success)
+        }
     };
     match done {
         Ok(code) => code.into(),

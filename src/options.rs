@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::{self, Cli, Command};
@@ -57,35 +58,53 @@ pub enum Task {
         textfile: Option<PathBuf>,
     },
     Completions(Shell),
+    /// `--version`, and with `--verbose` the commit and target too.
+    Version {
+        verbose: bool,
+    },
 }
 
-impl From<Cli> for Options {
-    fn from(cli: Cli) -> Options {
+impl TryFrom<Cli> for Options {
+    type Error = clap::Error;
+
+    /// Fails only for options without a subcommand (`ovlock --json`):
+    /// clap cannot require one, since `--version` stands alone.
+    fn try_from(cli: Cli) -> Result<Options, clap::Error> {
         let task = match cli.command {
-            Command::Status(args) => Task::Status { dirs: args.dirs },
-            Command::Check(args) => Task::Check {
+            // As with clap's own flag, --version wins over a subcommand beside it.
+            _ if cli.version => Task::Version {
+                verbose: cli.verbose,
+            },
+            None => {
+                return Err(Cli::command().error(
+                    clap::error::ErrorKind::MissingSubcommand,
+                    "a subcommand is required: status, check, who, clear-stale, metrics or completions",
+                ));
+            }
+            Some(Command::Status(args)) => Task::Status { dirs: args.dirs },
+            Some(Command::Check(args)) => Task::Check {
                 dirs: args.target.dirs,
                 scan: args.scan,
                 wait: args.wait,
             },
-            Command::Who(args) if args.all => Task::WhoAll { pid: args.pid },
-            Command::Who(args) => Task::Who {
+            Some(Command::Who(args)) if args.all => Task::WhoAll { pid: args.pid },
+            Some(Command::Who(args)) => Task::Who {
                 dirs: args.target.dirs,
                 pid: args.pid,
             },
-            Command::ClearStale(args) => Task::ClearStale {
+            Some(Command::ClearStale(args)) => Task::ClearStale {
                 dirs: args.target.dirs,
                 dry_run: args.dry_run,
             },
-            Command::Metrics(args) => Task::Metrics {
+            Some(Command::Metrics(args)) => Task::Metrics {
                 dirs: args.target.dirs,
                 all: args.all,
                 textfile: args.textfile,
             },
-            Command::Completions { shell } => Task::Completions(shell),
+            Some(Command::Completions { shell }) => Task::Completions(shell),
         };
         let global = cli.global;
-        Options {
+        Ok(Options {
             task,
             json: global.json,
             quiet: global.quiet,
@@ -96,6 +115,6 @@ impl From<Cli> for Options {
             },
             config: global.config,
             markers: global.matches,
-        }
+        })
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::lock_state::LockState;
 use super::names;
 use super::words::{self, Worded};
+use crate::build_info;
 use crate::clear::{Outcome, Removal};
 use crate::exit_code::ExitCode;
 use crate::inspect::Facts;
@@ -35,6 +36,28 @@ struct Document<'a> {
     /// `who --all` only: every OpenViking process and its data directories.
     #[serde(skip_serializing_if = "Option::is_none")]
     processes: Option<Vec<FoundProcess<'a>>>,
+    #[serde(flatten)]
+    build: Build,
+}
+
+/// Which ovlock made the document: the version, and the git commit and
+/// target where the build recorded them (null otherwise). Last in the
+/// document, after the fields that schema_version 1 began with.
+#[derive(Serialize)]
+struct Build {
+    ovlock_version: &'static str,
+    git_commit: Option<&'static str>,
+    target: Option<&'static str>,
+}
+
+impl Build {
+    fn current() -> Build {
+        Build {
+            ovlock_version: build_info::VERSION,
+            git_commit: build_info::git_commit(),
+            target: build_info::target(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -246,6 +269,7 @@ pub fn render(
                 })
                 .collect()
         }),
+        build: Build::current(),
     };
     let out = serde_json::to_string_pretty(&doc).expect("the document serialises");
     format!("{}\n", escape_controls(&out))
@@ -275,13 +299,24 @@ fn escape_controls(json: &str) -> String {
 
 /// The document for a run that failed before it could judge anything.
 pub fn error(message: &str) -> String {
-    let doc = serde_json::json!({
-        "schema_version": SCHEMA_VERSION,
-        "error": message,
-        "exit_code": ExitCode::Unknown.code(),
-        "data_dirs": [],
-    });
-    format!("{}\n", escape_controls(&format!("{doc:#}")))
+    #[derive(Serialize)]
+    struct Failed<'a> {
+        schema_version: u32,
+        error: &'a str,
+        exit_code: u8,
+        data_dirs: [(); 0],
+        #[serde(flatten)]
+        build: Build,
+    }
+    let doc = Failed {
+        schema_version: SCHEMA_VERSION,
+        error: message,
+        exit_code: ExitCode::Unknown.code(),
+        data_dirs: [],
+        build: Build::current(),
+    };
+    let out = serde_json::to_string_pretty(&doc).expect("the document serialises");
+    format!("{}\n", escape_controls(&out))
 }
 
 fn data_dir(report: &DirReport) -> DataDir<'_> {
@@ -574,6 +609,17 @@ fn pid_entry(report: &DirReport) -> Lock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_document_names_the_build_that_failed() {
+        let doc: serde_json::Value = serde_json::from_str(&error("no such file")).unwrap();
+        assert_eq!(doc["schema_version"], 1);
+        assert_eq!(doc["error"], "no such file");
+        assert_eq!(doc["data_dirs"], serde_json::json!([]));
+        assert_eq!(doc["ovlock_version"], build_info::VERSION);
+        assert_eq!(doc["target"].as_str(), build_info::target());
+        assert_eq!(doc["git_commit"].as_str(), build_info::git_commit());
+    }
 
     #[test]
     fn c1_controls_del_and_bidi_overrides_become_json_escapes() {

@@ -18,6 +18,10 @@ fn usage_errors_exit_64() {
         &["frobnicate"],
         &["status", "--color", "sometimes", &ws],
         &["completions", "tcsh"],
+        // Options alone, with no subcommand and no --version.
+        &["--json"],
+        &["--verbose"],
+        &["--verbose", "status", &ws],
     ];
     for args in cases {
         let run = env.run(args);
@@ -47,6 +51,78 @@ fn help_and_version_exit_0() {
     let help = env.run(&["--help"]).stdout;
     for word in ["status", "check", "who", "clear-stale", "completions", "64"] {
         assert!(help.contains(word), "--help mentions {word}:\n{help}");
+    }
+}
+
+/// `--version` prints the version alone, as clap did; `--verbose` adds the
+/// commit and the target, in either order of the two flags.
+#[test]
+fn version_and_verbose_version() {
+    let env = TestEnv::new();
+    let version = env!("CARGO_PKG_VERSION");
+    for args in [&["--version"][..], &["-V"]] {
+        let run = env.run(args);
+        assert_eq!(
+            (run.code, run.stdout.as_str(), run.stderr.as_str()),
+            (0, format!("ovlock {version}\n").as_str(), ""),
+            "{args:?}"
+        );
+    }
+    for args in [&["--version", "--verbose"][..], &["--verbose", "-V"]] {
+        let run = env.run(args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        let lines: Vec<&str> = run.stdout.lines().collect();
+        assert_eq!(lines[0], format!("ovlock {version}"), "{run:?}");
+        let commit = lines[1].strip_prefix("commit: ").expect("a commit line");
+        // Built by cargo from this git checkout: the commit is known (CI
+        // builds a clone); only a tarball build may not know it.
+        if std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(".git")
+            .exists()
+        {
+            assert!(
+                commit.len() >= 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{run:?}"
+            );
+        }
+        let target = lines[2].strip_prefix("target: ").expect("a target line");
+        assert!(target.contains("-linux-"), "{run:?}");
+        assert_eq!(lines.len(), 3, "{run:?}");
+    }
+}
+
+/// Every JSON document names the build that made it, at the top level,
+/// as `--version --verbose` does.
+#[test]
+fn json_documents_name_the_build() {
+    let env = TestEnv::new();
+    let verbose = env.run(&["--version", "--verbose"]).stdout;
+    let line = |key: &str| {
+        verbose
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap()
+            .to_string()
+    };
+    let missing = env.root().join("missing.conf");
+    for args in [
+        vec!["--json".to_string(), "status".into(), env.ws_str()],
+        vec![
+            "--json".to_string(),
+            "--config".into(),
+            missing.display().to_string(),
+            "check".into(),
+        ],
+    ] {
+        let run = env.run(&args);
+        let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one document");
+        assert_eq!(doc["schema_version"], 1, "{args:?}");
+        assert_eq!(doc["ovlock_version"], env!("CARGO_PKG_VERSION"), "{args:?}");
+        assert_eq!(doc["target"], line("target: "), "{args:?}");
+        match doc["git_commit"].as_str() {
+            Some(commit) => assert_eq!(commit, line("commit: "), "{args:?}"),
+            None => assert!(line("commit: ").starts_with("unknown"), "{args:?}"),
+        }
     }
 }
 
