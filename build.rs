@@ -9,10 +9,11 @@
 //! guessed (a tarball unpacked inside another repository must not report
 //! that repository's commit).
 //!
-//! Second, it probes this machine for what some integration tests need
-//! (root, unshare, bindfs, gdb, mknod, promtool, node_exporter) and emits a cfg for each thing it
-//! lacks. Those tests carry `#[cfg_attr(ovlock_test_no_X, ignore = "...")]`,
-//! so `cargo test` reports them as ignored instead of passing having checked
+//! Second, it probes this machine for what some tests need (root, unshare,
+//! bindfs, gdb, groff, mknod, promtool, node_exporter) and emits a cfg for
+//! each thing it lacks. Those tests carry
+//! `#[cfg_attr(ovlock_test_no_X, ignore = "...")]`, so `cargo test` reports
+//! them as ignored instead of passing having checked
 //! nothing; when they do run, they assert that what they need works.
 //!
 //! The probes are cheap and harmless (no mounts outside a throwaway
@@ -46,6 +47,8 @@ const NO_UNSHARE: &str = "ovlock_test_no_unshare";
 const NO_BINDFS: &str = "ovlock_test_no_bindfs";
 /// No gdb, or ptrace is forbidden.
 const NO_GDB: &str = "ovlock_test_no_gdb";
+/// No groff: the man pages' rendering cannot be checked.
+const NO_GROFF: &str = "ovlock_test_no_groff";
 /// mknod(1) may not make a character device (no CAP_MKNOD, or a user namespace).
 const NO_MKNOD: &str = "ovlock_test_no_mknod";
 /// Not root, or no cgroup2 hierarchy mounted writable: no systemd-like
@@ -76,6 +79,7 @@ fn main() {
         NO_UNSHARE,
         NO_BINDFS,
         NO_GDB,
+        NO_GROFF,
         NO_MKNOD,
         NO_CGROUP2,
         NO_PROMTOOL,
@@ -106,6 +110,9 @@ fn main() {
         }
         if !(on_path("gdb") && ptrace_allowed(&status)) {
             emit.push(NO_GDB);
+        }
+        if !on_path("groff") {
+            emit.push(NO_GROFF);
         }
         if !(on_path("mknod") && has_capability(&status, 27) && !in_user_namespace()) {
             emit.push(NO_MKNOD);

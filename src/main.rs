@@ -12,6 +12,9 @@ mod fsread;
 mod inspect;
 mod judge;
 mod layout;
+// Made from the clap definition by a test, and committed under man/.
+#[cfg(test)]
+mod man;
 // Only Linux searches the storage tree for path-lock files to decode.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod lock_token;
