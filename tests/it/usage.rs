@@ -1070,29 +1070,25 @@ fn a_copy_of_our_mount_namespace_names_our_directories() {
             .arg(SERVER_TAG);
         spawn_user_cmd(cmd, &env.ws(), json!([["flock", ".openviking.lock"]]))
     };
+    // What `who --all` says of the process `pid`.
+    let listed = |pid: u32| {
+        let doc = env.run(&["who", "--all", "--json"]).json();
+        doc["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pid"] == pid)
+            .unwrap_or_else(|| panic!("{doc:#}"))
+            .clone()
+    };
     let copy = in_namespace(r#"exec "$2" "$3" "$4""#);
-    let run = env.run(&["who", "--all", "--json"]);
-    let doc = run.json();
-    let found = doc["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["pid"] == copy.pid())
-        .unwrap_or_else(|| panic!("{doc:#}"))
-        .clone();
+    let found = listed(copy.pid());
     assert_eq!(found["other_mount_namespace"], false, "{found:#}");
     assert_eq!(found["data_dirs"], json!([env.ws_str()]), "{found:#}");
     drop(copy);
 
     let own = in_namespace(r#"mount -t tmpfs none "$1" && exec "$2" "$3" "$4""#);
-    let doc = env.run(&["who", "--all", "--json"]).json();
-    let found = doc["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["pid"] == own.pid())
-        .unwrap_or_else(|| panic!("{doc:#}"))
-        .clone();
+    let found = listed(own.pid());
     assert_eq!(found["other_mount_namespace"], true, "{found:#}");
     assert_eq!(found["data_dirs"], json!([]), "{found:#}");
 }
