@@ -10,7 +10,7 @@ use super::path_lock_state::{Context, JudgedPathLock, PathLockReason, PathLockSt
 use super::pid_file::SLACK;
 use crate::inspect::Facts;
 use crate::inspect::path_locks::{LockFileRead, PathLockFile, PathLocks};
-use crate::lock_token::{self, Token};
+use crate::lock_token::{self, Lease, Token};
 use crate::workspace::SettingSource;
 
 /// A lease held longer than this is probably a stuck task (OpenViking issue
@@ -110,13 +110,20 @@ fn judge_token(
         }
         Some(Token::Lease(lease)) => lease,
     };
-    // A time ahead of the clock counts as now: OpenViking holds such a
-    // token until its date plus lock_expire_secs.
+    judge_lease(lease, cx)
+}
+
+/// A lease, by its age, the clock, and whether its owner lives to refresh it.
+fn judge_lease(lease: &Lease, cx: &Context) -> (PathLockState, PathLockReason) {
+    use PathLockReason as Why;
+    use PathLockState::{Held, Stale, Unknown};
     let age = lease.refreshed_at.map(|at| cx.now.duration_since(at));
     let fresh = match (&age, cx.expire) {
         (Some(Ok(age)), Some(expire)) => *age <= expire,
         _ => true,
     };
+    // OpenViking holds a token until its date plus lock_expire_secs, even
+    // a date ahead of the clock.
     let until = lease
         .refreshed_at
         .zip(cx.expire)
@@ -181,8 +188,9 @@ fn ahead(by: Duration, until: Option<SystemTime>, remote: bool) -> (PathLockStat
 }
 
 /// Judges every path lock of the directory, given what owns it so far, and
-/// adds what they argue for to the evidence: with a live owner, stale and
-/// undecided locks are warnings; without one, they decide the verdict.
+/// adds what they argue for to the evidence: stale locks make a directory
+/// with no live owner stale, and are warnings beside one; undecided and
+/// stuck ones are always warnings.
 pub(super) fn judge_tree(facts: &Facts, j: &mut Evidence) -> Vec<JudgedPathLock> {
     let settings = &facts.workspace.path_locks;
     if let Err(invalid) = &settings.lock_expire.value {
@@ -210,6 +218,15 @@ pub(super) fn judge_tree(facts: &Facts, j: &mut Evidence) -> Vec<JudgedPathLock>
             caps: walk.caps.clone(),
         });
     }
+    let cx = context(facts, j);
+    let judged: Vec<JudgedPathLock> = walk.files.iter().map(|f| judge(f, &cx)).collect();
+    weigh(&judged, cx.refresher, j);
+    judged
+}
+
+/// What the path locks of this directory are judged by, given its owners so far.
+fn context(facts: &Facts, j: &Evidence) -> Context {
+    let settings = &facts.workspace.path_locks;
     let refresher = if !j.owners.is_empty() || j.anonymous_holder {
         Refresher::Live
     } else if !j.unknown.is_empty() {
@@ -217,7 +234,7 @@ pub(super) fn judge_tree(facts: &Facts, j: &mut Evidence) -> Vec<JudgedPathLock>
     } else {
         Refresher::Nobody
     };
-    let cx = Context {
+    Context {
         refresher,
         expire: settings.lock_expire.value.as_ref().ok().copied(),
         expire_known: settings.described_by.is_some()
@@ -225,8 +242,11 @@ pub(super) fn judge_tree(facts: &Facts, j: &mut Evidence) -> Vec<JudgedPathLock>
         now: facts.host.now,
         remote: facts.remote_fs.is_some(),
         owner_since: j.owners.iter().filter_map(|o| o.process.started).min(),
-    };
-    let judged: Vec<JudgedPathLock> = walk.files.iter().map(|f| judge(f, &cx)).collect();
+    }
+}
+
+/// Adds what the judged path locks argue for to the evidence.
+fn weigh(judged: &[JudgedPathLock], refresher: Refresher, j: &mut Evidence) {
     // The one named first is the one that does the most harm.
     let of = |state| {
         let matching = judged.iter().filter(move |p| p.state == state);
@@ -248,29 +268,26 @@ pub(super) fn judge_tree(facts: &Facts, j: &mut Evidence) -> Vec<JudgedPathLock>
         j.warnings
             .push(Finding::UndecidedPathLocks { count, first });
     }
-    let mut stuck = judged.iter().filter(|p| p.stuck_for.is_some());
-    if let Some(oldest) = stuck.clone().max_by_key(|p| p.stuck_for) {
+    let stuck: Vec<&JudgedPathLock> = judged.iter().filter(|p| p.stuck_for.is_some()).collect();
+    if let Some(oldest) = stuck.iter().max_by_key(|p| p.stuck_for) {
         j.warnings.push(Finding::StuckLeases {
-            count: stuck.by_ref().count(),
-            oldest: Box::new(oldest.clone()),
+            count: stuck.len(),
+            oldest: Box::new((*oldest).clone()),
             by: match j.owners.as_slice() {
                 [one] => Some(ProcessRef::of(&one.process)),
                 _ => None,
             },
         });
     }
-    judged
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
     use std::time::UNIX_EPOCH;
 
     use super::*;
     use crate::fsread::{FileKind, FileStat};
-    use crate::inspect::path_locks::{LockMeta, Locks};
-    use crate::layout::{PathLockName, TreePlace};
+    use crate::inspect::path_locks::LockMeta;
 
     const NOW: u64 = 1_800_000_000;
     const EXPIRE: Duration = Duration::from_secs(30);
@@ -279,29 +296,14 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(secs)
     }
 
-    /// A lock file holding `content`, last written at `modified`, created at `born`.
+    /// A lock file on `viking://resources` holding `content`, last written
+    /// at `modified`, created at `born`.
     fn file(content: &[u8], modified: u64, born: Option<u64>) -> PathLockFile {
-        PathLockFile {
-            path: PathBuf::from("/srv/ov/data/viking/default/resources/.path.ovlock"),
-            name: PathLockName::TreeOrDirectory,
-            locks: Locks::Place(TreePlace::Account {
-                account: "default".into(),
-                uri: "viking://resources".into(),
-            }),
-            read: LockFileRead::Read {
-                meta: LockMeta {
-                    stat: FileStat {
-                        dev: 1,
-                        ino: 2,
-                        size: content.len() as u64,
-                        modified: Some(at(modified)),
-                    },
-                    born: born.map(at),
-                },
-                content: content.to_vec(),
-                token: Some(lock_token::decode(content)),
-            },
+        let mut file = crate::judge::tests::path_lock("resources/.path.ovlock", content, modified);
+        if let LockFileRead::Read { meta, .. } = &mut file.read {
+            meta.born = born.map(at);
         }
+        file
     }
 
     /// A token refreshed at `secs` (after the epoch).

@@ -621,7 +621,7 @@ pub(crate) fn cases() -> Vec<Case> {
             facts: with_path_locks(
                 base(),
                 vec![
-                    path_lock("resources/.path.ovlock", &lease(T0 + 3_590), T0 + 3_590),
+                    path_lock("resources/.path.ovlock", lease(T0 + 3_590), T0 + 3_590),
                     path_lock("resources/proj/.path.ovlock", "abc-123:1700", T0),
                 ],
             ),
@@ -634,7 +634,7 @@ pub(crate) fn cases() -> Vec<Case> {
             facts: {
                 let mut stuck = path_lock(
                     "resources/a.md.dir/.path.ovlock",
-                    &lease(T0 + 3_595),
+                    lease(T0 + 3_595),
                     T0 + 3_595,
                 );
                 if let LockFileRead::Read { meta, .. } = &mut stuck.read {
@@ -647,8 +647,8 @@ pub(crate) fn cases() -> Vec<Case> {
                     flock_held(base(), &[long_running], 50),
                     vec![
                         stuck,
-                        path_lock("resources/old/.path.ovlock", &lease(T0), T0),
-                        path_lock("resources/new/.path.ovlock", &lease(T0 + 3_599), T0 + 3_599),
+                        path_lock("resources/old/.path.ovlock", lease(T0), T0),
+                        path_lock("resources/new/.path.ovlock", lease(T0 + 3_599), T0 + 3_599),
                     ],
                 )
             },
@@ -679,7 +679,8 @@ pub(crate) fn lease(secs: u64) -> String {
 }
 
 /// A path-lock file at `rel` below `viking/default/`, holding `content`.
-pub(crate) fn path_lock(rel: &str, content: &str, written: u64) -> PathLockFile {
+pub(crate) fn path_lock(rel: &str, content: impl AsRef<[u8]>, written: u64) -> PathLockFile {
+    let content = content.as_ref();
     let rel = PathBuf::from(rel);
     let dir = rel.parent().unwrap_or(Path::new(""));
     PathLockFile {
@@ -696,8 +697,8 @@ pub(crate) fn path_lock(rel: &str, content: &str, written: u64) -> PathLockFile 
                 },
                 born: Some(at(written)),
             },
-            content: content.as_bytes().to_vec(),
-            token: Some(crate::lock_token::decode(content.as_bytes())),
+            content: content.to_vec(),
+            token: Some(crate::lock_token::decode(content)),
         },
     }
 }

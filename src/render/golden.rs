@@ -78,9 +78,9 @@ fn ten_thousand_path_locks() {
         .map(|i| {
             let rel = format!("resources/d{i:05}/.path.ovlock");
             if i % 2 == 0 {
-                path_lock(&rel, &lease(T0), T0)
+                path_lock(&rel, lease(T0), T0)
             } else {
-                path_lock(&rel, &lease(T0 + 3_599), T0 + 3_599)
+                path_lock(&rel, lease(T0 + 3_599), T0 + 3_599)
             }
         })
         .collect();

@@ -702,6 +702,16 @@ fn check_entry(
     );
 }
 
+/// `clear-stale` exits 0 (free) having removed `file` and nothing else.
+fn clear_stale_removes_only(env: &TestEnv, file: &Path) {
+    let cleared = clear_stale(env);
+    assert_eq!(cleared.code, 0, "{cleared:?}");
+    assert_eq!(
+        cleared.dir()["removed"],
+        serde_json::json!([file.to_str().unwrap()])
+    );
+}
+
 /// `clear-stale --json` on the data directory.
 fn clear_stale(env: &TestEnv) -> Run {
     env.run(&["clear-stale", "--json", &env.ws_str()])
@@ -731,12 +741,7 @@ fn killed_real_lease_is_stale_and_clear_stale_frees_it(kind: &str, path: &str, u
     // Left alone, the engine would refuse until the token expired.
     assert_eq!(attempt(root, &env, LONG_EXPIRE, kind, path), Attempt::Busy);
 
-    let cleared = clear_stale(&env);
-    assert_eq!(cleared.code, 0, "{cleared:?}");
-    assert_eq!(
-        cleared.dir()["removed"],
-        serde_json::json!([file.to_str().unwrap()])
-    );
+    clear_stale_removes_only(&env, &file);
     assert!(!file.exists());
     assert!(
         env.lock_path().exists(),
@@ -827,12 +832,7 @@ fn corrupt_token_fails_the_real_acquire_until_clear_stale_removes_it() {
         Attempt::Invalid(_)
     ));
 
-    let cleared = clear_stale(&env);
-    assert_eq!(cleared.code, 0, "{cleared:?}");
-    assert_eq!(
-        cleared.dir()["removed"],
-        serde_json::json!([file.to_str().unwrap()])
-    );
+    clear_stale_removes_only(&env, &file);
     assert_eq!(
         attempt(root, &env, DEFAULT_EXPIRE, "exact", &below),
         Attempt::Acquired
@@ -856,12 +856,7 @@ fn token_the_engine_never_replaces_is_cleared_by_clear_stale() {
     );
 
     env.status().expect(2, "stale", vec![]);
-    let cleared = clear_stale(&env);
-    assert_eq!(cleared.code, 0, "{cleared:?}");
-    assert_eq!(
-        cleared.dir()["removed"],
-        serde_json::json!([file.to_str().unwrap()])
-    );
+    clear_stale_removes_only(&env, &file);
     assert_eq!(
         attempt(root, &env, DEFAULT_EXPIRE, "tree", RESOURCES),
         Attempt::Acquired

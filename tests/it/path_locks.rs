@@ -100,6 +100,15 @@ fn conf(env: &TestEnv, name: &str, mut storage: Value) -> PathBuf {
     path
 }
 
+/// An ov.conf for the workspace that sets `storage.agfs.pathlock.lock_expire_secs`.
+fn expire_conf(env: &TestEnv, secs: u64) -> PathBuf {
+    conf(
+        env,
+        "ov.conf",
+        json!({"agfs": {"pathlock": {"lock_expire_secs": secs}}}),
+    )
+}
+
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
@@ -339,14 +348,9 @@ fn future_dated_token_beside_a_live_owner_is_stale_until_its_date() {
 /// token's time and acquired 11.5 s after it), as ovlock's own "left behind"
 /// reason says of the same token.
 #[test]
-
 fn future_dated_token_is_held_until_lock_expire_after_its_date() {
     let env = TestEnv::new();
-    let config = conf(
-        &env,
-        "ov.conf",
-        json!({"agfs": {"pathlock": {"lock_expire_secs": 600}}}),
-    );
+    let config = expire_conf(&env, 600);
     let server = server(&env);
     let token = token_aged(-86_400, 'T');
     let file = put(&tree_lock(&env, "default/resources"), &token);
@@ -549,11 +553,7 @@ fn who_lists_held_leases_under_their_owner_with_their_ages() {
     let env = TestEnv::new();
     // A day's lock_expire_secs, so that a lease refreshed 2 h ago is held
     // and its age is one a person can read back.
-    let config = conf(
-        &env,
-        "ov.conf",
-        json!({"agfs": {"pathlock": {"lock_expire_secs": 86_400}}}),
-    );
+    let config = expire_conf(&env, 86_400);
     let server = server(&env);
     put(&tree_lock(&env, "default/resources"), token_aged(7200, 'T'));
     let stale = put_old(&tree_lock(&env, "default/broken"), CORRUPT, 60);
@@ -819,11 +819,7 @@ fn lock_expire_secs_from_ov_conf_keeps_a_45s_lease_held() {
     let env = TestEnv::new();
     let server = server(&env);
     let file = tree_lock(&env, "default/resources");
-    let config = conf(
-        &env,
-        "ov.conf",
-        json!({"agfs": {"pathlock": {"lock_expire_secs": 60}}}),
-    );
+    let config = expire_conf(&env, 60);
 
     let r = status_of_45s_lease(&env, &file, &["--config", s(&config)]);
     r.expect(1, "held", vec![server.pid()]);
@@ -1367,11 +1363,7 @@ fn ten_thousand_path_locks_stay_readable() {
     const PER_DIR: usize = 100;
     let env = TestEnv::new();
     // A day's lock_expire_secs: the held leases cannot age out during the test.
-    let config = conf(
-        &env,
-        "ov.conf",
-        json!({"agfs": {"pathlock": {"lock_expire_secs": 86_400}}}),
-    );
+    let config = expire_conf(&env, 86_400);
     let server = server(&env);
     let fresh = token_aged(0, 'E');
     let old = token_aged(2 * 86_400, 'E');
