@@ -93,49 +93,51 @@ fn clear_path_locks(facts: &Facts, judgement: &Judgement, dry_run: bool) -> Vec<
         std::thread::sleep(watch);
     }
     for judged in stale {
-        let LockFileRead::Read { meta, content, .. } = &judged.file.read else {
-            continue;
-        };
-        let path = judged.file.path.clone();
-        let reason = Stale::PathLock(Box::new(judged.clone()));
-        if dry_run {
+        if let Some(outcome) = clear_path_lock(facts, judged, dry_run) {
             removals.push(Removal {
-                path,
-                reason,
-                outcome: Outcome::WouldRemove,
+                path: judged.file.path.clone(),
+                reason: Stale::PathLock(Box::new(judged.clone())),
+                outcome,
             });
-            continue;
         }
-        let Ok(rel) = path.strip_prefix(&facts.resolved_dir) else {
-            continue;
+    }
+    removals
+}
+
+/// What becomes of one path lock judged stale; None when there is nothing
+/// to say (it cannot be removed as it was never read, or its owner removed
+/// it meanwhile, which meets the goal).
+fn clear_path_lock(facts: &Facts, judged: &JudgedPathLock, dry_run: bool) -> Option<Outcome> {
+    let LockFileRead::Read { meta, content, .. } = &judged.file.read else {
+        return None;
+    };
+    let rel = judged.file.path.strip_prefix(&facts.resolved_dir).ok()?;
+    if let Some(watch) = ahead_beside_an_owner(judged).filter(|w| *w > LONGEST_WATCH) {
+        return Some(Outcome::Kept(format!(
+            "it is dated ahead beside a live server, which would rewrite its own lease within \
+             {}, longer than clear-stale watches; look again after that",
+            crate::timefmt::short(watch)
+        )));
+    }
+    if dry_run {
+        return Some(Outcome::WouldRemove);
+    }
+    // Judged again from the bytes as they are under the lock, by the clock
+    // as it is then.
+    let still_stale = |bytes: &[u8], modified| {
+        let cx = PathLockContext {
+            now: std::time::SystemTime::now(),
+            ..judged.context
         };
-        if let Some(watch) = ahead_beside_an_owner(judged).filter(|w| *w > LONGEST_WATCH) {
-            removals.push(Removal {
-                path,
-                reason,
-                outcome: Outcome::Kept(format!(
-                    "it is dated ahead beside a live server, which would rewrite its own lease \
-                     within {}, longer than clear-stale watches; look again after that",
-                    crate::timefmt::short(watch)
-                )),
-            });
-            continue;
-        }
-        // Judged again from the bytes as they are under the lock, by the
-        // clock as it is then.
-        let still_stale = |bytes: &[u8], modified| {
-            let cx = PathLockContext {
-                now: std::time::SystemTime::now(),
-                ..judged.context
-            };
-            judge::path_lock_still_stale(bytes, modified, &cx)
-        };
-        let judged_file = path_lock::Judged {
-            id: (meta.stat.dev, meta.stat.ino),
-            size: meta.stat.size,
-            content,
-        };
-        let outcome = match path_lock::remove(&facts.resolved_dir, rel, &judged_file, still_stale) {
+        judge::path_lock_still_stale(bytes, modified, &cx)
+    };
+    let judged_file = path_lock::Judged {
+        id: (meta.stat.dev, meta.stat.ino),
+        size: meta.stat.size,
+        content,
+    };
+    Some(
+        match path_lock::remove(&facts.resolved_dir, rel, &judged_file, still_stale) {
             path_lock::Attempt::Removed => Outcome::Removed,
             path_lock::Attempt::Changed => {
                 Outcome::Kept("it changed since it was judged, or is no longer stale".into())
@@ -143,17 +145,10 @@ fn clear_path_locks(facts: &Facts, judgement: &Judgement, dry_run: bool) -> Vec<
             path_lock::Attempt::Busy => {
                 Outcome::Kept("OpenViking has it locked right now, to refresh or release it".into())
             }
-            // Removed by its owner meanwhile, which meets the goal.
-            path_lock::Attempt::Gone => continue,
+            path_lock::Attempt::Gone => return None,
             path_lock::Attempt::Failed(why) => Outcome::Failed(why),
-        };
-        removals.push(Removal {
-            path,
-            reason,
-            outcome,
-        });
-    }
-    removals
+        },
+    )
 }
 
 /// How long to watch a stale path lock before removing it: a token dated
