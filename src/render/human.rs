@@ -493,11 +493,12 @@ fn lease_lines(report: &DirReport) -> Option<String> {
             if let Some(born) = held_since(p) {
                 ages.push(format!("held for {}", timefmt::short(born)));
             }
-            format!(
-                "{} ({})",
-                escape::text(&words::locked_place(p)),
-                ages.join(", ")
-            )
+            let place = escape::text(&words::locked_place(p));
+            if ages.is_empty() {
+                place
+            } else {
+                format!("{place} ({})", ages.join(", "))
+            }
         })
         .collect();
     if held.len() > SHOWN {
@@ -600,14 +601,14 @@ fn path_locks(out: &mut String, report: &DirReport) {
     if shown.len() > ROWS {
         let _ = writeln!(
             out,
-            "  and {} more stale or undecided (ovlock --json status lists every one)",
+            "  and {} more (ovlock --json status lists every one)",
             shown.len() - ROWS
         );
     }
     if held > HELD_ROWS {
         let _ = writeln!(
             out,
-            "  and {held} held leases, each refreshed within lock_expire_secs"
+            "  and {held} held, each refreshed or written within lock_expire_secs"
         );
     }
 }
