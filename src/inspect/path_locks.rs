@@ -84,6 +84,9 @@ pub enum CapHit {
     Entries { limit: u64 },
     /// Lock files beyond the first `limit` were not read.
     LockFiles { limit: usize },
+    /// A thread of the search failed (a panic, in a build that unwinds),
+    /// and what it had found is lost.
+    Interrupted,
 }
 
 /// One lock file: where it is, what it locks, what it holds.
@@ -362,6 +365,7 @@ mod linux {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(MAX_THREADS);
+        let mut interrupted = false;
         let found: Vec<Found> = std::thread::scope(|scope| {
             // A thread that cannot be started leaves its share to the others.
             let helpers: Vec<_> = (1..threads)
@@ -373,7 +377,12 @@ mod linux {
                 })
                 .collect();
             let mut found = vec![work(&shared)];
-            found.extend(helpers.into_iter().filter_map(|h| h.join().ok()));
+            for helper in helpers {
+                match helper.join() {
+                    Ok(part) => found.push(part),
+                    Err(_) => interrupted = true,
+                }
+            }
             found
         });
         let entries = shared.entries.load(Ordering::Relaxed);
@@ -407,6 +416,9 @@ mod linux {
             walk.caps.push(CapHit::LockFiles {
                 limit: limits.lock_files,
             });
+        }
+        if interrupted {
+            walk.caps.push(CapHit::Interrupted);
         }
         walk
     }

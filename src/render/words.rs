@@ -583,6 +583,9 @@ fn cap_hit(cap: &CapHit) -> String {
             first.display()
         ),
         CapHit::Entries { limit } => format!("the search stopped after {limit} entries"),
+        CapHit::Interrupted => {
+            "a thread of the search failed, and what it found is lost".to_string()
+        }
         CapHit::LockFiles { limit } => {
             format!("lock files beyond the first {limit} were not read")
         }
