@@ -44,6 +44,11 @@ pub enum FlockState {
         recorded_exited: bool,
         certain: bool,
     },
+    /// /proc/locks shows no flock on it, but it kept changing while it was
+    /// read, so one may have been missed: only the descriptors of the
+    /// processes that have the file open can tell. A scan settles it, or,
+    /// when the scan could not read every process, leaves it so.
+    Unsettled,
     /// It could not be told; the text says why.
     Unknown(String),
 }
@@ -53,16 +58,27 @@ pub enum FlockState {
 #[derive(Default)]
 pub struct LockTable {
     #[cfg(target_os = "linux")]
-    cached: std::cell::OnceCell<Result<Vec<super::kernel_locks::KernelLock>, String>>,
+    cached: std::cell::OnceCell<Result<super::table_reading::Reading, String>>,
 }
 
 #[cfg(target_os = "linux")]
 impl LockTable {
-    pub fn get(&self) -> Result<&[super::kernel_locks::KernelLock], &str> {
+    fn reading(&self) -> Result<&super::table_reading::Reading, &str> {
         self.cached
             .get_or_init(|| super::procfs::lock_table().map_err(|err| err.to_string()))
-            .as_deref()
+            .as_ref()
             .map_err(String::as_str)
+    }
+
+    /// Every lock seen while the table was read.
+    pub fn get(&self) -> Result<&[super::kernel_locks::KernelLock], &str> {
+        self.reading().map(|r| r.locks.as_slice())
+    }
+
+    /// Whether a lock missing from [`LockTable::get`] was surely not held:
+    /// false when the table kept changing while it was read.
+    pub fn settled(&self) -> bool {
+        self.reading().is_ok_and(|r| r.settled)
     }
 }
 
@@ -136,7 +152,11 @@ pub fn state(stat: &FileStat, locks: &LockTable) -> FlockState {
         };
     }
     if candidates.is_empty() {
-        return FlockState::Unheld;
+        return if locks.settled() {
+            FlockState::Unheld
+        } else {
+            FlockState::Unsettled
+        };
     }
     // The recorded holder has exited or no longer has the file: a process that
     // inherited the open file (a fork without exec) holds it now, and only a
@@ -150,7 +170,8 @@ pub fn state(stat: &FileStat, locks: &LockTable) -> FlockState {
 }
 
 #[cfg(target_os = "linux")]
-/// Settles an [`FlockState::Unidentified`] lock with what the scan found:
+/// Settles an [`FlockState::Unidentified`] or [`FlockState::Unsettled`] lock
+/// with what the scan found:
 /// the processes that own a flock on the file through a descriptor of theirs.
 /// `unseen` says what the scan could not see, when it could not see every process.
 pub fn settle_with_scan(
@@ -158,6 +179,20 @@ pub fn settle_with_scan(
     holders: Vec<u32>,
     unseen: Option<String>,
 ) -> FlockState {
+    if state == FlockState::Unsettled {
+        return match (holders.is_empty(), unseen) {
+            (false, _) => FlockState::Held {
+                holders,
+                recorded_pid: None,
+                recorded_exited: false,
+                doubt: None,
+            },
+            (true, None) => FlockState::Unheld,
+            // Whether one that could not be seen may hold it is the judge's
+            // to weigh: only a possible server makes this a doubt.
+            (true, Some(_)) => FlockState::Unsettled,
+        };
+    }
     let FlockState::Unidentified {
         recorded_pid,
         recorded_exited,

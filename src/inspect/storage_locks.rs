@@ -20,6 +20,9 @@ pub struct StorageLocks {
     pub unidentified: Vec<Unidentified>,
     /// Why some of the storage could not be searched.
     pub incomplete: Option<String>,
+    /// The lock table kept changing while it was read: a lock missing from
+    /// it may still be held, and only the holders' descriptors can tell.
+    pub unsettled: bool,
     /// Holders whose descriptors could not be read, that hold a flock the
     /// kernel shows on a file other than `.openviking.lock` at its path:
     /// most likely that file, deleted under them.
@@ -74,7 +77,10 @@ mod linux {
         known: &[&Lookup],
         processes: &mut Processes,
     ) -> StorageLocks {
-        let mut found = StorageLocks::default();
+        let mut found = StorageLocks {
+            unsettled: !table.settled(),
+            ..StorageLocks::default()
+        };
         let locks: Vec<&KernelLock> = match table.get() {
             Ok(locks) => locks.iter().filter(|l| !l.waiting).collect(),
             Err(err) => {

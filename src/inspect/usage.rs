@@ -133,14 +133,17 @@ fn add_users<'a>(
     }
 }
 
-/// A flock whose recorded holder had gone, settled with the processes the
-/// scan found holding it through a descriptor.
+/// A flock whose recorded holder had gone, or that a changing lock table
+/// may have hidden, settled with the processes the scan found holding it
+/// through a descriptor.
 #[cfg(target_os = "linux")]
 fn settle_flock(facts: &mut Facts, usage: &Usage, processes: &mut Processes) {
     use super::kernel_locks::LockClass;
     use super::{FlockState, LOCK_NAME, LockFile, flock};
-    let (Some(state @ FlockState::Unidentified { .. }), LockFile::Present { stat, .. }) =
-        (&facts.flock, &facts.lock_file)
+    let (
+        Some(state @ (FlockState::Unidentified { .. } | FlockState::Unsettled)),
+        LockFile::Present { stat, .. },
+    ) = (&facts.flock, &facts.lock_file)
     else {
         return;
     };

@@ -98,6 +98,9 @@ pub enum Finding {
 
     /// The scan of every process failed.
     ScanFailed(String),
+    /// The kernel's lock table kept changing while it was read, and no scan
+    /// could confirm what it lacked.
+    LockTableUnsettled,
     /// What the scan could not see: processes that may be servers, and the
     /// `hidepid=` option that hid others.
     Unseen {

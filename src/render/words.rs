@@ -174,6 +174,10 @@ pub fn finding(f: &Finding, facts: &Facts) -> String {
         Finding::ScanFailed(why) => {
             format!("could not look for processes that use the directory: {why}")
         }
+        Finding::LockTableUnsettled => "the kernel's lock table (/proc/locks) kept changing while \
+             it was read, so a lock missing from it may still be held, and the processes could \
+             not all be read to tell"
+            .to_string(),
         Finding::Unseen {
             suspects,
             hidden_by,
