@@ -4,6 +4,7 @@
 
 mod support;
 
+mod churn;
 mod clear_stale;
 mod cli;
 mod config;
