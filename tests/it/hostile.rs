@@ -568,8 +568,13 @@ fn problems(run: &Run, json: bool, codes: &[i32], strict: bool) -> Vec<String> {
         found.push("stderr holds a raw control character".to_string());
     }
     if json {
-        if let Err(err) = serde_json::from_str::<Value>(&run.stdout) {
-            found.push(format!("stdout is not JSON: {err}"));
+        match serde_json::from_str::<Value>(&run.stdout) {
+            Err(err) => found.push(format!("stdout is not JSON: {err}")),
+            Ok(doc) => found.extend(
+                schema_errors(&doc)
+                    .into_iter()
+                    .map(|e| format!("the JSON does not fit the schema: {e}")),
+            ),
         }
         if strict && has_raw_control(&run.stdout) {
             let raw: Vec<String> = run

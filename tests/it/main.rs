@@ -18,5 +18,6 @@ mod path_lock_interop;
 mod path_locks;
 mod races;
 mod reduced_privilege;
+mod schema;
 mod situations;
 mod usage;

@@ -16,6 +16,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+mod schema;
+pub use schema::{assert_fits_schema, schema_errors};
+
 pub const LOCK: &str = ".openviking.lock";
 pub const PIDFILE: &str = ".openviking.pid";
 
@@ -225,11 +228,13 @@ pub fn run_cmd_within(cmd: &mut Command, limit: Duration) -> Run {
 }
 
 impl Run {
-    /// The JSON document, checked for its schema version.
+    /// The JSON document, checked for its schema version and against the
+    /// schema.
     pub fn json(&self) -> Value {
         let doc: Value = serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"));
         assert_eq!(doc["schema_version"], 1, "{doc:#}");
+        assert_fits_schema(&doc);
         doc
     }
 
