@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+pub mod prometheus;
 mod schema;
 pub use schema::{assert_fits_schema, schema_errors};
 
