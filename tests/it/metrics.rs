@@ -190,15 +190,6 @@ fn lease(ws: &Path, dir: &str) -> PathBuf {
     file
 }
 
-fn fifo(path: &Path) {
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        path,
-        rustix::fs::Mode::from_raw_mode(0o644),
-    )
-    .unwrap();
-}
-
 /// One verdict made for real, with what must stay alive for it.
 struct Situation {
     env: TestEnv,
@@ -264,10 +255,10 @@ fn contended() -> Situation {
 /// A FIFO where .openviking.lock should be, and one where a path lock is.
 fn unknown() -> Situation {
     let env = TestEnv::new();
-    fifo(&env.lock_path());
+    mkfifo(&env.lock_path());
     let d = env.ws().join("viking/default/resources");
     fs::create_dir_all(&d).unwrap();
-    fifo(&d.join(".path.ovlock"));
+    mkfifo(&d.join(".path.ovlock"));
     Situation {
         env,
         verdict: "unknown",

@@ -183,6 +183,26 @@ impl TestEnv {
     }
 }
 
+/// Makes a FIFO at `path`, and its directories; opening it for reading
+/// would block until a writer came.
+pub fn mkfifo(path: &Path) -> PathBuf {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    path.to_path_buf()
+}
+
+/// Asserts that `reasons` (one a line, as a report's) say `words`, showing
+/// them all if they do not.
+#[track_caller]
+pub fn assert_reason(reasons: &str, words: &str) {
+    assert!(reasons.contains(words), "{reasons}");
+}
+
 /// What one ovlock run produced.
 #[derive(Debug)]
 pub struct Run {
@@ -278,6 +298,12 @@ impl Report {
     /// All reasons, one a line.
     pub fn reasons(&self) -> String {
         strings(&self.dir["reasons"]).join("\n")
+    }
+
+    /// Asserts that a reason says `words`, showing every reason if none does.
+    #[track_caller]
+    pub fn assert_reason(&self, words: &str) {
+        assert_reason(&self.reasons(), words);
     }
 
     pub fn warnings(&self) -> String {
