@@ -2,11 +2,13 @@
 //! ever taking the lock (a probe could make a server that starts at that
 //! instant fail).
 
+// macOS asks about the file by its path instead (`inspect::macos`).
+#[cfg(not(target_os = "macos"))]
 use crate::fsread::FileStat;
 
 /// Why the holder of a held flock is not known for certain.
-// Off Linux the kernel cannot be asked, so none is ever built there.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+// Where the kernel cannot be asked, none is ever built.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HolderDoubt {
     /// The kernel names this PID, whose descriptors could not be read.
@@ -18,8 +20,8 @@ pub enum HolderDoubt {
 }
 
 /// The kernel's answer for one lock file.
-// Off Linux the kernel cannot be asked, so only Unknown is ever built there.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+// Where the kernel cannot be asked, only Unknown is ever built.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FlockState {
     /// No process holds a flock on it.
@@ -38,7 +40,8 @@ pub enum FlockState {
     /// hold it (it exited, leaving the lock to a forked child): a scan of every
     /// process must find the holder. `certain` is false when only the inode
     /// number matched, not the device (btrfs subvolumes and overlayfs show
-    /// another device in /proc/locks).
+    /// another device in /proc/locks). Only Linux's lock table tells this.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     Unidentified {
         recorded_pid: Option<u32>,
         recorded_exited: bool,
@@ -228,7 +231,7 @@ pub fn settle_with_scan(
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub fn state(_stat: &FileStat, _locks: &LockTable) -> FlockState {
     FlockState::Unknown(format!(
         "on {} ovlock cannot read the kernel's lock table, and it never takes the lock to test it",

@@ -3,6 +3,12 @@
 
 pub mod flock;
 pub mod kernel_locks;
+// Linux reads the whole lock table; macOS answers one file at a time, and
+// what its answers mean is tested everywhere.
+#[cfg(any(target_os = "macos", test))]
+pub mod lock_query;
+#[cfg(target_os = "macos")]
+mod macos;
 pub mod path_locks;
 pub mod process;
 #[cfg(target_os = "linux")]
@@ -273,7 +279,7 @@ fn lock_evidence(
     };
     let lock_file = read_lock_file(&resolved_dir.join(LOCK_NAME));
     let flock = match &lock_file {
-        LockFile::Present { stat, .. } => Some(flock::state(stat, &survey.locks)),
+        LockFile::Present { stat, .. } => Some(lock_file_state(resolved_dir, stat, survey)),
         _ => None,
     };
     let flock_holders: Vec<Lookup> = match &flock {
@@ -349,6 +355,18 @@ pub fn locks_now(facts: &Facts, processes: &mut Processes) -> Facts {
         host: survey.host,
         ..facts.clone()
     }
+}
+
+/// The flock on `.openviking.lock` in `dir`, whose metadata is `stat`: from
+/// the lock table read once per survey, or, on macOS, asked of the kernel.
+#[cfg(not(target_os = "macos"))]
+fn lock_file_state(_dir: &Path, stat: &FileStat, survey: &Survey) -> FlockState {
+    flock::state(stat, &survey.locks)
+}
+
+#[cfg(target_os = "macos")]
+fn lock_file_state(dir: &Path, stat: &FileStat, _survey: &Survey) -> FlockState {
+    macos::flock_state(&dir.join(LOCK_NAME), stat)
 }
 
 /// `.openviking.pid` and the process it names.
@@ -459,7 +477,10 @@ fn uses_dir(pid: u32, dir: &Path) -> Option<bool> {
     Some(open || procfs::cwd(pid).is_ok_and(|cwd| cwd.starts_with(dir)))
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+use macos::uses_dir;
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 fn uses_dir(_pid: u32, _dir: &Path) -> Option<bool> {
     None
 }

@@ -42,6 +42,8 @@ pub struct Unidentified {
     pub why: String,
 }
 
+#[cfg(target_os = "macos")]
+pub use super::macos::{find, lock_holders};
 #[cfg(target_os = "linux")]
 pub use linux::{find, lock_holders};
 
@@ -357,8 +359,8 @@ mod linux {
     }
 }
 
-/// Off Linux there is no kernel lock table to read.
-#[cfg(not(target_os = "linux"))]
+/// Elsewhere there is no kernel lock table to read.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub fn lock_holders(
     _table: &super::LockTable,
     _processes: &mut super::Processes,
@@ -366,8 +368,8 @@ pub fn lock_holders(
     Vec::new()
 }
 
-/// Off Linux there is no kernel lock table to read.
-#[cfg(not(target_os = "linux"))]
+/// Elsewhere there is no kernel lock table to read.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub fn find(
     _dir: &std::path::Path,
     _table: &super::LockTable,

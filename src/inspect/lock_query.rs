@@ -1,0 +1,484 @@
+//! The facts ovlock draws from a kernel that answers questions about one
+//! file at a time (macOS: `F_GETLK` and libproc) rather than listing every
+//! lock (Linux's /proc/locks). The platform code only answers [`LockQuery`];
+//! what the answers mean is decided here, once, so that it is tested on
+//! Linux with a stand-in that answers as macOS does.
+
+use std::path::{Path, PathBuf};
+
+use super::Lookup;
+use super::flock::{FlockState, HolderDoubt};
+use super::kernel_locks::{KernelLock, LockClass};
+use super::storage_locks::{StorageLocks, Unidentified};
+use super::usage::{Access, PathAccess, User};
+use crate::fsread::FileStat;
+
+/// A lock that would stop an exclusive lock of the whole file, as `F_GETLK`
+/// reports the first one it meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conflict {
+    /// The process that took it: None for a flock, which records no owner
+    /// (`l_pid` = -1).
+    pub pid: Option<u32>,
+    /// A write lock rather than a read lock.
+    pub exclusive: bool,
+}
+
+/// The processes that have one file open, this one aside.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Openers {
+    pub pids: Vec<u32>,
+    /// Processes whose descriptors could not be read (another user's, when
+    /// not root): any of them may have it open.
+    pub uninspected: Vec<u32>,
+}
+
+/// What is asked of the kernel about one file; it never takes a lock.
+pub trait LockQuery {
+    /// The lock held on the file at `path`, if any; `stat` is what was
+    /// found there, which it must still be.
+    fn conflict(&self, path: &Path, stat: &FileStat) -> Result<Option<Conflict>, String>;
+    /// The processes with the file `stat` describes open.
+    fn openers(&self, stat: &FileStat) -> Result<Openers, String>;
+}
+
+/// The state of the flock on `.openviking.lock` at `path`. A flock names no
+/// owner, so its holders are the processes that have the file open (every
+/// process sharing the open file holds it); when none of those could be
+/// read, it is held by an unknown owner, never free.
+pub fn flock_state(query: &impl LockQuery, path: &Path, stat: &FileStat) -> FlockState {
+    let conflict = match query.conflict(path, stat) {
+        Ok(None) => return FlockState::Unheld,
+        Ok(Some(conflict)) => conflict,
+        Err(why) => return FlockState::Unknown(why),
+    };
+    let held = |holders: Vec<u32>, doubt| FlockState::Held {
+        holders,
+        recorded_pid: conflict.pid,
+        recorded_exited: false,
+        doubt,
+    };
+    let openers = match query.openers(stat) {
+        Ok(openers) => openers,
+        Err(why) => {
+            let unseen = format!("the processes with it open could not be listed: {why}");
+            return match conflict.pid {
+                Some(pid) => held(
+                    vec![pid],
+                    Some(HolderDoubt::Unconfirmed { pid, why: unseen }),
+                ),
+                None => held(Vec::new(), Some(HolderDoubt::Unseen(unseen))),
+            };
+        }
+    };
+    match conflict.pid {
+        // A POSIX or OFD lock names its taker: trust the kernel, and say
+        // when that process's files could not confirm it.
+        Some(pid) if openers.pids.contains(&pid) => held(vec![pid], None),
+        Some(pid) => {
+            let why = if openers.uninspected.contains(&pid) {
+                "its descriptors may not be read (another user's process)"
+            } else {
+                "no descriptor of it on this file was found"
+            };
+            held(
+                vec![pid],
+                Some(HolderDoubt::Unconfirmed {
+                    pid,
+                    why: why.into(),
+                }),
+            )
+        }
+        None if !openers.pids.is_empty() => {
+            let mut holders = openers.pids;
+            // The server before the workers it forked, which have higher PIDs.
+            holders.sort_unstable();
+            held(holders, None)
+        }
+        None if !openers.uninspected.is_empty() => held(
+            Vec::new(),
+            Some(HolderDoubt::Unseen(format!(
+                "{} processes could not be inspected",
+                openers.uninspected.len()
+            ))),
+        ),
+        None => held(Vec::new(), Some(HolderDoubt::NoneFound { recorded: None })),
+    }
+}
+
+/// The locks on a data directory's storage files (`files`: their paths and
+/// metadata), each asked of the kernel: a POSIX lock names its process, which
+/// `lookup` looks up; a lock that names none, or a process that cannot be
+/// read, is unidentified.
+pub fn storage_locks(
+    query: &impl LockQuery,
+    files: &[(PathBuf, FileStat)],
+    mut lookup: impl FnMut(u32) -> Lookup,
+) -> StorageLocks {
+    let mut found = StorageLocks::default();
+    for (path, stat) in files {
+        let conflict = match query.conflict(path, stat) {
+            Ok(Some(conflict)) => conflict,
+            Ok(None) => continue,
+            Err(why) => {
+                found.incomplete = Some(format!("cannot ask about {}: {why}", path.display()));
+                continue;
+            }
+        };
+        let lock = kernel_lock(conflict, stat);
+        let unidentified = |pid, alive, why: String| Unidentified {
+            path: path.clone(),
+            lock: lock.clone(),
+            pid,
+            alive,
+            why,
+        };
+        let Some(pid) = conflict.pid else {
+            found.unidentified.push(unidentified(
+                None,
+                false,
+                "the kernel records no process for it (a flock)".into(),
+            ));
+            continue;
+        };
+        let access = PathAccess {
+            path: path.clone(),
+            access: Access::Open,
+            locks: vec![lock.clone()],
+        };
+        if let Some(holder) = found.holders.iter_mut().find(|h| h.process.pid == pid) {
+            holder.accesses.push(access);
+            continue;
+        }
+        match lookup(pid) {
+            Lookup::Alive(process) if !process.zombie => found.holders.push(User {
+                process,
+                ns_pids: Vec::new(),
+                accesses: vec![access],
+            }),
+            Lookup::Alive(_) => found.unidentified.push(unidentified(
+                Some(pid),
+                false,
+                format!("the kernel records PID {pid}, which is exiting"),
+            )),
+            Lookup::Gone => found.unidentified.push(unidentified(
+                Some(pid),
+                false,
+                format!("the kernel records PID {pid}, which has exited"),
+            )),
+            Lookup::Unknown(why) => found.unidentified.push(unidentified(Some(pid), true, why)),
+        }
+    }
+    for holder in &mut found.holders {
+        holder.accesses.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+    found
+}
+
+/// The lock `F_GETLK` reported, in the shape of a lock-table entry.
+fn kernel_lock(conflict: Conflict, stat: &FileStat) -> KernelLock {
+    let dev = stat.dev;
+    KernelLock {
+        class: match conflict.pid {
+            Some(_) => LockClass::Posix,
+            None => LockClass::Flock,
+        },
+        exclusive: conflict.exclusive,
+        pid: conflict.pid,
+        // macOS's dev_t: 8 bits of major, 24 of minor.
+        dev_major: ((dev >> 24) & 0xff) as u32,
+        dev_minor: (dev & 0xff_ffff) as u32,
+        ino: stat.ino,
+        waiting: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A stand-in for macOS's kernel: it answers `F_GETLK` as XNU does (a
+    //! flock with no PID, a POSIX lock with its PID) and libproc as it does
+    //! (another user's process refuses: EPERM, counted as uninspected).
+
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::inspect::{LockFile, Privilege};
+    use crate::judge::tests::{base, server};
+    use crate::judge::{Fix, Policy, Verdict, judge};
+
+    #[derive(Default)]
+    struct Xnu {
+        locks: HashMap<PathBuf, Conflict>,
+        /// Inode → processes with it open.
+        open: HashMap<u64, Vec<u32>>,
+        /// Processes that answer EPERM.
+        other_users: Vec<u32>,
+    }
+
+    impl LockQuery for Xnu {
+        fn conflict(&self, path: &Path, _: &FileStat) -> Result<Option<Conflict>, String> {
+            Ok(self.locks.get(path).copied())
+        }
+
+        fn openers(&self, stat: &FileStat) -> Result<Openers, String> {
+            let pids = self.open.get(&stat.ino).cloned().unwrap_or_default();
+            Ok(Openers {
+                pids: pids
+                    .into_iter()
+                    .filter(|p| !self.other_users.contains(p))
+                    .collect(),
+                uninspected: self.other_users.clone(),
+            })
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy::new(&[])
+    }
+
+    const FLOCK: Conflict = Conflict {
+        pid: None,
+        exclusive: true,
+    };
+
+    fn posix(pid: u32) -> Conflict {
+        Conflict {
+            pid: Some(pid),
+            exclusive: true,
+        }
+    }
+
+    fn stat(ino: u64) -> FileStat {
+        FileStat {
+            dev: 0x0100_0004,
+            ino,
+            size: 0,
+            modified: None,
+        }
+    }
+
+    fn lock_path() -> PathBuf {
+        base().resolved_dir.join(".openviking.lock")
+    }
+
+    /// The facts of `/srv/ov/data` with `.openviking.lock` (inode 2) as the
+    /// stand-in tells it, its holders looked up as `alive`.
+    fn facts_from(xnu: &Xnu, alive: &[u32]) -> crate::inspect::Facts {
+        let mut facts = base();
+        facts.lock_file = LockFile::Present {
+            stat: stat(2),
+            content: Ok(Vec::new()),
+            truncated: false,
+        };
+        let state = flock_state(xnu, &lock_path(), &stat(2));
+        if let FlockState::Held { holders, .. } = &state {
+            facts.flock_holders = holders
+                .iter()
+                .map(|&pid| {
+                    if alive.contains(&pid) {
+                        Lookup::Alive(server(pid))
+                    } else {
+                        Lookup::Unknown(format!("PID {pid} exists but cannot be read"))
+                    }
+                })
+                .collect();
+        }
+        facts.flock = Some(state);
+        facts
+    }
+
+    #[test]
+    fn macos_an_unheld_lock_file_is_free() {
+        let xnu = Xnu::default();
+        let facts = facts_from(&xnu, &[]);
+        assert_eq!(facts.flock, Some(FlockState::Unheld));
+        assert_eq!(judge(&facts, &policy()).verdict, Verdict::Free);
+    }
+
+    #[test]
+    fn macos_a_flock_without_a_pid_is_held_by_the_process_with_the_file_open() {
+        let mut xnu = Xnu::default();
+        xnu.locks.insert(lock_path(), FLOCK);
+        xnu.open.insert(2, vec![4242]);
+        let facts = facts_from(&xnu, &[4242]);
+        assert_eq!(
+            facts.flock,
+            Some(FlockState::Held {
+                holders: vec![4242],
+                recorded_pid: None,
+                recorded_exited: false,
+                doubt: None,
+            })
+        );
+        let j = judge(&facts, &policy());
+        assert_eq!(j.verdict, Verdict::Held);
+        assert_eq!(j.owners[0].process.pid, 4242);
+    }
+
+    #[test]
+    fn macos_a_server_and_the_worker_it_forked_are_one_owner() {
+        let mut xnu = Xnu::default();
+        xnu.locks.insert(lock_path(), FLOCK);
+        xnu.open.insert(2, vec![4300, 4242]);
+        let facts = facts_from(&xnu, &[4242, 4300]);
+        let j = judge(&facts, &policy());
+        assert_eq!(j.verdict, Verdict::Held);
+        assert_eq!(j.owners.len(), 1);
+        assert_eq!(
+            (j.owners[0].process.pid, &j.owners[0].workers[..]),
+            (4242, &[4300][..])
+        );
+    }
+
+    #[test]
+    fn macos_a_flock_held_by_another_users_process_is_held_by_an_unknown_owner() {
+        let mut xnu = Xnu::default();
+        xnu.locks.insert(lock_path(), FLOCK);
+        xnu.open.insert(2, vec![501]);
+        xnu.other_users = vec![501, 502];
+        let mut facts = facts_from(&xnu, &[]);
+        facts.host.lacks = Some(Privilege::Root);
+        assert_eq!(
+            facts.flock,
+            Some(FlockState::Held {
+                holders: Vec::new(),
+                recorded_pid: None,
+                recorded_exited: false,
+                doubt: Some(HolderDoubt::Unseen(
+                    "2 processes could not be inspected".into()
+                )),
+            })
+        );
+        let j = judge(&facts, &policy());
+        // Never free: held, and the way to name the holder is said.
+        assert_eq!(j.verdict, Verdict::Held);
+        assert!(j.owners.is_empty());
+        assert_eq!(j.fixes, vec![Fix::FindHolder(Some(Privilege::Root))]);
+    }
+
+    #[test]
+    fn macos_a_posix_lock_on_the_lock_file_names_its_pid() {
+        let mut xnu = Xnu::default();
+        xnu.locks.insert(lock_path(), posix(4242));
+        xnu.open.insert(2, vec![4242]);
+        let facts = facts_from(&xnu, &[4242]);
+        let j = judge(&facts, &policy());
+        assert_eq!(j.verdict, Verdict::Held);
+        assert_eq!(j.owners[0].process.pid, 4242);
+    }
+
+    #[test]
+    fn macos_a_posix_lock_of_another_users_process_is_held_unconfirmed() {
+        let mut xnu = Xnu::default();
+        xnu.locks.insert(lock_path(), posix(501));
+        xnu.other_users = vec![501];
+        let facts = facts_from(&xnu, &[]);
+        assert!(matches!(
+            &facts.flock,
+            Some(FlockState::Held {
+                holders,
+                doubt: Some(HolderDoubt::Unconfirmed { pid: 501, .. }),
+                ..
+            }) if holders == &[501]
+        ));
+        assert_eq!(judge(&facts, &policy()).verdict, Verdict::Held);
+    }
+
+    #[test]
+    fn macos_a_kernel_that_cannot_be_asked_gives_unknown() {
+        struct Refusing;
+        impl LockQuery for Refusing {
+            fn conflict(&self, _: &Path, _: &FileStat) -> Result<Option<Conflict>, String> {
+                Err("permission denied".into())
+            }
+            fn openers(&self, _: &FileStat) -> Result<Openers, String> {
+                unreachable!("never asked when the lock cannot be read")
+            }
+        }
+        let state = flock_state(&Refusing, &lock_path(), &stat(2));
+        assert_eq!(state, FlockState::Unknown("permission denied".into()));
+    }
+
+    fn store_lock() -> PathBuf {
+        base().resolved_dir.join("vectordb/context/store/LOCK")
+    }
+
+    fn queue_db() -> PathBuf {
+        base().resolved_dir.join("_system/queue/queue.db")
+    }
+
+    fn storage_files() -> Vec<(PathBuf, FileStat)> {
+        vec![(store_lock(), stat(10)), (queue_db(), stat(11))]
+    }
+
+    fn alive(pid: u32) -> Lookup {
+        Lookup::Alive(server(pid))
+    }
+
+    #[test]
+    fn macos_a_server_that_let_go_of_its_flock_still_holds_its_storage() {
+        let mut xnu = Xnu::default();
+        xnu.locks.insert(store_lock(), posix(4242));
+        xnu.locks.insert(
+            queue_db(),
+            Conflict {
+                pid: Some(4242),
+                exclusive: false,
+            },
+        );
+        let mut facts = facts_from(&xnu, &[]);
+        facts.storage_locks = storage_locks(&xnu, &storage_files(), alive);
+        let holders = &facts.storage_locks.holders;
+        assert_eq!(holders.len(), 1);
+        assert_eq!(holders[0].accesses.len(), 2);
+        let j = judge(&facts, &policy());
+        assert_eq!(j.verdict, Verdict::Held);
+        assert_eq!(j.owners[0].process.pid, 4242);
+    }
+
+    #[test]
+    fn macos_two_servers_on_one_storage_are_contention() {
+        let mut xnu = Xnu::default();
+        xnu.locks.insert(lock_path(), FLOCK);
+        xnu.open.insert(2, vec![4242]);
+        // The second holds the queue, started on the same storage without the lock.
+        xnu.locks.insert(store_lock(), posix(4242));
+        xnu.locks.insert(queue_db(), posix(5151));
+        let mut facts = facts_from(&xnu, &[4242]);
+        facts.storage_locks = storage_locks(&xnu, &storage_files(), alive);
+        let j = judge(&facts, &policy());
+        assert_eq!(j.verdict, Verdict::Contended);
+        let mut pids: Vec<u32> = j.owners.iter().map(|o| o.process.pid).collect();
+        pids.sort_unstable();
+        assert_eq!(pids, [4242, 5151]);
+    }
+
+    #[test]
+    fn macos_a_storage_lock_of_a_process_that_cannot_be_read_is_unidentified() {
+        let mut xnu = Xnu::default();
+        xnu.locks.insert(store_lock(), posix(501));
+        let found = storage_locks(&xnu, &storage_files(), |pid| {
+            Lookup::Unknown(format!("PID {pid} exists but its details cannot be read"))
+        });
+        assert!(found.holders.is_empty());
+        assert_eq!(found.unidentified.len(), 1);
+        let u = &found.unidentified[0];
+        assert_eq!(
+            (u.pid, u.alive, u.lock.class),
+            (Some(501), true, LockClass::Posix)
+        );
+        let mut facts = facts_from(&xnu, &[]);
+        facts.storage_locks = found;
+        assert_ne!(judge(&facts, &policy()).verdict, Verdict::Free);
+    }
+
+    #[test]
+    fn macos_a_flock_on_a_storage_file_names_no_process() {
+        let mut xnu = Xnu::default();
+        xnu.locks.insert(store_lock(), FLOCK);
+        let found = storage_locks(&xnu, &storage_files(), alive);
+        assert_eq!(found.unidentified.len(), 1);
+        assert_eq!(found.unidentified[0].pid, None);
+        assert_eq!(found.unidentified[0].lock.class, LockClass::Flock);
+    }
+}
