@@ -1,10 +1,14 @@
 //! macOS: the few functions that ask its kernel (`F_GETLK` in [`fcntl`],
-//! libproc in [`libproc`]), and the inspections built on them. What their
+//! libproc in [`libproc`], the mount table in [`mounts`]), and the
+//! inspections built on them. What their
 //! answers mean is decided by the shared [`lock_query`] functions, which
 //! are tested on Linux; this module only gathers the answers.
 
 mod fcntl;
 mod libproc;
+mod mounts;
+
+pub use mounts::hanging_mount_points;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
