@@ -429,6 +429,7 @@ fn stop_owner(o: &Owner, owners: usize, policy: &Policy) -> Fix {
     Fix::Stop {
         process: ProcessRef::of(&o.process),
         service: o.process.service.clone(),
+        launchd: o.process.launchd.clone(),
         case,
     }
 }

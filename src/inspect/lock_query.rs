@@ -202,9 +202,11 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::inspect::process::LaunchdJob;
     use crate::inspect::{LockFile, Privilege};
     use crate::judge::tests::{base, server};
     use crate::judge::{Fix, Policy, Verdict, judge};
+    use crate::render::words::Worded;
 
     #[derive(Default)]
     struct Xnu {
@@ -285,6 +287,72 @@ mod tests {
         }
         facts.flock = Some(state);
         facts
+    }
+
+    /// What a reader is told to do when the flock holder 4242 runs as `job`.
+    fn fixes_for(job: Option<LaunchdJob>) -> Vec<String> {
+        let mut xnu = Xnu::default();
+        xnu.locks.insert(lock_path(), FLOCK);
+        xnu.open.insert(2, vec![4242]);
+        let mut facts = facts_from(&xnu, &[4242]);
+        for lookup in &mut facts.flock_holders {
+            if let Lookup::Alive(p) = lookup {
+                p.launchd = job.clone().map(Box::new);
+            }
+        }
+        Worded::of(&facts, &judge(&facts, &policy())).fixes
+    }
+
+    #[test]
+    fn macos_a_launch_agent_is_stopped_with_launchctl_bootout_not_kill() {
+        let fixes = fixes_for(Some(LaunchdJob {
+            label: Some("ai.openviking.server".into()),
+            uid: Some(501),
+        }));
+        let stop = fixes.iter().find(|f| f.starts_with("Stop ")).unwrap();
+        assert!(
+            stop.ends_with("launchctl bootout gui/501/ai.openviking.server"),
+            "{stop}"
+        );
+        assert!(!stop.contains("kill 4242"), "{stop}");
+    }
+
+    #[test]
+    fn macos_a_launch_daemon_is_booted_out_of_the_system_domain() {
+        let fixes = fixes_for(Some(LaunchdJob {
+            label: Some("ai.openviking.server".into()),
+            uid: Some(0),
+        }));
+        let stop = fixes.iter().find(|f| f.starts_with("Stop ")).unwrap();
+        assert!(
+            stop.ends_with("sudo launchctl bootout system/ai.openviking.server"),
+            "{stop}"
+        );
+    }
+
+    #[test]
+    fn macos_a_child_of_launchd_without_a_known_label_says_how_to_find_it() {
+        let fixes = fixes_for(Some(LaunchdJob {
+            label: None,
+            uid: Some(501),
+        }));
+        let stop = fixes.iter().find(|f| f.starts_with("Stop ")).unwrap();
+        assert!(
+            stop.contains("launchctl list | grep -i openviking"),
+            "{stop}"
+        );
+        assert!(stop.contains("launchctl bootout gui/501/LABEL"), "{stop}");
+        assert!(
+            stop.ends_with("if it is no launchd job: kill 4242"),
+            "{stop}"
+        );
+    }
+
+    #[test]
+    fn macos_a_server_launchd_does_not_run_is_killed() {
+        let fixes = fixes_for(None);
+        let stop = fixes.iter().find(|f| f.starts_with("Stop ")).unwrap();
+        assert!(stop.ends_with(": kill 4242"), "{stop}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::fsread::FileKind;
 use crate::inspect::flock::HolderDoubt;
 use crate::inspect::kernel_locks::KernelLock;
 use crate::inspect::path_locks::{CapHit, Unreadable};
-use crate::inspect::process::Service;
+use crate::inspect::process::{LaunchdJob, Service};
 use crate::inspect::{PathAccess, Privilege, ProcessInfo};
 use crate::ovconf::Invalid;
 use crate::pidfile::BadPid;
@@ -263,6 +263,8 @@ pub enum Fix {
     Stop {
         process: ProcessRef,
         service: Option<Service>,
+        /// Its parent is launchd, which may start it again after a kill.
+        launchd: Option<Box<LaunchdJob>>,
         case: StopCase,
     },
     UseHttp,

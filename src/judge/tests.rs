@@ -98,6 +98,7 @@ pub(crate) fn process(pid: u32, name: &str, started: u64) -> ProcessInfo {
         cwd: None,
         zombie: false,
         service: None,
+        launchd: None,
     }
 }
 
