@@ -72,11 +72,20 @@ pub fn pids() -> io::Result<Vec<u32>> {
 /// like). EPERM: another user's process; ESRCH: it has exited.
 pub fn vnodes(pid: u32) -> io::Result<Vec<Vnode>> {
     let pid = c_int::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
-    // SAFETY: a null buffer of size 0 asks only for the size needed.
-    let needed =
-        unsafe { libc::proc_pidinfo(pid, libc::PROC_PIDLISTFDS, 0, std::ptr::null_mut(), 0) };
+    // libproc answers 0 both for an error and for a process with no
+    // descriptors (a zombie): only errno tells them apart.
+    // SAFETY: errno is this thread's; a null buffer of size 0 asks only
+    // for the size needed.
+    let needed = unsafe {
+        *libc::__error() = 0;
+        libc::proc_pidinfo(pid, libc::PROC_PIDLISTFDS, 0, std::ptr::null_mut(), 0)
+    };
     if needed <= 0 {
-        return Err(io::Error::last_os_error());
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(0) => Ok(Vec::new()),
+            _ => Err(err),
+        };
     }
     let room = needed as usize / size_of::<libc::proc_fdinfo>() + 16;
     let mut fds: Vec<MaybeUninit<libc::proc_fdinfo>> = vec![MaybeUninit::uninit(); room];
