@@ -2,7 +2,8 @@
 //! file at a time (macOS: `F_GETLK` and libproc) rather than listing every
 //! lock (Linux's /proc/locks). The platform code only answers [`LockQuery`];
 //! what the answers mean is decided here, once, so that it is tested on
-//! Linux with a stand-in that answers as macOS does.
+//! Linux with a stand-in that answers as macOS does. The storage files to
+//! ask about are found here too, with nothing but std.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,13 @@ use super::kernel_locks::{KernelLock, LockClass};
 use super::storage_locks::{StorageLocks, Unidentified};
 use super::usage::{Access, PathAccess, User};
 use crate::fsread::FileStat;
+use crate::layout;
+
+/// How deep below a storage directory files are looked for; RocksDB's
+/// lock sits three levels down (`vectordb/context/store/LOCK`).
+const MAX_DEPTH: usize = 6;
+/// How many directory entries one storage walk reads at most.
+const MAX_ENTRIES: usize = 200_000;
 
 /// A lock that would stop an exclusive lock of the whole file, as `F_GETLK`
 /// reports the first one it meets.
@@ -173,6 +181,55 @@ pub fn storage_locks(
         holder.accesses.sort_by(|a, b| a.path.cmp(&b.path));
     }
     found
+}
+
+/// The files under `dir`'s storage directories that take kernel locks
+/// (see [`layout::takes_kernel_locks`]), with why the walk stopped short, if
+/// it did. Symlinks are never followed and other filesystems never entered.
+pub fn storage_files(dir: &Path) -> (Vec<(PathBuf, FileStat)>, Option<String>) {
+    use std::os::unix::fs::MetadataExt;
+    let mut files = Vec::new();
+    let Ok(top) = std::fs::symlink_metadata(dir) else {
+        return (files, None);
+    };
+    let mut pending: Vec<(PathBuf, usize)> = layout::STORAGE_DIRS
+        .iter()
+        .map(|name| (dir.join(name), 0))
+        .collect();
+    let mut entries = 0;
+    while let Some((path, depth)) = pending.pop() {
+        let Ok(listing) = std::fs::read_dir(&path) else {
+            continue;
+        };
+        for entry in listing.flatten() {
+            entries += 1;
+            if entries > MAX_ENTRIES {
+                let why = format!(
+                    "the storage holds more than {MAX_ENTRIES} entries; the rest was not searched"
+                );
+                return (files, Some(why));
+            }
+            let child = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&child) else {
+                continue;
+            };
+            if meta.dev() != top.dev() {
+                continue;
+            }
+            if meta.is_dir() && depth < MAX_DEPTH {
+                pending.push((child, depth + 1));
+            } else if meta.is_file() && layout::takes_kernel_locks(&entry.file_name()) {
+                let stat = FileStat {
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                    size: meta.size(),
+                    modified: meta.modified().ok(),
+                };
+                files.push((child, stat));
+            }
+        }
+    }
+    (files, None)
 }
 
 /// The lock `F_GETLK` reported, in the shape of a lock-table entry.
@@ -475,7 +532,7 @@ mod tests {
         base().resolved_dir.join("_system/queue/queue.db")
     }
 
-    fn storage_files() -> Vec<(PathBuf, FileStat)> {
+    fn two_storage_files() -> Vec<(PathBuf, FileStat)> {
         vec![(store_lock(), stat(10)), (queue_db(), stat(11))]
     }
 
@@ -495,7 +552,7 @@ mod tests {
             },
         );
         let mut facts = facts_from(&xnu, &[]);
-        facts.storage_locks = storage_locks(&xnu, &storage_files(), alive);
+        facts.storage_locks = storage_locks(&xnu, &two_storage_files(), alive);
         let holders = &facts.storage_locks.holders;
         assert_eq!(holders.len(), 1);
         assert_eq!(holders[0].accesses.len(), 2);
@@ -513,7 +570,7 @@ mod tests {
         xnu.locks.insert(store_lock(), posix(4242));
         xnu.locks.insert(queue_db(), posix(5151));
         let mut facts = facts_from(&xnu, &[4242]);
-        facts.storage_locks = storage_locks(&xnu, &storage_files(), alive);
+        facts.storage_locks = storage_locks(&xnu, &two_storage_files(), alive);
         let j = judge(&facts, &policy());
         assert_eq!(j.verdict, Verdict::Contended);
         let mut pids: Vec<u32> = j.owners.iter().map(|o| o.process.pid).collect();
@@ -525,7 +582,7 @@ mod tests {
     fn macos_a_storage_lock_of_a_process_that_cannot_be_read_is_unidentified() {
         let mut xnu = Xnu::default();
         xnu.locks.insert(store_lock(), posix(501));
-        let found = storage_locks(&xnu, &storage_files(), |pid| {
+        let found = storage_locks(&xnu, &two_storage_files(), |pid| {
             Lookup::Unknown(format!("PID {pid} exists but its details cannot be read"))
         });
         assert!(found.holders.is_empty());
@@ -541,10 +598,52 @@ mod tests {
     }
 
     #[test]
+    fn macos_the_storage_files_asked_about_are_the_locked_ones_and_no_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for rel in [
+            "vectordb/context/store/LOCK",
+            "vectordb/context/store/LOG",
+            "vectordb/context/store/000012.sst",
+            "_system/queue/queue.db",
+            "_system/queue/queue.db-shm",
+            "_system/queue/queue.db-wal",
+            "viking/default/queue.db",
+        ] {
+            let path = root.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b"").unwrap();
+        }
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("LOCK"), b"").unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), root.join("_system/linked")).unwrap();
+        std::os::unix::fs::symlink(
+            elsewhere.path().join("LOCK"),
+            root.join("vectordb/context/LOCK"),
+        )
+        .unwrap();
+        let (files, incomplete) = storage_files(root);
+        let mut found: Vec<PathBuf> = files
+            .iter()
+            .map(|(p, _)| p.strip_prefix(root).unwrap().to_path_buf())
+            .collect();
+        found.sort();
+        let want: Vec<PathBuf> = [
+            "_system/queue/queue.db",
+            "_system/queue/queue.db-shm",
+            "vectordb/context/store/LOCK",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!((found, incomplete), (want, None));
+    }
+
+    #[test]
     fn macos_a_flock_on_a_storage_file_names_no_process() {
         let mut xnu = Xnu::default();
         xnu.locks.insert(store_lock(), FLOCK);
-        let found = storage_locks(&xnu, &storage_files(), alive);
+        let found = storage_locks(&xnu, &two_storage_files(), alive);
         assert_eq!(found.unidentified.len(), 1);
         assert_eq!(found.unidentified[0].pid, None);
         assert_eq!(found.unidentified[0].lock.class, LockClass::Flock);

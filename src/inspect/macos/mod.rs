@@ -20,12 +20,6 @@ use super::{DirState, Facts, FlockState, LockTable, Lookup, ProcessInfo, Process
 use crate::fsread::FileStat;
 use crate::layout;
 
-/// How deep below a storage directory files are looked for; RocksDB's
-/// lock sits three levels down (`vectordb/context/store/LOCK`).
-const MAX_DEPTH: usize = 6;
-/// How many directory entries one storage walk reads at most.
-const MAX_ENTRIES: usize = 200_000;
-
 /// The kernel of this machine, asked through `F_GETLK` and libproc.
 struct Xnu;
 
@@ -73,7 +67,7 @@ pub fn find(
     known: &[&Lookup],
     processes: &mut Processes,
 ) -> StorageLocks {
-    let (files, incomplete) = storage_files(dir);
+    let (files, incomplete) = lock_query::storage_files(dir);
     let lookup = |pid| {
         let seen = known
             .iter()
@@ -83,55 +77,6 @@ pub fn find(
     let mut found = lock_query::storage_locks(&Xnu, &files, lookup);
     found.incomplete = found.incomplete.or(incomplete);
     found
-}
-
-/// The files under `dir`'s storage directories that take kernel locks
-/// (see [`layout::takes_kernel_locks`]), with why the walk stopped short, if
-/// it did. Symlinks are never followed and other filesystems never entered.
-fn storage_files(dir: &Path) -> (Vec<(PathBuf, FileStat)>, Option<String>) {
-    use std::os::unix::fs::MetadataExt;
-    let mut files = Vec::new();
-    let Ok(top) = std::fs::symlink_metadata(dir) else {
-        return (files, None);
-    };
-    let mut pending: Vec<(PathBuf, usize)> = layout::STORAGE_DIRS
-        .iter()
-        .map(|name| (dir.join(name), 0))
-        .collect();
-    let mut entries = 0;
-    while let Some((path, depth)) = pending.pop() {
-        let Ok(listing) = std::fs::read_dir(&path) else {
-            continue;
-        };
-        for entry in listing.flatten() {
-            entries += 1;
-            if entries > MAX_ENTRIES {
-                let why = format!(
-                    "the storage holds more than {MAX_ENTRIES} entries; the rest was not searched"
-                );
-                return (files, Some(why));
-            }
-            let child = entry.path();
-            let Ok(meta) = std::fs::symlink_metadata(&child) else {
-                continue;
-            };
-            if meta.dev() != top.dev() {
-                continue;
-            }
-            if meta.is_dir() && depth < MAX_DEPTH {
-                pending.push((child, depth + 1));
-            } else if meta.is_file() && layout::takes_kernel_locks(&entry.file_name()) {
-                let stat = FileStat {
-                    dev: meta.dev(),
-                    ino: meta.ino(),
-                    size: meta.size(),
-                    modified: meta.modified().ok(),
-                };
-                files.push((child, stat));
-            }
-        }
-    }
-    (files, None)
 }
 
 /// What one process uses under one of the roots.
