@@ -1,8 +1,8 @@
 //! macOS: the few functions that ask its kernel (`F_GETLK` in [`fcntl`],
 //! libproc in [`libproc`], the mount table in [`mounts`]), and the
-//! inspections built on them. What their
-//! answers mean is decided by the shared [`lock_query`] functions, which
-//! are tested on Linux; this module only gathers the answers.
+//! inspections built on them. What their answers mean is decided by the
+//! shared [`lock_query`] functions, which are tested on Linux; this module
+//! only gathers the answers.
 
 mod fcntl;
 mod libproc;
@@ -91,6 +91,9 @@ struct ProcessUse {
 /// those that could not be read.
 pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, processes: &mut Processes) {
     let all: Vec<&mut Facts> = facts.into_iter().collect();
+    if all.is_empty() {
+        return;
+    }
     let roots: Vec<PathBuf> = all
         .iter()
         .filter(|f| matches!(f.dir, DirState::Present { .. }))
