@@ -397,6 +397,7 @@ fn fixes(
         fixes.push(Fix::EndStuckTask {
             process: one.map(|o| ProcessRef::of(&o.process)),
             service: one.and_then(|o| o.process.service.clone()),
+            launchd: one.and_then(|o| o.process.launchd.clone()),
         });
     }
     fixes
@@ -413,6 +414,7 @@ fn restarts(owners: &[Owner], facts: &Facts) -> Vec<Fix> {
         .map(|owner| Fix::Restart {
             process: ProcessRef::of(&owner.process),
             service: owner.process.service.clone(),
+            launchd: owner.process.launchd.clone(),
         })
         .collect()
 }

@@ -406,6 +406,31 @@ mod tests {
     }
 
     #[test]
+    fn macos_a_launch_agent_whose_lock_file_was_deleted_is_restarted_with_kickstart() {
+        let mut facts = base();
+        let mut agent = server(4242);
+        agent.launchd = Some(Box::new(LaunchdJob {
+            label: Some("ai.openviking.server".into()),
+            uid: Some(501),
+        }));
+        facts.storage_locks.holders.push(User {
+            process: agent,
+            ns_pids: Vec::new(),
+            accesses: vec![PathAccess {
+                path: crate::layout::deleted_lock_file(&facts.resolved_dir),
+                access: Access::Open,
+                locks: Vec::new(),
+            }],
+        });
+        let fixes = Worded::of(&facts, &judge(&facts, &policy())).fixes;
+        let restart = fixes.iter().find(|f| f.starts_with("Restart ")).unwrap();
+        assert!(
+            restart.ends_with("launchctl kickstart -k gui/501/ai.openviking.server"),
+            "{restart}"
+        );
+    }
+
+    #[test]
     fn macos_a_server_launchd_does_not_run_is_killed() {
         let fixes = fixes_for(None);
         let stop = fixes.iter().find(|f| f.starts_with("Stop ")).unwrap();

@@ -287,6 +287,7 @@ pub enum Fix {
     EndStuckTask {
         process: Option<ProcessRef>,
         service: Option<Service>,
+        launchd: Option<Box<LaunchdJob>>,
     },
     LookAgain,
     /// See every process and file, with the privilege this run lacked.
@@ -298,5 +299,6 @@ pub enum Fix {
     Restart {
         process: ProcessRef,
         service: Option<Service>,
+        launchd: Option<Box<LaunchdJob>>,
     },
 }

@@ -410,13 +410,11 @@ pub fn fix(f: &Fix, facts: &Facts) -> String {
         Fix::EndStuckTask {
             process: Some(p),
             service,
+            launchd,
         } => format!(
             "Cancel the stuck task, or restart {}: {}",
             process(p),
-            match service {
-                Some(service) => systemctl("restart", service),
-                None => format!("kill {}, then start it again", p.pid),
-            }
+            restart_command(p.pid, service.as_ref(), launchd.as_deref())
         ),
         Fix::EndStuckTask { process: None, .. } => {
             "Cancel the stuck task, or restart the server that runs it".to_string()
@@ -437,14 +435,12 @@ pub fn fix(f: &Fix, facts: &Facts) -> String {
         Fix::Restart {
             process: p,
             service,
+            launchd,
         } => format!(
             "Restart {} so that it locks {LOCK_NAME} at its path again; until then a new server \
              cannot see it: {}",
             process(p),
-            match service {
-                Some(service) => systemctl("restart", service),
-                None => format!("kill {}, then start it again", p.pid),
-            }
+            restart_command(p.pid, service.as_ref(), launchd.as_deref())
         ),
     }
 }
@@ -815,17 +811,49 @@ fn stop_command(pid: u32, service: Option<&Service>, launchd: Option<&LaunchdJob
     }
 }
 
+/// How to restart a process: through its systemd service or launchd job,
+/// else by hand.
+fn restart_command(pid: u32, service: Option<&Service>, launchd: Option<&LaunchdJob>) -> String {
+    match (service, launchd) {
+        (Some(service), _) => systemctl("restart", service),
+        (
+            None,
+            Some(LaunchdJob {
+                label: Some(label),
+                uid,
+            }),
+        ) => {
+            let (sudo, domain) = launchd_domain(*uid);
+            format!(
+                "{sudo}launchctl kickstart -k {domain}/{}",
+                shell::quote(label)
+            )
+        }
+        // launchd starts a KeepAlive job again by itself.
+        (None, Some(_)) => format!(
+            "kill {pid}; if launchd does not start it again (no LaunchAgent or LaunchDaemon \
+             keeps it alive), start it again"
+        ),
+        (None, None) => format!("kill {pid}, then start it again"),
+    }
+}
+
+/// Where launchd keeps a job of the user `uid`, and whether reaching it
+/// needs root: a LaunchDaemon runs as root in the system domain, a user's
+/// LaunchAgent in that user's GUI domain.
+fn launchd_domain(uid: Option<u32>) -> (&'static str, String) {
+    match uid {
+        Some(0) => ("sudo ", "system".to_string()),
+        Some(uid) => ("", format!("gui/{uid}")),
+        None => ("", "gui/$(id -u)".to_string()),
+    }
+}
+
 /// `launchctl bootout DOMAIN/LABEL`, which stops a launchd job and unloads
 /// it: `kill` alone a KeepAlive job undoes at once. Without the label, how
 /// to find it.
 fn launchctl_bootout(pid: u32, job: &LaunchdJob) -> String {
-    // A LaunchDaemon runs as root in the system domain; a user's
-    // LaunchAgent in that user's GUI domain.
-    let (sudo, domain) = match job.uid {
-        Some(0) => ("sudo ", "system".to_string()),
-        Some(uid) => ("", format!("gui/{uid}")),
-        None => ("", "gui/$(id -u)".to_string()),
-    };
+    let (sudo, domain) = launchd_domain(job.uid);
     match &job.label {
         Some(label) => format!(
             "launchd runs it as the job {label} and would start it again after a kill: \
