@@ -535,7 +535,7 @@ mod tests {
     }
 
     #[test]
-    fn macos_a_kernel_that_cannot_be_asked_gives_unknown() {
+    fn macos_a_lock_file_that_cannot_be_opened_is_unknown_and_root_is_named() {
         struct Refusing;
         impl LockQuery for Refusing {
             fn conflict(&self, _: &Path, _: &FileStat) -> Result<Option<Conflict>, String> {
@@ -547,6 +547,17 @@ mod tests {
         }
         let state = flock_state(&Refusing, &lock_path(), &stat(2));
         assert_eq!(state, FlockState::Unknown("permission denied".into()));
+        // Another user's 0600 lock file, as a user: never free, and root is named.
+        let mut facts = facts_from(&Xnu::default(), &[]);
+        facts.flock = Some(state);
+        facts.host.lacks = Some(Privilege::Root);
+        let j = judge(&facts, &policy());
+        assert_eq!(j.verdict, Verdict::Unknown);
+        assert!(
+            j.fixes.contains(&Fix::LookWith(Privilege::Root)),
+            "{:?}",
+            j.fixes
+        );
     }
 
     fn store_lock() -> PathBuf {
