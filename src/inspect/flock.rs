@@ -50,7 +50,9 @@ pub enum FlockState {
     /// /proc/locks shows no flock on it, but it kept changing while it was
     /// read, so one may have been missed: only the descriptors of the
     /// processes that have the file open can tell. A scan settles it, or,
-    /// when the scan could not read every process, leaves it so.
+    /// when the scan could not read every process, leaves it so. Only
+    /// Linux's lock table is read a page at a time.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     Unsettled,
     /// It could not be told; the text says why.
     Unknown(String),
