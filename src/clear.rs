@@ -16,6 +16,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod path_lock;
+#[cfg(windows)]
+mod windows;
 
 use crate::inspect::path_locks::LockFileRead;
 use crate::inspect::{self, Facts, LockFile, PID_NAME, Processes};
@@ -390,9 +392,12 @@ fn rename_back(dir: &std::os::fd::OwnedFd, aside: &str) -> rustix::io::Result<()
     }
 }
 
-/// Off Unix there is no renameat: re-read the file just before removing it
+#[cfg(windows)]
+use windows::remove;
+
+/// Elsewhere there is no renameat: re-read the file just before removing it
 /// by path, which narrows the window a takeover could use.
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 fn remove(
     facts: &Facts,
     processes: &mut Processes,

@@ -87,6 +87,15 @@ pub struct FileStat {
     pub modified: Option<SystemTime>,
 }
 
+impl FileStat {
+    /// (volume serial number, file index), when they could be read: a
+    /// file index is never 0.
+    #[cfg(windows)]
+    pub fn id(&self) -> Option<(u64, u64)> {
+        (self.ino != 0).then_some((self.dev, self.ino))
+    }
+}
+
 /// A regular file's first bytes and the metadata of the descriptor they came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -145,7 +154,12 @@ pub fn kind_of(path: &Path) -> io::Result<FileKind> {
 /// The kind and metadata of what is at `path`, without following a final symlink.
 pub fn lstat(path: &Path) -> Result<(FileKind, FileStat), ReadError> {
     match std::fs::symlink_metadata(path) {
-        Ok(meta) => Ok((FileKind::of(meta.file_type()), stat_of(&meta))),
+        Ok(meta) => {
+            let stat = stat_of(&meta);
+            #[cfg(windows)]
+            let stat = identified(stat, crate::inspect::windows::file_id::of_path(path));
+            Ok((FileKind::of(meta.file_type()), stat))
+        }
         Err(err) if err.kind() == io::ErrorKind::NotFound => Err(ReadError::Missing),
         Err(err) => Err(ReadError::Io(err)),
     }
@@ -205,6 +219,15 @@ fn snapshot(file: File, cap: usize) -> Result<Snapshot, ReadError> {
     if kind != FileKind::Regular {
         return Err(ReadError::NotRegular(kind));
     }
+    let stat = stat_of(&meta);
+    #[cfg(windows)]
+    let stat = {
+        use std::os::windows::io::AsRawHandle;
+        identified(
+            stat,
+            crate::inspect::windows::file_id::of_handle(file.as_raw_handle()),
+        )
+    };
     let mut content = Vec::with_capacity(cap.min(meta.len() as usize));
     // One byte more than the cap tells a file that is exactly `cap` long from a longer one.
     file.take(cap as u64 + 1)
@@ -213,7 +236,7 @@ fn snapshot(file: File, cap: usize) -> Result<Snapshot, ReadError> {
     let truncated = content.len() > cap;
     content.truncate(cap);
     Ok(Snapshot {
-        stat: stat_of(&meta),
+        stat,
         content,
         truncated,
     })
@@ -236,7 +259,7 @@ fn open_for_reading(path: &Path, symlinks: Symlinks) -> io::Result<File> {
     Ok(File::from(open(path, flags, Mode::empty())?))
 }
 
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 fn open_for_reading(path: &Path, symlinks: Symlinks) -> io::Result<File> {
     if symlinks == Symlinks::Refuse && kind_of(path)? == FileKind::Symlink {
         return Err(io::Error::other("is a symbolic link"));
@@ -251,6 +274,36 @@ fn open_for_reading(path: &Path, symlinks: Symlinks) -> io::Result<File> {
 #[allow(clippy::unnecessary_cast)] // Linux's dev_t is already 64 bits.
 pub fn device_of(stat: &rustix::fs::Stat) -> u64 {
     stat.st_dev as u64
+}
+
+/// Opened with every sharing mode, so that no rename or delete by another
+/// process fails for our handle; with [`Symlinks::Refuse`], a reparse point
+/// (symlink, junction) is opened itself, which `snapshot` then refuses.
+#[cfg(windows)]
+fn open_for_reading(path: &Path, symlinks: Symlinks) -> io::Result<File> {
+    use std::os::windows::fs::OpenOptionsExt;
+    use windows_sys::Win32::Storage::FileSystem::{
+        FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options
+        .read(true)
+        .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE);
+    if symlinks == Symlinks::Refuse {
+        options.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
+    }
+    options.open(path)
+}
+
+/// std's metadata on Windows lacks a file's identity (volume serial number
+/// and file index, Windows' device and inode): it is read from a handle.
+#[cfg(windows)]
+fn identified(mut stat: FileStat, id: io::Result<(u64, u64)>) -> FileStat {
+    if let Ok((volume, index)) = id {
+        stat.dev = volume;
+        stat.ino = index;
+    }
+    stat
 }
 
 #[cfg(unix)]

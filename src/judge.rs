@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use crate::inspect::flock::HolderDoubt;
 use crate::inspect::{DirState, Facts, FlockState, LockFile, Lookup};
 
 pub use finding::{Finding, Fix, PidDoubt, ProcessRef, Staleness, StopCase};
@@ -233,12 +234,44 @@ fn judge_flock(facts: &Facts, policy: &Policy, j: &mut Evidence) {
                 doubt,
             }),
         ) => {
+            if *doubt == Some(HolderDoubt::OpenOnly) && !open_by_openviking(facts, policy, j) {
+                return;
+            }
             judge_flock_holders(facts, holders, *recorded_pid, *recorded_exited, j);
             if let Some(doubt) = doubt {
                 j.warnings.push(Finding::FlockHolderDoubt(doubt.clone()));
             }
         }
     }
+}
+
+/// Where only who has the lock file open is known (Windows names no lock's
+/// owner): OpenViking opens it only to lock it, so an OpenViking process
+/// with it open holds it. Any other process with it open may or may not
+/// hold a lock on it: that is undecided, never free. False when no
+/// OpenViking process has it open, after saying so.
+fn open_by_openviking(facts: &Facts, policy: &Policy, j: &mut Evidence) -> bool {
+    let live = facts.flock_holders.iter().filter_map(|l| match l {
+        Lookup::Alive(p) if !p.zombie => Some(p),
+        _ => None,
+    });
+    // An argument naming the directory says what a process looks at, not what it is.
+    let dirs = [facts.workspace.path.as_path(), facts.resolved_dir.as_path()];
+    if live
+        .clone()
+        .any(|p| policy.is_openviking_ignoring(p, &dirs))
+    {
+        return true;
+    }
+    for p in live {
+        j.unknown.push(Finding::LockFileOpenedBy(ProcessRef::of(p)));
+    }
+    for lookup in &facts.flock_holders {
+        if let Lookup::Unknown(why) = lookup {
+            j.unknown.push(Finding::ProcessUnreadable(why.clone()));
+        }
+    }
+    false
 }
 
 /// The holders of a held flock. Every one shares the one open file that

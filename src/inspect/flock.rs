@@ -2,8 +2,8 @@
 //! ever taking the lock (a probe could make a server that starts at that
 //! instant fail).
 
-// macOS asks about the file by its path instead (`inspect::macos`).
-#[cfg(not(target_os = "macos"))]
+// macOS and Windows ask about the file by its path instead.
+#[cfg(not(any(target_os = "macos", windows)))]
 use crate::fsread::FileStat;
 
 /// Why the holder of a held flock is not known for certain.
@@ -17,6 +17,10 @@ pub enum HolderDoubt {
     NoneFound { recorded: Option<u32> },
     /// No readable process holds it; this is what the scan could not see.
     Unseen(String),
+    /// Windows names no lock's owner: the holders are the processes that
+    /// have the file open.
+    #[cfg_attr(not(windows), allow(dead_code))]
+    OpenOnly,
 }
 
 /// The kernel's answer for one lock file.
@@ -233,7 +237,10 @@ pub fn settle_with_scan(
     }
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+#[cfg(windows)]
+pub use super::windows::dir_lock::state;
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 pub fn state(_stat: &FileStat, _locks: &LockTable) -> FlockState {
     FlockState::Unknown(format!(
         "on {} ovlock cannot read the kernel's lock table, and it never takes the lock to test it",

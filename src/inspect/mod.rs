@@ -18,6 +18,8 @@ pub mod storage_locks;
 #[cfg(target_os = "linux")]
 pub mod table_reading;
 pub mod usage;
+#[cfg(windows)]
+pub(crate) mod windows;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -529,6 +531,12 @@ fn remote_filesystem(_path: &Path) -> Option<&'static str> {
 }
 
 fn dir_state(path: &Path) -> DirState {
+    #[cfg(windows)]
+    if let Some(device) = windows::reserved::device_in(path) {
+        return DirState::Inaccessible(format!(
+            "{device} is a Windows device name, which no directory can have"
+        ));
+    }
     match std::fs::metadata(path) {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => match fsread::kind_of(path) {
             Ok(FileKind::Symlink) => {

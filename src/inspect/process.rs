@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sysinfo::{
-    Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind, Users,
-};
+#[cfg(not(windows))]
+use sysinfo::Users;
+use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
 
 /// What ovlock knows about one live process.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -68,6 +68,7 @@ pub enum Lookup {
 /// Reads processes on demand, one PID at a time.
 pub struct Processes {
     system: Option<System>,
+    #[cfg(not(windows))]
     users: Option<Users>,
 }
 
@@ -75,6 +76,7 @@ impl Processes {
     pub fn new() -> Self {
         Processes {
             system: None,
+            #[cfg(not(windows))]
             users: None,
         }
     }
@@ -147,6 +149,15 @@ impl Processes {
         self.system.as_mut()
     }
 
+    /// On Windows the user is shown by SID: sysinfo's list of users reads
+    /// the logon sessions through a null pointer where there are none (as
+    /// under Wine), which is undefined behaviour.
+    #[cfg(windows)]
+    fn user_name(&mut self, uid: &sysinfo::Uid) -> String {
+        uid.to_string()
+    }
+
+    #[cfg(not(windows))]
     fn user_name(&mut self, uid: &sysinfo::Uid) -> String {
         if self.users.is_none() {
             self.users = Users::new_with_refreshed_list().ok();

@@ -78,6 +78,9 @@ pub enum Finding {
         why: String,
     },
     FlockHolderUnknown,
+    /// A process that does not look like OpenViking has the lock file open,
+    /// where only who has it open can be told (Windows).
+    LockFileOpenedBy(ProcessRef),
     /// Why the flock's holder is not known for certain.
     FlockHolderDoubt(HolderDoubt),
     /// A process could not be looked up, for this reason.

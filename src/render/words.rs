@@ -145,6 +145,11 @@ pub fn finding(f: &Finding, facts: &Facts) -> String {
             format!("{LOCK_NAME} is locked (flock), but its holder could not be identified")
         }
         Finding::FlockHolderDoubt(doubt) => holder_doubt(doubt),
+        Finding::LockFileOpenedBy(p) => format!(
+            "{} has {LOCK_NAME} open and does not look like OpenViking; Windows names no \
+             lock's owner, only who has a file open, so whether it holds the lock cannot be told",
+            process(p)
+        ),
         Finding::ProcessUnreadable(why) => why.clone(),
         Finding::PidFileNames(p) => format!(
             "{PID_NAME} names {}, which is alive and looks like OpenViking",
@@ -534,6 +539,9 @@ fn holder_doubt(doubt: &HolderDoubt) -> String {
         ),
         HolderDoubt::NoneFound { recorded: None } => "no holder was found".to_string(),
         HolderDoubt::Unseen(unseen) => format!("no readable process holds it; {unseen}"),
+        HolderDoubt::OpenOnly => "Windows shows no lock's owner, only who has the file open: \
+                                  the holder is the OpenViking process that has it open"
+            .to_string(),
     }
 }
 
