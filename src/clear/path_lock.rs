@@ -11,8 +11,12 @@ use std::path::Path;
 use std::time::SystemTime;
 
 /// How an attempt to remove one path-lock file ended.
-// Without OFD locks every attempt fails: nothing else is built there.
-#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+// Without a lock to exclude OpenViking with every attempt fails: nothing
+// else is built there.
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "macos", windows)),
+    allow(dead_code)
+)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Attempt {
     Removed,
@@ -28,8 +32,12 @@ pub enum Attempt {
 }
 
 /// The file as it was judged.
-// Without OFD locks nothing is removed, so nothing reads it.
-#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+// Without a lock to exclude OpenViking with nothing is removed, so nothing
+// reads it.
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "macos", windows)),
+    allow(dead_code)
+)]
 pub struct Judged<'a> {
     /// (device, inode).
     pub id: (u64, u64),
@@ -54,9 +62,23 @@ pub fn remove(
     }
 }
 
+/// On Windows, under the LockFileEx lock OpenViking's engine takes there.
+#[cfg(windows)]
+pub fn remove(
+    dir: &Path,
+    rel: &Path,
+    judged: &Judged,
+    still_stale: impl Fn(&[u8], Option<SystemTime>) -> bool,
+) -> Attempt {
+    windows::remove(dir, rel, judged, still_stale).unwrap_or_else(Attempt::Failed)
+}
+
+#[cfg(windows)]
+mod windows;
+
 /// Elsewhere there are no OFD locks to exclude OpenViking with, so nothing
 /// is removed.
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 pub fn remove(
     _dir: &Path,
     _rel: &Path,

@@ -31,10 +31,16 @@ pub enum PathLocks {
     TreeNotADirectory(FileKind),
     /// The config keeps the tokens where no file on this machine shows them.
     NotLocal(NotLocal),
-    /// The tree is there, but only Linux and macOS search it.
-    #[cfg_attr(any(target_os = "linux", target_os = "macos"), allow(dead_code))]
+    /// The tree is there, but only Linux, macOS and Windows search it.
+    #[cfg_attr(
+        any(target_os = "linux", target_os = "macos", windows),
+        allow(dead_code)
+    )]
     NotDetermined,
-    #[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "macos", windows)),
+        allow(dead_code)
+    )]
     Walked(Walk),
 }
 
@@ -168,7 +174,10 @@ pub fn find(resolved_dir: &Path, settings: &PathLockSettings) -> PathLocks {
 #[cfg(any(target_os = "linux", target_os = "macos"))]
 use walk::search;
 
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+#[cfg(windows)]
+use super::windows::path_walk::search;
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 fn search(tree: &Path) -> PathLocks {
     match crate::fsread::kind_of(tree) {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => PathLocks::NoTree,

@@ -86,6 +86,12 @@ def check_exit(what, args, code):
     return out
 
 
+def put_old(path):
+    """Dated a minute back: a file written moments ago may be being written."""
+    then = time.time() - 60
+    os.utime(path, (then, then))
+
+
 def dead_pid():
     """A PID no process has: a holder's, once it has exited."""
     p = case(f"dead-pid-source-{len(os.listdir(CASES))}")
@@ -186,6 +192,44 @@ expect(
     f"exit {rc}\n{out}{err}",
 )
 h.stop()
+
+# Path locks in the storage tree: a corrupt token and one left behind
+# long ago are stale (2), and clear-stale removes them.
+OLD_TOKEN = "0b6c6e4e-3b0a-4b8e-9d51-1d2c3e4f5a6b:1700000000000000000:T"
+for name, token in (("corrupt", "abc-123:1700"), ("orphaned", OLD_TOKEN)):
+    ws = case(f"path-lock-{name}")
+    tree = os.path.join(ws, "viking", "default", "resources")
+    os.makedirs(tree)
+    lock = os.path.join(tree, ".path.ovlock")
+    with open(lock, "w") as f:
+        f.write(token)
+    put_old(lock)
+    check_exit(f"a {name} path lock", ["check", win(ws)], 2)
+    before = snapshot(ws)
+    ovlock("status", win(ws))
+    ovlock("clear-stale", "--dry-run", win(ws))
+    expect(f"status and --dry-run keep the {name} path lock", snapshot(ws) == before)
+    rc, out, err = ovlock("clear-stale", win(ws))
+    expect(f"clear-stale removes the {name} path lock", not os.path.exists(lock),
+           f"exit {rc}\n{out}{err}")
+    check_exit(f"after the {name} path lock went", ["check", win(ws)], 0)
+
+# A stale-looking token whose file a live holder keeps open and locked, as
+# the engine does while it refreshes or releases it: kept.
+ws = case("path-lock-held")
+tree = os.path.join(ws, "viking", "default", "resources")
+os.makedirs(tree)
+lock = os.path.join(tree, ".path.ovlock")
+with open(lock, "w") as f:
+    f.write(OLD_TOKEN)
+put_old(lock)
+h = Holder("pathlock", lock)
+rc, out, err = ovlock("clear-stale", win(ws))
+expect("clear-stale keeps a path lock whose file is locked", os.path.exists(lock),
+       f"exit {rc}\n{out}{err}")
+h.stop()
+rc, out, err = ovlock("clear-stale", win(ws))
+expect("and removes it once its holder let go", not os.path.exists(lock), f"exit {rc}\n{out}{err}")
 
 # Hostile names and paths: clear errors, or plain answers, never a crash.
 ws = case("non-ascii-é-日本")

@@ -6,4 +6,5 @@
 pub mod dir_lock;
 pub mod file_id;
 pub mod open_files;
+pub mod path_walk;
 pub mod reserved;
