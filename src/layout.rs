@@ -74,9 +74,9 @@ pub fn takes_kernel_locks(name: &OsStr) -> bool {
 /// The data directory an open file of an OpenViking server belongs to: the
 /// parent of `.openviking.lock` (also one deleted under the server), or what
 /// lies before the last storage directory component (the last, since the
-/// directory's own path may hold such a name). Only Linux names the files a
-/// process has open.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+/// directory's own path may hold such a name). Only Linux and Windows name
+/// the files a process has open.
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 pub fn workspace_of(path: &Path) -> Option<PathBuf> {
     let name = path.file_name().map(OsStr::as_encoded_bytes);
     if name.is_some_and(|n| n.strip_suffix(b" (deleted)").unwrap_or(n) == LOCK_NAME.as_bytes()) {

@@ -309,9 +309,12 @@ pub fn discover(
     found
 }
 
+#[cfg(windows)]
+pub use super::windows::servers::discover;
+
 /// Elsewhere the processes can be listed but not their open files: each is
 /// reported with its directories unknown.
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 pub fn discover(
     processes: &mut Processes,
     is_openviking: impl Fn(&ProcessInfo) -> bool,

@@ -136,6 +136,18 @@ expect(
     os.path.exists(os.path.join(ws, ".openviking.lock")),
 )
 
+# who --all: the OpenViking processes, with the directories they have open.
+ws = case("who-all-dir")
+h = Holder("lock", os.path.join(ws, ".openviking.lock"))
+other = Holder("open", os.path.join(case("plain"), "notes.txt"), name="other-holder.exe")
+rc, out, err = ovlock("who", "--all", "--pid")
+expect("who --all --pid lists the OpenViking holder, not the other",
+       str(h.pid) in out.split() and str(other.pid) not in out.split(), out + err)
+rc, out, err = ovlock("who", "--all")
+expect("who --all names the directory it has open", "who-all-dir" in out, out + err)
+h.stop()
+other.stop()
+
 # An empty, unlocked lock file: free.
 ws = case("unheld")
 open(os.path.join(ws, ".openviking.lock"), "w").close()

@@ -8,3 +8,4 @@ pub mod file_id;
 pub mod open_files;
 pub mod path_walk;
 pub mod reserved;
+pub mod servers;

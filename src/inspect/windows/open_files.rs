@@ -12,13 +12,18 @@
 use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::io;
+use std::os::windows::ffi::OsStringExt;
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
+
+use std::path::PathBuf;
 
 use windows_sys::Wdk::System::SystemInformation::NtQuerySystemInformation;
 use windows_sys::Win32::Foundation::{
     DUPLICATE_SAME_ACCESS, DuplicateHandle, HANDLE, STATUS_INFO_LENGTH_MISMATCH,
 };
-use windows_sys::Win32::Storage::FileSystem::{FILE_TYPE_DISK, GetFileType};
+use windows_sys::Win32::Storage::FileSystem::{
+    FILE_NAME_NORMALIZED, FILE_TYPE_DISK, GetFileType, GetFinalPathNameByHandleW,
+};
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcess, PROCESS_DUP_HANDLE};
 
 use super::file_id::{self, Identity};
@@ -58,6 +63,11 @@ pub struct OpenFile<'a> {
 impl OpenFile<'_> {
     pub fn identity(&self) -> io::Result<Identity> {
         file_id::of_handle(self.handle.as_raw_handle())
+    }
+
+    /// Its path, as Windows names it now (`\\?\C:\...`).
+    pub fn path(&self) -> io::Result<PathBuf> {
+        final_path(self.handle.as_raw_handle())
     }
 }
 
@@ -193,5 +203,31 @@ fn handle_table() -> io::Result<Vec<Entry>> {
         return Ok((0..count.min(fits))
             .map(|i| unsafe { *base.add(i) })
             .collect());
+    }
+}
+
+/// The path of an open disk file, as Windows names it now. Asked of disk
+/// files only: for a pipe it can block.
+fn final_path(handle: RawHandle) -> io::Result<PathBuf> {
+    let mut buf = vec![0u16; 512];
+    loop {
+        // SAFETY: the buffer holds `buf.len()` wide characters.
+        let len = unsafe {
+            GetFinalPathNameByHandleW(
+                handle,
+                buf.as_mut_ptr(),
+                u32::try_from(buf.len()).unwrap_or(u32::MAX),
+                FILE_NAME_NORMALIZED,
+            )
+        } as usize;
+        if len == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if len < buf.len() {
+            buf.truncate(len);
+            return Ok(PathBuf::from(std::ffi::OsString::from_wide(&buf)));
+        }
+        // Too small: `len` is the size needed, with its terminating NUL.
+        buf.resize(len + 1, 0);
     }
 }
