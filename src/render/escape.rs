@@ -50,7 +50,14 @@ pub fn path(p: &Path) -> String {
         use std::os::unix::ffi::OsStrExt;
         bytes(p.as_os_str().as_bytes())
     }
-    #[cfg(not(unix))]
+    // A Windows name cannot hold a backslash: each one is a separator, and
+    // is shown as it is, the names between them escaped.
+    #[cfg(windows)]
+    {
+        let lossy = p.to_string_lossy();
+        lossy.split('\\').map(text).collect::<Vec<_>>().join("\\")
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         text(&p.to_string_lossy())
     }

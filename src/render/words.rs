@@ -811,11 +811,12 @@ fn kernel_lock(lock: &KernelLock) -> String {
 fn stop_command(pid: u32, service: Option<&Service>, launchd: Option<&LaunchdJob>) -> String {
     match (service, launchd) {
         (Some(service), _) => format!(
-            "{}, then if it still runs: kill {pid}",
-            systemctl("stop", service)
+            "{}, then if it still runs: {}",
+            systemctl("stop", service),
+            kill_command(pid)
         ),
         (None, Some(job)) => launchctl_bootout(pid, job),
-        (None, None) => format!("kill {pid}"),
+        (None, None) => kill_command(pid),
     }
 }
 
@@ -842,7 +843,7 @@ fn restart_command(pid: u32, service: Option<&Service>, launchd: Option<&Launchd
             "kill {pid}; if launchd does not start it again (no LaunchAgent or LaunchDaemon \
              keeps it alive), start it again"
         ),
-        (None, None) => format!("kill {pid}, then start it again"),
+        (None, None) => format!("{}, then start it again", kill_command(pid)),
     }
 }
 
@@ -874,6 +875,15 @@ fn launchctl_bootout(pid: u32, job: &LaunchdJob) -> String {
              or sudo launchctl procinfo {pid}), then {sudo}launchctl bootout {domain}/LABEL; \
              if it is no launchd job: kill {pid}"
         ),
+    }
+}
+
+/// The command that stops a process by its PID here.
+fn kill_command(pid: u32) -> String {
+    if cfg!(windows) {
+        format!("taskkill /PID {pid}")
+    } else {
+        format!("kill {pid}")
     }
 }
 
