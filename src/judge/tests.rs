@@ -1006,3 +1006,42 @@ fn a_default_directory_points_elsewhere_only_when_nothing_owns_it() {
     );
     assert!(!j.fixes.iter().any(|f| f.contains("who --all")), "{j:#?}");
 }
+
+/// Where only who has the lock file open is known (Windows): an OpenViking
+/// process with it open holds it; anything else with it open leaves the
+/// answer undecided, never free, and a reader is told why.
+#[test]
+fn where_only_openers_are_known_only_openviking_holds_the_lock() {
+    let policy = Policy::new(&[]);
+    let open_only = |holders: &[ProcessInfo]| {
+        let mut facts = flock_held(base(), holders, 0);
+        facts.flock = Some(FlockState::Held {
+            holders: holders.iter().map(|p| p.pid).collect(),
+            recorded_pid: None,
+            recorded_exited: false,
+            doubt: Some(HolderDoubt::OpenOnly),
+        });
+        facts
+    };
+    let mut editor = process(60, "notepad.exe", T0);
+    editor.cmdline = vec!["notepad.exe".into(), "/srv/ov/data/.openviking.lock".into()];
+
+    let held = open_only(&[server(50), editor.clone()]);
+    let j = judge(&held, &policy);
+    assert_eq!(j.verdict, Verdict::Held, "{j:#?}");
+    let owners: Vec<u32> = j.owners.iter().map(|o| o.process.pid).collect();
+    assert_eq!(owners, [50]);
+    let warned = said(&held, &policy).warnings.join("\n");
+    assert!(warned.contains("only who has the file open"), "{warned}");
+
+    let other = open_only(&[editor]);
+    let j = judge(&other, &policy);
+    assert_eq!(j.verdict, Verdict::Unknown, "{j:#?}");
+    assert!(j.owners.is_empty());
+    let reasons = said(&other, &policy).reasons.join("\n");
+    assert!(
+        reasons.contains("PID 60 (notepad.exe)")
+            && reasons.contains("does not look like OpenViking"),
+        "{reasons}"
+    );
+}
