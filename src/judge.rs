@@ -234,10 +234,24 @@ fn judge_flock(facts: &Facts, policy: &Policy, j: &mut Evidence) {
                 doubt,
             }),
         ) => {
-            if *doubt == Some(HolderDoubt::OpenOnly) && !open_by_openviking(facts, policy, j) {
-                return;
+            if *doubt == Some(HolderDoubt::OpenOnly) {
+                match openviking_openers(facts, policy, j) {
+                    Some(openers) => {
+                        let pids: Vec<u32> = openers
+                            .iter()
+                            .filter_map(|l| match l {
+                                Lookup::Alive(p) => Some(p.pid),
+                                _ => None,
+                            })
+                            .collect();
+                        judge_flock_holders(&openers, &pids, None, false, j);
+                    }
+                    None => return,
+                }
+            } else {
+                let lookups = &facts.flock_holders;
+                judge_flock_holders(lookups, holders, *recorded_pid, *recorded_exited, j);
             }
-            judge_flock_holders(facts, holders, *recorded_pid, *recorded_exited, j);
             if let Some(doubt) = doubt {
                 j.warnings.push(Finding::FlockHolderDoubt(doubt.clone()));
             }
@@ -248,20 +262,22 @@ fn judge_flock(facts: &Facts, policy: &Policy, j: &mut Evidence) {
 /// Where only who has the lock file open is known (Windows names no lock's
 /// owner): OpenViking opens it only to lock it, so an OpenViking process
 /// with it open holds it. Any other process with it open may or may not
-/// hold a lock on it: that is undecided, never free. False when no
-/// OpenViking process has it open, after saying so.
-fn open_by_openviking(facts: &Facts, policy: &Policy, j: &mut Evidence) -> bool {
+/// hold a lock on it: that is undecided, never free. The OpenViking
+/// openers, or None when there is none, after saying so.
+fn openviking_openers(facts: &Facts, policy: &Policy, j: &mut Evidence) -> Option<Vec<Lookup>> {
     let live = facts.flock_holders.iter().filter_map(|l| match l {
         Lookup::Alive(p) if !p.zombie => Some(p),
         _ => None,
     });
     // An argument naming the directory says what a process looks at, not what it is.
     let dirs = [facts.workspace.path.as_path(), facts.resolved_dir.as_path()];
-    if live
+    let openers: Vec<Lookup> = live
         .clone()
-        .any(|p| policy.is_openviking_ignoring(p, &dirs))
-    {
-        return true;
+        .filter(|p| policy.is_openviking_ignoring(p, &dirs))
+        .map(|p| Lookup::Alive(p.clone()))
+        .collect();
+    if !openers.is_empty() {
+        return Some(openers);
     }
     for p in live {
         j.unknown.push(Finding::LockFileOpenedBy(ProcessRef::of(p)));
@@ -271,20 +287,20 @@ fn open_by_openviking(facts: &Facts, policy: &Policy, j: &mut Evidence) -> bool 
             j.unknown.push(Finding::ProcessUnreadable(why.clone()));
         }
     }
-    false
+    None
 }
 
 /// The holders of a held flock. Every one shares the one open file that
 /// took the exclusive lock (forked from it): one server, the first its owner.
 fn judge_flock_holders(
-    facts: &Facts,
+    lookups: &[Lookup],
     holders: &[u32],
     recorded_pid: Option<u32>,
     recorded_exited: bool,
     j: &mut Evidence,
 ) {
     let mut owner: Option<u32> = None;
-    for lookup in &facts.flock_holders {
+    for lookup in lookups {
         match lookup {
             Lookup::Alive(p) if !p.zombie => match owner {
                 Some(first) => {
@@ -312,13 +328,10 @@ fn judge_flock_holders(
     if owner.is_none() {
         j.anonymous_holder = true;
         // Name the PID the kernel gives, and why it could not be read.
-        let unread = holders
-            .iter()
-            .zip(&facts.flock_holders)
-            .find_map(|(pid, l)| match l {
-                Lookup::Unknown(why) => Some((*pid, why.clone())),
-                _ => None,
-            });
+        let unread = holders.iter().zip(lookups).find_map(|(pid, l)| match l {
+            Lookup::Unknown(why) => Some((*pid, why.clone())),
+            _ => None,
+        });
         j.owned.push(match unread {
             Some((pid, why)) => Finding::FlockHolderUnreadable { pid, why },
             None => Finding::FlockHolderUnknown,

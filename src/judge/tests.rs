@@ -1023,14 +1023,19 @@ fn where_only_openers_are_known_only_openviking_holds_the_lock() {
         });
         facts
     };
-    let mut editor = process(60, "notepad.exe", T0);
+    let mut editor = process(40, "notepad.exe", T0);
     editor.cmdline = vec!["notepad.exe".into(), "/srv/ov/data/.openviking.lock".into()];
 
-    let held = open_only(&[server(50), editor.clone()]);
+    // The editor comes first (a lower PID): it is still no owner.
+    let held = open_only(&[editor.clone(), server(50)]);
     let j = judge(&held, &policy);
     assert_eq!(j.verdict, Verdict::Held, "{j:#?}");
     let owners: Vec<u32> = j.owners.iter().map(|o| o.process.pid).collect();
     assert_eq!(owners, [50]);
+    assert!(
+        j.owners[0].workers.is_empty(),
+        "the editor is no worker of it"
+    );
     let warned = said(&held, &policy).warnings.join("\n");
     assert!(warned.contains("only who has the file open"), "{warned}");
 
@@ -1040,7 +1045,7 @@ fn where_only_openers_are_known_only_openviking_holds_the_lock() {
     assert!(j.owners.is_empty());
     let reasons = said(&other, &policy).reasons.join("\n");
     assert!(
-        reasons.contains("PID 60 (notepad.exe)")
+        reasons.contains("PID 40 (notepad.exe)")
             && reasons.contains("does not look like OpenViking"),
         "{reasons}"
     );
