@@ -237,9 +237,6 @@ pub fn settle_with_scan(
     }
 }
 
-#[cfg(windows)]
-pub use super::windows::dir_lock::state;
-
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 pub fn state(_stat: &FileStat, _locks: &LockTable) -> FlockState {
     FlockState::Unknown(format!(

@@ -360,10 +360,16 @@ pub fn locks_now(facts: &Facts, processes: &mut Processes) -> Facts {
 }
 
 /// The flock on `.openviking.lock` in `dir`, whose metadata is `stat`: from
-/// the lock table read once per survey, or, on macOS, asked of the kernel.
-#[cfg(not(target_os = "macos"))]
+/// the lock table read once per survey, or, on macOS, asked of the kernel,
+/// or, on Windows, which has no lock table, asked of the file: who has it open.
+#[cfg(not(any(target_os = "macos", windows)))]
 fn lock_file_state(_dir: &Path, stat: &FileStat, survey: &Survey) -> FlockState {
     flock::state(stat, &survey.locks)
+}
+
+#[cfg(windows)]
+fn lock_file_state(dir: &Path, stat: &FileStat, _survey: &Survey) -> FlockState {
+    windows::dir_lock::state(stat, &dir.join(LOCK_NAME))
 }
 
 #[cfg(target_os = "macos")]
