@@ -89,15 +89,10 @@ fn why_not(err: &io::Error, path: &Path) -> String {
     let Ok(target) = file_id::of_path(path) else {
         return err.to_string();
     };
-    let mut openers = Vec::new();
-    let scanned = open_files::each_disk_file(|open| {
-        if !openers.contains(&open.pid) && open.identity().is_ok_and(|id| id == target) {
-            openers.push(open.pid);
-        }
-    });
-    match (openers.as_slice(), scanned) {
-        ([], _) | (_, Err(_)) => err.to_string(),
-        (pids, _) => {
+    match open_files::openers(path, target).map(|o| o.pids) {
+        Ok(pids) if pids.is_empty() => err.to_string(),
+        Err(_) => err.to_string(),
+        Ok(pids) => {
             let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
             format!(
                 "{err}: Windows renames or deletes no file another process has open without \

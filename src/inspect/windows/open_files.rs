@@ -8,6 +8,10 @@
 //! about. Nothing is locked and nothing is opened but our own probe.
 //! A process whose handles cannot be copied (another user's, without
 //! SeDebugPrivilege) is reported, never taken for one that has nothing open.
+//!
+//! For one file, the file system is asked first
+//! (`FileProcessIdsUsingFileInformation`), which needs no access to the
+//! processes; the handles are read only where that is not implemented (Wine).
 
 use std::collections::BTreeMap;
 use std::ffi::c_void;
@@ -15,8 +19,11 @@ use std::io;
 use std::os::windows::ffi::OsStringExt;
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use windows_sys::Wdk::Storage::FileSystem::{
+    FileProcessIdsUsingFileInformation, NtQueryInformationFile,
+};
 use windows_sys::Wdk::System::SystemInformation::NtQuerySystemInformation;
 use windows_sys::Win32::Foundation::{
     DUPLICATE_SAME_ACCESS, DuplicateHandle, HANDLE, STATUS_INFO_LENGTH_MISMATCH,
@@ -24,12 +31,15 @@ use windows_sys::Win32::Foundation::{
 use windows_sys::Win32::Storage::FileSystem::{
     FILE_NAME_NORMALIZED, FILE_TYPE_DISK, GetFileType, GetFinalPathNameByHandleW,
 };
+use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcess, PROCESS_DUP_HANDLE};
 
 use super::file_id::{self, Identity};
 
 /// `SystemExtendedHandleInformation`, which windows-sys does not name.
 const SYSTEM_EXTENDED_HANDLE_INFORMATION: i32 = 64;
+/// STATUS_BUFFER_OVERFLOW: the list did not fit.
+const BUFFER_OVERFLOW: i32 = 0x8000_0005_u32 as i32;
 /// The handle table is read into a buffer grown up to this size.
 const MAX_TABLE: usize = 1 << 30;
 
@@ -69,6 +79,86 @@ impl OpenFile<'_> {
     pub fn path(&self) -> io::Result<PathBuf> {
         final_path(self.handle.as_raw_handle())
     }
+}
+
+/// Who has one file open: the processes, and those that could not be
+/// inspected, each with why. ovlock itself is left out.
+pub struct Openers {
+    pub pids: Vec<u32>,
+    pub uninspected: BTreeMap<u32, String>,
+}
+
+/// Who has the file at `path`, whose identity is `target`, open.
+pub fn openers(path: &Path, target: Identity) -> io::Result<Openers> {
+    let mut found = match openers_by_kernel(path, target) {
+        Ok(Some(pids)) => Openers {
+            pids,
+            uninspected: BTreeMap::new(),
+        },
+        _ => openers_by_handles(target)?,
+    };
+    found.pids.retain(|&pid| pid != std::process::id());
+    found.pids.sort_unstable();
+    found.pids.dedup();
+    Ok(found)
+}
+
+/// The processes that have the file open, as the file system keeps them;
+/// None where that cannot be asked.
+fn openers_by_kernel(path: &Path, target: Identity) -> io::Result<Option<Vec<u32>>> {
+    let file = file_id::open_attributes(path)?;
+    // Our own handle is of the file judged, not of one swapped in since.
+    if file_id::of_handle(file.as_raw_handle())? != target {
+        return Ok(None);
+    }
+    let mut words = 256usize;
+    loop {
+        // A count, then the PIDs, each pointer-sized: usize keeps them aligned.
+        let mut buf = vec![0usize; words];
+        // SAFETY: the status block and buffer live across the call, which
+        // writes at most `len` bytes.
+        let mut status_block: IO_STATUS_BLOCK = unsafe { std::mem::zeroed() };
+        let len = u32::try_from(words * std::mem::size_of::<usize>()).unwrap_or(u32::MAX);
+        let status = unsafe {
+            NtQueryInformationFile(
+                file.as_raw_handle(),
+                &mut status_block,
+                buf.as_mut_ptr().cast(),
+                len,
+                FileProcessIdsUsingFileInformation,
+            )
+        };
+        if (status == STATUS_INFO_LENGTH_MISMATCH || status == BUFFER_OVERFLOW) && words < 1 << 20 {
+            words *= 4;
+            continue;
+        }
+        if status < 0 {
+            return Ok(None);
+        }
+        // The count is a u32 at the start of the first word.
+        let count = (buf[0] & 0xffff_ffff).min(words - 1);
+        return Ok(Some(
+            buf[1..=count]
+                .iter()
+                .filter_map(|&pid| u32::try_from(pid).ok())
+                .collect(),
+        ));
+    }
+}
+
+/// The processes with a handle to the file, and those whose handles could
+/// not be read, each with why.
+fn openers_by_handles(target: Identity) -> io::Result<Openers> {
+    let mut holders = Vec::new();
+    let uninspected = each_disk_file(|open| {
+        if !holders.contains(&open.pid) && open.identity().is_ok_and(|id| id == target) {
+            holders.push(open.pid);
+        }
+    })?;
+    Ok(Openers {
+        pids: holders,
+        uninspected,
+    })
 }
 
 /// Calls `found` for every disk file another process has open (ovlock's own
