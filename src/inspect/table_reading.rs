@@ -8,8 +8,8 @@
 //! SQLite takes and releases POSIX locks on every transaction, so a busy
 //! host (an OpenViking server's own queue) makes this churn all the time.
 //!
-//! A table that fits one read is one snapshot. A longer one is assembled
-//! page by page, and each page after the first is read from an offset a
+//! The table is assembled page by page (one read cannot tell it was the
+//! last), and each page after the first is read from an offset a
 //! little before the end of what has been assembled, so that it begins
 //! with records already seen (the anchors). The kernel formats each page
 //! under one hold of its lock, so when the anchors come back with the same
