@@ -4,7 +4,6 @@
 
 mod support;
 
-mod churn;
 mod clear_stale;
 mod cli;
 mod config;

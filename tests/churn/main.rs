@@ -6,12 +6,20 @@
 //! is cut a held lock file is next. Before ovlock read the table page by
 //! page with anchors, 89 of 150 `check` runs over these 300 directories
 //! said one of them was free (a third of them, as here: about one in four).
+//!
+//! A test binary of its own: cargo runs it after the others, so that its
+//! churning processes slow no other test down.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use crate::support::*;
+// The shared harness; this binary uses only some of it.
+#[allow(dead_code, unused_imports)]
+#[path = "../it/support/mod.rs"]
+mod support;
+
+use support::*;
 
 /// How many processes hold the directories, and how many each: few
 /// descriptors a process, so that finding a holder's stays cheap.
@@ -33,7 +41,7 @@ struct BusyHost {
 
 fn churn_script() -> &'static Path {
     static SCRIPT: OnceLock<PathBuf> = OnceLock::new();
-    SCRIPT.get_or_init(|| install_script("churn", include_str!("support/churn.py")))
+    SCRIPT.get_or_init(|| install_script("churn", include_str!("../it/support/churn.py")))
 }
 
 fn spawn_churn(mode: &str, dir: &Path, n: usize, tag: &str) -> Proc {
