@@ -207,6 +207,7 @@ fn who_all(opts: &Options, pid_only: bool) -> Result<ExitCode> {
         workspaces: workspace::discovered(dirs),
         policy,
         processes,
+        ask: opts.ask,
     };
     let reports = surveyor.survey(Scan::Always);
     let host = inspect::Host::current();
@@ -301,6 +302,8 @@ struct Surveyor {
     workspaces: Vec<Workspace>,
     policy: Policy,
     processes: Processes,
+    /// Ask each OpenViking owner's server how it is.
+    ask: bool,
 }
 
 impl Surveyor {
@@ -324,6 +327,7 @@ impl Surveyor {
             workspaces,
             policy: Policy::new(&opts.markers),
             processes: Processes::new(),
+            ask: opts.ask,
         })
     }
 
@@ -340,13 +344,42 @@ impl Surveyor {
             .iter_mut()
             .filter(|f| matches!(scan, Scan::Always) || judge::needs_scan(f, policy));
         inspect::usage::attach(scanned, &mut self.processes);
-        all.into_iter()
+        let mut reports: Vec<DirReport> = all
+            .into_iter()
             .map(|facts| DirReport {
                 judgement: judge::judge(&facts, &self.policy),
                 facts,
                 removals: None,
+                servers: Vec::new(),
             })
-            .collect()
+            .collect();
+        if self.ask {
+            self.ask_servers(&mut reports);
+        }
+        reports
+    }
+
+    /// Asks the server of every OpenViking owner, within one budget for
+    /// the whole survey; what they answer adds fixes, never a verdict.
+    fn ask_servers(&self, reports: &mut [DirReport]) {
+        let env_key = std::env::var("OPENVIKING_API_KEY")
+            .ok()
+            .and_then(ovconf::Secret::new);
+        let asker = inspect::server::Asker::new(env_key);
+        for report in reports {
+            let workspace = &report.facts.workspace;
+            let file = workspace.path_locks.described_by.clone();
+            report.servers = report
+                .judgement
+                .owners
+                .iter()
+                .filter(|o| self.policy.is_openviking(&o.process))
+                .map(|o| asker.ask(o.process.pid, &workspace.server, file.clone()))
+                .collect();
+            let mut fixes = judge::server::fixes(&report.servers, &report.judgement.owners);
+            fixes.append(&mut report.judgement.fixes);
+            report.judgement.fixes = fixes;
+        }
     }
 
     /// Surveys every [`report::POLL`] until every directory is free or

@@ -8,6 +8,9 @@ pub mod process;
 #[cfg(target_os = "linux")]
 mod procfs;
 mod scan;
+pub mod server;
+#[cfg(target_os = "linux")]
+mod sockets;
 pub mod storage_locks;
 pub mod usage;
 

@@ -294,4 +294,16 @@ pub enum Fix {
         process: ProcessRef,
         service: Option<Service>,
     },
+    /// An owner's server takes connections but does not answer: look at
+    /// why, and restart it if it stays so (never delete its lock).
+    RestartSilentServer {
+        process: ProcessRef,
+        service: Option<Service>,
+        address: std::net::SocketAddr,
+    },
+    /// An owner's server wants an API key that ovlock did not have (or
+    /// that it refused).
+    GiveApiKey {
+        key_sent: bool,
+    },
 }

@@ -18,6 +18,7 @@ fn report(facts: crate::inspect::Facts) -> DirReport {
         judgement: judge(&facts, &Policy::new(&[])),
         facts,
         removals: None,
+        servers: Vec::new(),
     }
 }
 

@@ -227,6 +227,14 @@ fn header(out: &mut String, report: &DirReport) {
         paint(j.verdict, &names::verdict(j.verdict).to_uppercase()),
         escape::text(&words::first_reason(facts, j))
     );
+    for server in &report.servers {
+        let _ = writeln!(
+            out,
+            "  server    PID {}: {}",
+            server.pid,
+            escape::text(&words::server(server))
+        );
+    }
 }
 
 fn footer(out: &mut String, j: &Worded) {
@@ -459,6 +467,9 @@ fn owner_detail(owner: &Owner, report: &DirReport) -> Table {
     if !owner.workers.is_empty() {
         let workers: Vec<String> = owner.workers.iter().map(u32::to_string).collect();
         table.add_row(["Workers".to_string(), workers.join(", ")]);
+    }
+    if let Some(server) = report.servers.iter().find(|s| s.pid == owner.process.pid) {
+        table.add_row(["Server".to_string(), escape::text(&words::server(server))]);
     }
     // Tokens name no process: the leases are the owner's only when it is the only one.
     if let [_] = report.judgement.owners.as_slice() {

@@ -265,6 +265,7 @@ mod tests {
             judgement: judge(&facts, &Policy::new(&[])),
             facts,
             removals: None,
+            servers: Vec::new(),
         }
     }
 
