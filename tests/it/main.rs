@@ -17,5 +17,6 @@ mod path_lock_interop;
 mod path_locks;
 mod races;
 mod reduced_privilege;
+mod server;
 mod situations;
 mod usage;
