@@ -357,7 +357,7 @@ fn failure(err: ureq::Error, key: Option<&Secret>) -> Answer {
 fn parse_health(body: &[u8]) -> Option<Health> {
     let value: Value = serde_json::from_slice(body).ok()?;
     let object = value.as_object()?;
-    let text = |k: &str| object.get(k).and_then(Value::as_str).map(str::to_string);
+    let text = |k: &str| object.get(k).and_then(Value::as_str).map(|t| cut(t, 80));
     let healthy = object.get("healthy").and_then(Value::as_bool);
     let version = text("version");
     if healthy.is_none() && version.is_none() {
@@ -395,11 +395,26 @@ fn system_errors(body: &[u8]) -> Result<Vec<String>, Answer> {
     Ok(match errors {
         Some(Value::Array(list)) => list
             .iter()
-            .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_string))
+            .take(10)
+            .map(|e| {
+                cut(
+                    &e.as_str().map_or_else(|| e.to_string(), str::to_string),
+                    200,
+                )
+            })
             .collect(),
-        Some(Value::String(one)) if !one.is_empty() => vec![one.clone()],
+        Some(Value::String(one)) if !one.is_empty() => vec![cut(one, 200)],
         _ => Vec::new(),
     })
+}
+
+/// A text from the network, cut to at most `max` characters: the report
+/// stays readable whatever a server sends.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -432,6 +447,13 @@ mod tests {
         assert_eq!(h.auth_mode.as_deref(), Some("dev"));
         assert_eq!(parse_health(br#"{"status":"ok"}"#), None);
         assert_eq!(parse_health(b"<html>"), None);
+    }
+
+    #[test]
+    fn long_texts_from_the_network_are_cut() {
+        let long = format!(r#"{{"healthy":true,"version":"{}"}}"#, "9".repeat(5000));
+        let h = parse_health(long.as_bytes()).unwrap();
+        assert_eq!(h.version.unwrap().chars().count(), 81);
     }
 
     #[test]

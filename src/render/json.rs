@@ -156,7 +156,7 @@ struct Server<'a> {
     /// `answering`, `unhealthy`, `refused`, `silent`, `slow`,
     /// `not_openviking`, `needs_key`, `failed` or `not_asked`.
     state: &'static str,
-    /// It answered /health as OpenViking does.
+    /// It answered /health as OpenViking does (a 401 or 403 counts: it is alive).
     answering: bool,
     healthy: Option<bool>,
     version: Option<&'a str>,
@@ -458,7 +458,10 @@ fn server(s: &ServerFacts) -> Server<'_> {
     };
     Server {
         state,
-        answering: health.is_some(),
+        answering: matches!(
+            asked.map(|a| &a.answer),
+            Some(Answer::Answered(_) | Answer::NeedsKey { .. })
+        ),
         healthy: health.and_then(|h| h.healthy),
         version: health.and_then(|h| h.version.as_deref()),
         auth_mode: health.and_then(|h| h.auth_mode.as_deref()),

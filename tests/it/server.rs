@@ -331,3 +331,47 @@ fn without_its_sockets_the_configured_port_is_asked_and_may_be_closed() {
         "{s:#}"
     );
 }
+
+#[test]
+fn metrics_say_whether_each_owners_server_answers() {
+    let env = TestEnv::new();
+    let server = spawn_server(&env, "ok", "127.0.0.1", &env.root().join("log"));
+    let run = env.run(&["metrics", &env.ws_str()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let labels = format!("data_dir=\"{}\",pid=\"{}\"", env.ws_str(), server.pid);
+    for line in [
+        format!("ovlock_server_answering{{{labels}}} 1"),
+        format!("ovlock_server_healthy{{{labels}}} 1"),
+        format!(
+            "ovlock_server_info{{{labels},address=\"127.0.0.1:{}\",version=\"0.5.2\",auth_mode=\"dev\"}} 1",
+            server.port
+        ),
+    ] {
+        assert!(
+            run.stdout.lines().any(|l| l == line),
+            "no {line}:\n{}",
+            run.stdout
+        );
+    }
+    drop(server);
+
+    let env = TestEnv::new();
+    let server = spawn_server(&env, "silent", "127.0.0.1", &env.root().join("log"));
+    let run = env.run(&["metrics", &env.ws_str()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let line = format!(
+        "ovlock_server_answering{{data_dir=\"{}\",pid=\"{}\"}} 0",
+        env.ws_str(),
+        server.pid
+    );
+    assert!(
+        run.stdout.lines().any(|l| l == line),
+        "no {line}:\n{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("ovlock_server_healthy{"),
+        "{}",
+        run.stdout
+    );
+}
