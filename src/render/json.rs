@@ -80,6 +80,9 @@ struct FoundProcess<'a> {
     /// It runs in another mount namespace (a container), so its directories
     /// are not named.
     other_mount_namespace: bool,
+    /// What its server answered, as for an owner; absent when not asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<Server<'a>>,
 }
 
 #[derive(Serialize)]
@@ -263,10 +266,10 @@ struct Lock {
 }
 
 /// The whole document, pretty-printed, with a final newline; `found` comes
-/// from `who --all`, `wait` from `check --wait`.
+/// from `who --all` (with what their servers answered), `wait` from `check --wait`.
 pub fn render(
     reports: &[DirReport],
-    found: Option<&[RunningServer]>,
+    found: Option<(&[RunningServer], &[ServerFacts])>,
     code: ExitCode,
     wait: Option<&Wait>,
 ) -> String {
@@ -279,7 +282,7 @@ pub fn render(
             timed_out: w.timed_out,
         }),
         data_dirs: reports.iter().map(data_dir).collect(),
-        processes: found.map(|found| {
+        processes: found.map(|(found, servers)| {
             found
                 .iter()
                 .map(|f| FoundProcess {
@@ -294,6 +297,7 @@ pub fn render(
                         .collect(),
                     unreadable: f.unreadable,
                     other_mount_namespace: f.other_mount_namespace,
+                    server: servers.iter().find(|s| s.pid == f.process.pid).map(server),
                 })
                 .collect()
         }),

@@ -375,3 +375,30 @@ fn metrics_say_whether_each_owners_server_answers() {
         run.stdout
     );
 }
+
+#[test]
+fn who_all_shows_each_servers_address_and_whether_it_answers() {
+    let env = TestEnv::new();
+    let server = spawn_server(&env, "ok", "127.0.0.1", &env.root().join("log"));
+    let run = env.run(&["who", "--all", "--json"]);
+    let doc = run.json();
+    let found = doc["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == server.pid)
+        .unwrap_or_else(|| panic!("PID {} not found: {doc:#}", server.pid));
+    assert_eq!(found["server"]["state"], "answering", "{found:#}");
+    assert_eq!(
+        found["server"]["address"],
+        format!("127.0.0.1:{}", server.port)
+    );
+    let text = env.run(&["who", "--all", "--color", "never"]).stdout;
+    let address = format!("127.0.0.1:{} (from its socket): answers", server.port);
+    assert!(text.contains(&address), "{text}");
+    let off = env.run(&["who", "--all", "--no-ask", "--json"]).json();
+    assert!(
+        !off.to_string().contains("\"state\":\"answering\""),
+        "{off:#}"
+    );
+}
