@@ -399,9 +399,22 @@ impl Surveyor {
                 .filter(|o| self.policy.is_openviking(&o.process))
                 .map(|o| asker.ask(o.process.pid, &workspace.server, file.clone()))
                 .collect();
-            let mut fixes = judge::server::fixes(&report.servers, &report.judgement.owners);
-            fixes.append(&mut report.judgement.fixes);
-            report.judgement.fixes = fixes;
+            // The tasks behind stuck leases, from a server that answered.
+            if report
+                .judgement
+                .path_locks
+                .iter()
+                .any(|p| p.stuck_for.is_some())
+            {
+                for server in &mut report.servers {
+                    if let Ok(asked) = &server.asked {
+                        if matches!(asked.answer, inspect::server::Answer::Answered(_)) {
+                            server.tasks = Some(asker.tasks(asked.address, &workspace.server));
+                        }
+                    }
+                }
+            }
+            judge::server::apply(&report.servers, &mut report.judgement);
         }
     }
 

@@ -1,6 +1,7 @@
 //! Asks an owner's OpenViking server how it is: where it listens (its own
 //! sockets, else the port its ov.conf names), then `GET /health` there, and
-//! `/api/v1/observer/system` when it says it is unhealthy. Only loopback is
+//! `/api/v1/observer/system` when it says it is unhealthy, `/api/v1/tasks`
+//! when asked for the tasks behind stuck leases. Only loopback is
 //! ever asked; every request has a deadline and a byte cap, follows no
 //! redirect and is never retried. What it answers changes no verdict.
 
@@ -24,6 +25,9 @@ pub const BODY_CAP: u64 = 64 * 1024;
 pub struct ServerFacts {
     pub pid: u32,
     pub asked: Result<Asked, NotAsked>,
+    /// Its tasks, asked only when it holds a stuck lease; Err is what it
+    /// answered instead.
+    pub tasks: Option<Result<Vec<Task>, Answer>>,
 }
 
 /// A question put to one address, and the answer.
@@ -91,6 +95,26 @@ pub struct Health {
     pub errors: Option<Result<Vec<String>, Box<Answer>>>,
 }
 
+/// One task as `/api/v1/tasks` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Task {
+    pub id: String,
+    pub task_type: Option<String>,
+    pub status: Option<String>,
+    pub stage: Option<String>,
+    /// `resource_id`: the viking:// URI it works on.
+    pub resource: Option<String>,
+    pub created_at: Option<String>,
+    /// `processing_seconds`, whole.
+    pub running_secs: Option<u64>,
+    /// Every `owner_id` anywhere in the task's record: the leases it holds,
+    /// where the server says.
+    pub owner_ids: Vec<String>,
+}
+
+/// How many tasks are read: enough for any server ovlock is likely to meet.
+const TASKS_SHOWN: usize = 500;
+
 /// Asks servers within one survey's budget.
 pub struct Asker {
     agent: ureq::Agent,
@@ -145,7 +169,20 @@ impl Asker {
             }
             first.ok_or(NotAsked::NoListener)
         });
-        ServerFacts { pid, asked }
+        ServerFacts {
+            pid,
+            asked,
+            tasks: None,
+        }
+    }
+
+    /// The tasks of the server that answered at `address`; Err says what
+    /// it answered instead, or [`Answer::Silent`] when no time is left.
+    pub fn tasks(&self, address: SocketAddr, config: &ServerConfig) -> Result<Vec<Task>, Answer> {
+        let key = config.api_key.as_ref().or(self.env_key.as_ref());
+        let left = self.left().ok_or(Answer::Silent)?;
+        let body = self.get(address, "/api/v1/tasks", key, left)?;
+        parse_tasks(&body).ok_or_else(|| Answer::NotOpenViking(foreign(&body)))
     }
 
     fn left(&self) -> Option<Duration> {
@@ -371,6 +408,59 @@ fn parse_health(body: &[u8]) -> Option<Health> {
     })
 }
 
+/// `{"status":"ok","result":[...]}` (or `result.tasks`), each task an
+/// object with a `task_id`.
+fn parse_tasks(body: &[u8]) -> Option<Vec<Task>> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let result = value.get("result")?;
+    let list = result
+        .as_array()
+        .or_else(|| result.get("tasks")?.as_array())?;
+    Some(
+        list.iter()
+            .take(TASKS_SHOWN)
+            .filter_map(|task| {
+                let text = |k: &str| task.get(k).and_then(Value::as_str).map(|t| cut(t, 200));
+                let mut owner_ids = Vec::new();
+                owners_in(task, 4, &mut owner_ids);
+                Some(Task {
+                    id: text("task_id")?,
+                    task_type: text("task_type"),
+                    status: text("status"),
+                    stage: text("stage"),
+                    resource: text("resource_id"),
+                    created_at: text("created_at"),
+                    running_secs: task
+                        .get("processing_seconds")
+                        .and_then(Value::as_f64)
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .map(|s| s as u64),
+                    owner_ids,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The `owner_id` texts in `value`, down to `depth` levels.
+fn owners_in(value: &Value, depth: usize, out: &mut Vec<String>) {
+    if depth == 0 {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match v {
+                    Value::String(id) if k == "owner_id" => out.push(cut(id, 80)),
+                    _ => owners_in(v, depth - 1, out),
+                }
+            }
+        }
+        Value::Array(list) => list.iter().for_each(|v| owners_in(v, depth - 1, out)),
+        _ => {}
+    }
+}
+
 /// What a body that is not OpenViking's health looks like, in a few words.
 fn foreign(body: &[u8]) -> String {
     let start = String::from_utf8_lossy(&body[..body.len().min(512)]).to_lowercase();
@@ -454,6 +544,23 @@ mod tests {
         let long = format!(r#"{{"healthy":true,"version":"{}"}}"#, "9".repeat(5000));
         let h = parse_health(long.as_bytes()).unwrap();
         assert_eq!(h.version.unwrap().chars().count(), 81);
+    }
+
+    #[test]
+    fn tasks_with_their_lease_owners() {
+        let body = br#"{"status":"ok","result":[
+            {"task_id":"t1","task_type":"add_resource","status":"running","stage":"parse",
+             "resource_id":"viking://resources/big","processing_seconds":7200.5,
+             "lock_handoff":{"owner_id":"u-1","paths":["/local/default/resources/big"]}},
+            {"task_type":"no id"}
+        ]}"#;
+        let tasks = parse_tasks(body).unwrap();
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].id, "t1");
+        assert_eq!(tasks[0].running_secs, Some(7200));
+        assert_eq!(tasks[0].owner_ids, vec!["u-1"]);
+        assert_eq!(parse_tasks(br#"{"result":{"tasks":[]}}"#), Some(Vec::new()));
+        assert_eq!(parse_tasks(b"[]"), None);
     }
 
     #[test]

@@ -265,6 +265,33 @@ pub fn finding(f: &Finding, facts: &Facts) -> String {
                 ),
             }
         }
+        Finding::TaskHoldsLease {
+            lock,
+            task,
+            certain,
+        } => format!(
+            "{} is {}held by task {} ({}, stage {}, running for {}){}",
+            locked_place(lock),
+            if *certain { "" } else { "probably " },
+            task.id,
+            task.task_type.as_deref().unwrap_or("type not said"),
+            task.stage.as_deref().unwrap_or("not said"),
+            task.running_secs
+                .map(|s| timefmt::short(Duration::from_secs(s)))
+                .unwrap_or_else(|| "an unknown time".to_string()),
+            if *certain {
+                " (by the lease's owner_id, as its server reports)".to_string()
+            } else {
+                format!(
+                    " (it runs on {}, at or below the locked URI; the server names no lease owner)",
+                    task.resource.as_deref().unwrap_or("?")
+                )
+            }
+        ),
+        Finding::TasksNotListed(answer) => format!(
+            "the server was asked which task holds the stuck leases, but /api/v1/tasks: {}",
+            self::answer(answer)
+        ),
         Finding::StuckLeases { count, oldest, by } => format!(
             "{} has been locked for {} by {}, probably a stuck task (OpenViking issue #5283){}",
             locked_place(oldest),
@@ -467,6 +494,21 @@ pub fn fix(f: &Fix, facts: &Facts) -> String {
                 p.pid
             )
         }
+        Fix::CancelTask {
+            address,
+            task_id,
+            key,
+        } => format!(
+            "Cancel task {} if it is the one stuck (ovlock removes nothing on this evidence): \
+             curl -X POST {}http://{address}/api/v1/tasks/{}/cancel",
+            task_id,
+            if *key {
+                "-H \"X-API-Key: $OPENVIKING_API_KEY\" "
+            } else {
+                ""
+            },
+            shell::quote(task_id)
+        ),
         Fix::GiveApiKey { key_sent: false } => {
             "Its server wants an API key: give ovlock the ov.conf \
              that has server.root_api_key (--config FILE), or set OPENVIKING_API_KEY"
