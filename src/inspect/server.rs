@@ -84,15 +84,30 @@ pub enum Answer {
     Failed(String),
 }
 
-/// What `/health` (and, when unhealthy, `/api/v1/observer/system`) said.
+/// What `/health` and `/api/v1/observer/system` said. A 0.5.2 server's
+/// /health says healthy whenever it runs; the system observer says whether
+/// its parts are (`is_healthy`, and the `errors` it names).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Health {
     pub version: Option<String>,
     pub healthy: Option<bool>,
     pub auth_mode: Option<String>,
+    /// The system observer's `is_healthy`.
+    pub system_healthy: Option<bool>,
     /// The errors the system observer names, or what it answered instead;
-    /// None when it was not asked (a healthy server, or no time left).
+    /// None when it was not asked (no time left).
     pub errors: Option<Result<Vec<String>, Box<Answer>>>,
+}
+
+impl Health {
+    /// Healthy by both: unhealthy when either says so.
+    pub fn is_healthy(&self) -> Option<bool> {
+        match (self.healthy, self.system_healthy) {
+            (Some(false), _) | (_, Some(false)) => Some(false),
+            (None, None) => None,
+            _ => Some(true),
+        }
+    }
 }
 
 /// One task as `/api/v1/tasks` lists it.
@@ -228,7 +243,7 @@ impl Asker {
         Ok(places)
     }
 
-    /// `GET /health`, then the system observer's errors if it is unhealthy.
+    /// `GET /health`, then the system observer's health and errors.
     fn health(&self, address: SocketAddr, key: Option<&Secret>, left: Duration) -> Answer {
         let body = match self.get(address, "/health", key, left) {
             Ok(body) => body,
@@ -238,13 +253,15 @@ impl Asker {
             return Answer::NotOpenViking(foreign(&body));
         };
         let mut health = health;
-        if health.healthy == Some(false) {
-            health.errors = self.left().map(|left| {
-                self.get(address, "/api/v1/observer/system", key, left)
-                    .and_then(|body| system_errors(&body))
-                    .map_err(Box::new)
-            });
-        }
+        health.errors = self.left().map(|left| {
+            self.get(address, "/api/v1/observer/system", key, left)
+                .and_then(|body| system_state(&body))
+                .map(|(healthy, errors)| {
+                    health.system_healthy = healthy;
+                    errors
+                })
+                .map_err(Box::new)
+        });
         Answer::Answered(health)
     }
 
@@ -404,6 +421,7 @@ fn parse_health(body: &[u8]) -> Option<Health> {
         version,
         healthy,
         auth_mode: text("auth_mode"),
+        system_healthy: None,
         errors: None,
     })
 }
@@ -476,13 +494,17 @@ fn foreign(body: &[u8]) -> String {
     }
 }
 
-/// The errors `/api/v1/observer/system` names: `result.errors`, a list of
-/// texts or one text.
-fn system_errors(body: &[u8]) -> Result<Vec<String>, Answer> {
+/// `result.is_healthy` of `/api/v1/observer/system`, and the errors it
+/// names (`result.errors`, a list of texts or one text).
+fn system_state(body: &[u8]) -> Result<(Option<bool>, Vec<String>), Answer> {
     let value: Value =
         serde_json::from_slice(body).map_err(|_| Answer::NotOpenViking(foreign(body)))?;
-    let errors = value.get("result").and_then(|r| r.get("errors"));
-    Ok(match errors {
+    let result = value.get("result");
+    let healthy = result
+        .and_then(|r| r.get("is_healthy"))
+        .and_then(Value::as_bool);
+    let errors = result.and_then(|r| r.get("errors"));
+    let errors = match errors {
         Some(Value::Array(list)) => list
             .iter()
             .take(10)
@@ -495,7 +517,8 @@ fn system_errors(body: &[u8]) -> Result<Vec<String>, Answer> {
             .collect(),
         Some(Value::String(one)) if !one.is_empty() => vec![cut(one, 200)],
         _ => Vec::new(),
-    })
+    };
+    Ok((healthy, errors))
 }
 
 /// A text from the network, cut to at most `max` characters: the report
@@ -575,10 +598,16 @@ mod tests {
     fn system_errors_as_a_list_or_a_text() {
         let list =
             br#"{"status":"ok","result":{"is_healthy":false,"errors":["models has errors"]}}"#;
-        assert_eq!(system_errors(list).unwrap(), vec!["models has errors"]);
+        assert_eq!(
+            system_state(list).unwrap(),
+            (Some(false), vec!["models has errors".to_string()])
+        );
         let one = br#"{"result":{"errors":"queue is stuck"}}"#;
-        assert_eq!(system_errors(one).unwrap(), vec!["queue is stuck"]);
-        assert!(system_errors(b"nope").is_err());
+        assert_eq!(
+            system_state(one).unwrap(),
+            (None, vec!["queue is stuck".to_string()])
+        );
+        assert!(system_state(b"nope").is_err());
     }
 
     #[test]

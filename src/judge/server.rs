@@ -6,7 +6,7 @@ use super::finding::{Finding, Fix, ProcessRef};
 use super::judgement::{Judgement, Owner};
 use super::path_lock_state::JudgedPathLock;
 use crate::inspect::path_locks::Locks;
-use crate::inspect::server::{Answer, ServerFacts, Task};
+use crate::inspect::server::{Answer, Health, ServerFacts, Task};
 use crate::layout::TreePlace;
 
 /// Adds to `j` what the servers' answers call for: the tasks behind stuck
@@ -35,6 +35,14 @@ fn fixes(servers: &[ServerFacts], owners: &[Owner]) -> Vec<Fix> {
                     })
                 }
                 Answer::NeedsKey { key_sent, .. } => Some(Fix::GiveApiKey { key_sent }),
+                // /health needs no key; the system observer may.
+                Answer::Answered(Health {
+                    errors: Some(Err(ref why)),
+                    ..
+                }) => match **why {
+                    Answer::NeedsKey { key_sent, .. } => Some(Fix::GiveApiKey { key_sent }),
+                    _ => None,
+                },
                 _ => None,
             }
         })

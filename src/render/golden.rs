@@ -117,7 +117,8 @@ fn server_lines() {
         version: Some("0.5.2".into()),
         healthy: Some(true),
         auth_mode: Some("api_key".into()),
-        errors: None,
+        system_healthy: Some(true),
+        errors: Some(Ok(Vec::new())),
     };
     let task = |id: &str, resource: &str, owner: Option<&str>| Task {
         id: id.into(),
@@ -136,7 +137,7 @@ fn server_lines() {
         (
             "unhealthy",
             asked(Answer::Answered(Health {
-                healthy: Some(false),
+                system_healthy: Some(false),
                 errors: Some(Ok(vec!["models has errors".into()])),
                 ..healthy.clone()
             })),

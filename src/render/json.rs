@@ -14,7 +14,7 @@ use crate::clear::{Outcome, Removal};
 use crate::exit_code::ExitCode;
 use crate::inspect::Facts;
 use crate::inspect::path_locks::{LockFileRead, Locks, PathLocks};
-use crate::inspect::server::{Answer, ServerFacts, Via};
+use crate::inspect::server::{Answer, Health, ServerFacts, Via};
 use crate::inspect::usage::RunningServer;
 use crate::inspect::{LOCK_NAME, LockFile, PID_NAME, PathAccess};
 use crate::judge::{self, JudgedPathLock, Protocol};
@@ -451,7 +451,7 @@ fn server(s: &ServerFacts) -> Server<'_> {
     });
     let state = match asked.map(|a| &a.answer) {
         None => "not_asked",
-        Some(Answer::Answered(h)) if h.healthy == Some(false) => "unhealthy",
+        Some(Answer::Answered(h)) if h.is_healthy() == Some(false) => "unhealthy",
         Some(Answer::Answered(_)) => "answering",
         Some(Answer::Refused) => "refused",
         Some(Answer::Silent) => "silent",
@@ -466,7 +466,7 @@ fn server(s: &ServerFacts) -> Server<'_> {
             asked.map(|a| &a.answer),
             Some(Answer::Answered(_) | Answer::NeedsKey { .. })
         ),
-        healthy: health.and_then(|h| h.healthy),
+        healthy: health.and_then(Health::is_healthy),
         version: health.and_then(|h| h.version.as_deref()),
         auth_mode: health.and_then(|h| h.auth_mode.as_deref()),
         errors: match health.and_then(|h| h.errors.as_ref()) {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{escape, names};
 use crate::inspect::path_locks::LockFileRead;
-use crate::inspect::server::{Answer, Asked, Health};
+use crate::inspect::server::{Answer, Asked};
 use crate::judge::{PathLockState, PidFileVerdict, Verdict};
 use crate::report::DirReport;
 
@@ -157,18 +157,17 @@ fn servers(out: &mut Exposition, reports: &[DirReport]) {
     }
     out.family(
         "ovlock_server_healthy",
-        "Whether the owner's OpenViking server says it is healthy (/health), where it said.",
+        "Whether the owner's OpenViking server says it is healthy (/health and \
+         /api/v1/observer/system), where it said.",
     );
     for (r, pid, a) in &asked {
-        if let Answer::Answered(Health {
-            healthy: Some(healthy),
-            ..
-        }) = &a.answer
-        {
-            out.sample(
-                &[("data_dir", &dir(r)), ("pid", pid)],
-                f64::from(u8::from(*healthy)),
-            );
+        if let Answer::Answered(health) = &a.answer {
+            if let Some(healthy) = health.is_healthy() {
+                out.sample(
+                    &[("data_dir", &dir(r)), ("pid", pid)],
+                    f64::from(u8::from(healthy)),
+                );
+            }
         }
     }
     out.family(

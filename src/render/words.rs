@@ -569,8 +569,14 @@ pub fn answer(answer: &Answer) -> String {
                 .version
                 .as_deref()
                 .map_or_else(String::new, |v| format!("OpenViking {v}, "));
-            let state = match health.healthy {
-                Some(true) => "healthy".to_string(),
+            let state = match health.is_healthy() {
+                Some(true) => match &health.errors {
+                    Some(Err(why)) => format!(
+                        "healthy by /health (/api/v1/observer/system: {})",
+                        self::answer(why)
+                    ),
+                    _ => "healthy".to_string(),
+                },
                 None => "answers (health not said)".to_string(),
                 Some(false) => match &health.errors {
                     Some(Ok(errors)) if !errors.is_empty() => {

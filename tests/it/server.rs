@@ -117,9 +117,13 @@ fn an_answering_server_shows_its_version_and_health() {
     let line = server_line(&text);
     assert!(line.contains(&format!("PID {}", server.pid)), "{line}");
     assert!(line.contains("OpenViking 0.5.2, healthy"), "{line}");
-    // A healthy server is asked /health alone, with no key where none is configured.
+    // /health first, then the system observer; no key where none is configured.
     let sent = fs::read_to_string(&log).unwrap();
     assert!(sent.starts_with("GET /health HTTP/1.1"), "{sent}");
+    assert!(
+        sent.contains("GET /api/v1/observer/system HTTP/1.1"),
+        "{sent}"
+    );
     assert!(!sent.to_lowercase().contains("x-api-key"), "{sent}");
 }
 
