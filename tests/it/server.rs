@@ -406,3 +406,73 @@ fn who_all_shows_each_servers_address_and_whether_it_answers() {
         "{off:#}"
     );
 }
+
+/// A real openviking-server 0.5.2 (the path to its `openviking-server` in
+/// $OVLOCK_TEST_OPENVIKING_SERVER; .ci/run installs one): answering with
+/// its version, with auth_mode api_key and the key from ov.conf shown
+/// nowhere, SIGSTOPped (does not answer within the deadline, still held),
+/// then SIGCONTed (answers again).
+#[test]
+fn a_real_openviking_server() {
+    let Some(server) = std::env::var_os("OVLOCK_TEST_OPENVIKING_SERVER") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but OVLOCK_TEST_OPENVIKING_SERVER is not set: .ci/run installs \
+             openviking==0.5.2 and sets it"
+        );
+        eprintln!("skipped: OVLOCK_TEST_OPENVIKING_SERVER is not set");
+        return;
+    };
+    let env = TestEnv::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = env.root().join("ov.conf");
+    let body = serde_json::json!({
+        "storage": {"workspace": env.ws_str()},
+        "server": {"host": "127.0.0.1", "port": port, "auth_mode": "api_key", "root_api_key": KEY},
+    });
+    fs::write(&conf, body.to_string()).unwrap();
+    let log = fs::File::create(env.root().join("server.log")).unwrap();
+    let child = Command::new(&server)
+        .arg("--config")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start openviking-server");
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = child.id();
+    let _guard = Kill(child);
+    // It is ready when it answers: there is no line to wait for.
+    wait_until(Duration::from_secs(300), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let conf = conf.to_str().unwrap();
+    let (dir, text, _) = status(&env, &["--config", conf]);
+    let s = server_of(&dir);
+    assert_eq!(s["version"], "0.5.2", "{dir:#}");
+    assert_eq!(s["auth_mode"], "api_key");
+    assert_eq!(s["answering"], true);
+    assert!(!text.contains(KEY) && !dir.to_string().contains(KEY));
+    let signal = |sig| {
+        rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), sig)
+            .unwrap()
+    };
+    signal(rustix::process::Signal::STOP);
+    let (dir, _, took) = status(&env, &["--config", conf]);
+    signal(rustix::process::Signal::CONT);
+    assert_eq!(server_of(&dir)["state"], "silent", "{dir:#}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    let (dir, _, _) = status(&env, &["--config", conf]);
+    assert_eq!(server_of(&dir)["answering"], true, "{dir:#}");
+}
