@@ -311,12 +311,10 @@ pub enum Fix {
         service: Option<Service>,
         address: std::net::SocketAddr,
     },
-    /// Cancel the task behind a stuck lease, at its server (`key`: it
-    /// wants an API key).
+    /// Cancel the task behind a stuck lease, at its server.
     CancelTask {
         address: std::net::SocketAddr,
         task_id: String,
-        key: bool,
     },
     /// An owner's server wants an API key that ovlock did not have (or
     /// that it refused).

@@ -67,10 +67,6 @@ fn stuck_tasks(servers: &[ServerFacts], j: &mut Judgement) {
             return;
         }
     };
-    let key = match &asked.answer {
-        Answer::Answered(health) => health.auth_mode.as_deref() == Some("api_key"),
-        _ => false,
-    };
     let mut found = Vec::new();
     for lock in j.path_locks.iter().filter(|p| p.stuck_for.is_some()) {
         let Some(lease) = lock.lease() else { continue };
@@ -93,7 +89,6 @@ fn stuck_tasks(servers: &[ServerFacts], j: &mut Judgement) {
             Fix::CancelTask {
                 address: asked.address,
                 task_id: task.id.clone(),
-                key,
             },
         );
         j.warnings.push(Finding::TaskHoldsLease {

@@ -494,19 +494,13 @@ pub fn fix(f: &Fix, facts: &Facts) -> String {
                 p.pid
             )
         }
-        Fix::CancelTask {
-            address,
+        Fix::CancelTask { address, task_id } => format!(
+            "Cancel task {} if it is the one stuck, with a user's or an admin's API key (0.5.2 \
+             refuses ROOT: \"ROOT may not cancel tasks\", and in dev mode every request is \
+             ROOT, so there restart the server instead); ovlock removes nothing on this \
+             evidence: curl -X POST -H \"X-API-Key: $USER_API_KEY\" \
+             http://{address}/api/v1/tasks/{}/cancel",
             task_id,
-            key,
-        } => format!(
-            "Cancel task {} if it is the one stuck (ovlock removes nothing on this evidence): \
-             curl -X POST {}http://{address}/api/v1/tasks/{}/cancel",
-            task_id,
-            if *key {
-                "-H \"X-API-Key: $OPENVIKING_API_KEY\" "
-            } else {
-                ""
-            },
             shell::quote(task_id)
         ),
         Fix::GiveApiKey { key_sent: false } => {
