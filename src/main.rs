@@ -409,7 +409,7 @@ impl Surveyor {
                 for server in &mut report.servers {
                     if let Ok(asked) = &server.asked {
                         if matches!(asked.answer, inspect::server::Answer::Answered(_)) {
-                            server.tasks = Some(asker.tasks(asked.address, &workspace.server));
+                            server.tasks = asker.tasks(asked.address, &workspace.server);
                         }
                     }
                 }

@@ -191,13 +191,21 @@ impl Asker {
         }
     }
 
-    /// The tasks of the server that answered at `address`; Err says what
-    /// it answered instead, or [`Answer::Silent`] when no time is left.
-    pub fn tasks(&self, address: SocketAddr, config: &ServerConfig) -> Result<Vec<Task>, Answer> {
+    /// The tasks of the server that answered at `address`, or what it
+    /// answered instead; None when the survey's time for asking is spent.
+    pub fn tasks(
+        &self,
+        address: SocketAddr,
+        config: &ServerConfig,
+    ) -> Option<Result<Vec<Task>, Answer>> {
         let key = config.api_key.as_ref().or(self.env_key.as_ref());
-        let left = self.left().ok_or(Answer::Silent)?;
-        let body = self.get(address, "/api/v1/tasks", key, left)?;
-        parse_tasks(&body).ok_or_else(|| Answer::NotOpenViking(foreign(&body)))
+        let left = self.left()?;
+        Some(
+            self.get(address, "/api/v1/tasks", key, left)
+                .and_then(|body| {
+                    parse_tasks(&body).ok_or_else(|| Answer::NotOpenViking(foreign(&body)))
+                }),
+        )
     }
 
     fn left(&self) -> Option<Duration> {
@@ -300,7 +308,7 @@ impl Asker {
                 let to = response
                     .headers()
                     .get("location")
-                    .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
+                    .map(|l| cut(&String::from_utf8_lossy(l.as_bytes()), 200));
                 return Err(Answer::NotOpenViking(match to {
                     Some(to) => format!("a redirect ({status}) to {to}, not followed"),
                     None => format!("a redirect ({status}), not followed"),
