@@ -332,6 +332,8 @@ impl Asker {
 
 /// Why a process's listening addresses are not to be had.
 enum Unlistable {
+    // Only Linux tells network namespaces apart.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     OtherNetwork,
     Unreadable(String),
 }
