@@ -68,8 +68,23 @@ pub fn clear(
     dry_run: bool,
 ) -> Vec<Removal> {
     let mut removals = clear_pid_file(facts, policy, processes, dry_run);
-    removals.extend(clear_path_locks(facts, judgement, dry_run));
+    removals.extend(clear_path_locks(
+        facts, judgement, policy, processes, dry_run,
+    ));
     removals
+}
+
+/// The directory as it is now: its locks read again from a new reading of
+/// the kernel's lock table, and scanned where that reading needs it (or
+/// where the survey scanned). What a removal rests on ("no live owner") is
+/// established again this way just before it, as carefully as the survey
+/// established it.
+fn facts_now(facts: &Facts, policy: &Policy, processes: &mut Processes) -> Facts {
+    let mut now = inspect::locks_now(facts, processes);
+    if facts.usage.is_some() || judge::needs_scan(&now, policy) {
+        inspect::usage::attach(std::iter::once(&mut now), processes);
+    }
+    now
 }
 
 /// The longest clear-stale watches a token dated ahead of the clock beside a
@@ -77,7 +92,13 @@ pub fn clear(
 const LONGEST_WATCH: Duration = Duration::from_secs(60);
 
 /// Removes each path lock judged stale, if it still is (`path_lock::remove`).
-fn clear_path_locks(facts: &Facts, judgement: &Judgement, dry_run: bool) -> Vec<Removal> {
+fn clear_path_locks(
+    facts: &Facts,
+    judgement: &Judgement,
+    policy: &Policy,
+    processes: &mut Processes,
+    dry_run: bool,
+) -> Vec<Removal> {
     let stale: Vec<&JudgedPathLock> = judgement
         .path_locks
         .iter()
@@ -92,8 +113,26 @@ fn clear_path_locks(facts: &Facts, judgement: &Judgement, dry_run: bool) -> Vec<
     if let Some(watch) = watch.filter(|w| *w <= LONGEST_WATCH && !dry_run) {
         std::thread::sleep(watch);
     }
+    // Whether a live server holds the directory, looked at again once the
+    // watch is over and just before the removals: a server seen then
+    // refreshes its leases, and one that starts after it makes new ones.
+    let now = (!dry_run && !stale.is_empty())
+        .then(|| judge::judge(&facts_now(facts, policy, processes), policy));
     for judged in stale {
-        if let Some(outcome) = clear_path_lock(facts, judged, dry_run) {
+        let judged_now = now.as_ref().map(|now| {
+            now.path_locks
+                .iter()
+                .find(|p| p.file.path == judged.file.path)
+        });
+        let outcome = match judged_now {
+            Some(Some(again)) if again.state != PathLockState::Stale => {
+                Some(Outcome::Kept(no_longer_stale(judged, again)))
+            }
+            Some(None) => Some(Outcome::Kept("a second look did not find it".into())),
+            Some(Some(again)) => clear_path_lock(facts, again, dry_run),
+            None => clear_path_lock(facts, judged, dry_run),
+        };
+        if let Some(outcome) = outcome {
             removals.push(Removal {
                 path: judged.file.path.clone(),
                 reason: Stale::PathLock(Box::new(judged.clone())),
@@ -102,6 +141,20 @@ fn clear_path_locks(facts: &Facts, judgement: &Judgement, dry_run: bool) -> Vec<
         }
     }
     removals
+}
+
+/// Why a path lock judged stale is kept after a second look at the
+/// directory's owners.
+fn no_longer_stale(before: &JudgedPathLock, again: &JudgedPathLock) -> String {
+    match (before.context.refresher, again.context.refresher) {
+        (Refresher::Nobody, Refresher::Live) => {
+            "a live server holds the directory after all, and may be refreshing it".into()
+        }
+        (Refresher::Nobody, Refresher::Unknown) => {
+            "a second look could not tell whether a live server holds the directory".into()
+        }
+        _ => "a second look at the directory no longer finds it stale".into(),
+    }
 }
 
 /// What becomes of one path lock judged stale; None when there is nothing
@@ -182,15 +235,14 @@ fn clear_pid_file(
     // look at the process it names.
     // The clock is read again too: the judgement may have taken seconds (a
     // scan), and "written less than 2 s ago" must hold for now.
+    // The directory's locks are read again too (`facts_now`): the
+    // storage locks tell whether the PID may be a container's server.
     let still_stale = |file: &LockFile, processes: &mut Processes| -> Option<Staleness> {
-        let pid = inspect::pid_file_facts(file.clone(), &facts.resolved_dir, processes);
-        let fresh = Facts {
-            pid_file: pid.file,
-            pid_owner: pid.owner,
-            pid_owner_uses_dir: pid.owner_uses_dir,
-            host: inspect::Host::current(),
+        let moved = Facts {
+            pid_file: file.clone(),
             ..facts.clone()
         };
+        let fresh = facts_now(&moved, policy, processes);
         match judge::pid_file_verdict(&fresh, policy) {
             PidFileVerdict::Stale(why) => Some(why),
             _ => None,

@@ -1,4 +1,5 @@
-//! Command-line interface: clap types only, no behaviour.
+//! Command-line interface: clap types only, no behaviour. The help texts
+//! take their exit codes from `exit_code::TABLE`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -6,35 +7,37 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
-const AFTER_HELP: &str = "\
-Exit codes (check, status, clear-stale): 0 free, 1 held, 2 stale, 3 contended,
-4 unknown or error, 64 usage error. With several directories, the first of
-4, 3, 1, 2, 0 that any of them has: a server may start on every one only on
-0 or 2. `who` exits 0 when it found an owner, 1 when there is none, and 4 when
-it could not tell (an error, or a lock held by a process ovlock could not
-identify).";
+use crate::exit_code;
 
-/// The exit codes of status, check and clear-stale, after their own help.
-const VERDICT_CODES: &str = "\
-Exit codes: 0 free, 1 held, 2 stale, 3 contended, 4 unknown or error, 64 usage
-error. With several directories: the first of 4, 3, 1, 2, 0 that any of them
-has, so 0 or 2 means a server may start on every one.";
+/// `ovlock --help`: the codes of every subcommand, a paragraph a group.
+fn all_codes() -> String {
+    let mut text = "Exit codes, by subcommand:".to_string();
+    for group in exit_code::TABLE {
+        text += &format!("\n\n{}: {}.", group.heading, exit_code::summary(group));
+        if group.subcommands.len() > 1 {
+            text += &format!("\n\n{}", exit_code::several_directories());
+        }
+    }
+    text
+}
 
-const CHECK_CODES: &str = "\
-Exit codes: 0 free, 1 held, 2 stale, 3 contended, 4 unknown or error, 64 usage
-error. With several directories: the first of 4, 3, 1, 2, 0 that any of them
-has, so 0 or 2 means a server may start on every one. With --wait, the code is
-the verdict when the waiting ended: released (0 or 2), or at the deadline.";
-
-const METRICS_CODES: &str = "\
-Exit codes: 0 the metrics were written, whatever they report (findings are
-data, not failures); 4 they could not be written (the message names the path);
-64 usage error.";
-
-const WHO_CODES: &str = "\
-Exit codes (as pgrep): 0 an owner was found; 1 there is none; 4 it could not be
-told: an error, a lock held by a process ovlock could not identify, or (with
---all --pid) processes it could not read; 64 usage error.";
+/// A subcommand's `--help`: its codes, then what else decides them.
+fn codes_of(subcommand: &str) -> String {
+    let group = exit_code::group(subcommand);
+    let mut text = format!("{}: {}.", group.lead, exit_code::summary(group));
+    if group.subcommands.len() > 1 {
+        text += &format!("\n\n{}", exit_code::several_directories());
+    }
+    let note = match subcommand {
+        "check" => Some(exit_code::AFTER_WAITING),
+        "clear-stale" => Some(exit_code::AFTER_CLEARING),
+        _ => None,
+    };
+    if let Some(note) = note {
+        text += &format!("\n\n{note}");
+    }
+    text
+}
 
 /// Who holds an OpenViking data directory, is its lock stale, and what to do.
 // clap's own --version flag exits as soon as it is parsed, before a
@@ -45,7 +48,7 @@ told: an error, a lock held by a process ovlock could not identify, or (with
     name = "ovlock",
     version,
     about,
-    after_help = AFTER_HELP,
+    after_help = all_codes(),
     disable_version_flag = true,
     arg_required_else_help = true,
     override_usage = "ovlock [OPTIONS] <COMMAND>\n       ovlock --version [--verbose]"
@@ -108,27 +111,28 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Full report: lock files, owners, verdict, reasons and what to do.
-    #[command(after_help = VERDICT_CODES)]
+    #[command(after_help = codes_of("status"))]
     Status(DirArgs),
 
     /// One line per directory; the exit code is the verdict.
-    #[command(after_help = CHECK_CODES)]
+    #[command(after_help = codes_of("check"))]
     Check(CheckArgs),
 
     /// The processes that own the directory.
-    #[command(after_help = WHO_CODES)]
+    #[command(after_help = codes_of("who"))]
     Who(WhoArgs),
 
     /// Remove stale .openviking.pid files and path locks (never .openviking.lock).
-    #[command(after_help = VERDICT_CODES)]
+    #[command(after_help = codes_of("clear-stale"))]
     ClearStale(ClearArgs),
 
     /// Prometheus metrics of the directories, in the text format that
     /// node_exporter's textfile collector reads.
-    #[command(after_help = METRICS_CODES)]
+    #[command(after_help = codes_of("metrics"))]
     Metrics(MetricsArgs),
 
     /// Print a shell completion script.
+    #[command(after_help = codes_of("completions"))]
     Completions {
         /// The shell to generate completions for.
         shell: Shell,

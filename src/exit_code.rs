@@ -1,5 +1,7 @@
-//! The process exit codes: one enum, one mapping, documented in the README,
-//! in `--help` and in the man pages.
+//! The process exit codes: one enum, one mapping, and one table of what
+//! each code means for each subcommand. `--help` (cli.rs), the man pages'
+//! EXIT STATUS (man.rs) and README.md's table are all made from the table,
+//! so the codes are written down once.
 
 use crate::judge::Verdict;
 
@@ -56,13 +58,6 @@ impl ExitCode {
     /// although its number is smaller: a script that starts a server on 0
     /// or 2 must not start one beside a live server. No directories: free.
     pub fn of_all(verdicts: impl IntoIterator<Item = Verdict>) -> ExitCode {
-        const PRECEDENCE: [Verdict; 5] = [
-            Verdict::Unknown,
-            Verdict::Contended,
-            Verdict::Held,
-            Verdict::Stale,
-            Verdict::Free,
-        ];
         let verdicts: Vec<Verdict> = verdicts.into_iter().collect();
         let worst = PRECEDENCE
             .into_iter()
@@ -70,6 +65,225 @@ impl ExitCode {
             .unwrap_or(Verdict::Free);
         ExitCode::of(worst)
     }
+}
+
+/// The order `ExitCode::of_all` applies: the first that any directory has wins.
+const PRECEDENCE: [Verdict; 5] = [
+    Verdict::Unknown,
+    Verdict::Contended,
+    Verdict::Held,
+    Verdict::Stale,
+    Verdict::Free,
+];
+
+/// One code of one group of subcommands.
+// `name` and `meaning` are read by the man pages and README.md's table,
+// which only tests make.
+#[cfg_attr(not(test), allow(dead_code))]
+pub struct Row {
+    pub code: ExitCode,
+    /// The word ovlock prints for it (the verdict), where it has one.
+    pub name: Option<&'static str>,
+    /// What `--help` says of it, in a few words.
+    pub summary: &'static str,
+    /// What the man pages and README.md say of it; `code spans` in backticks.
+    pub meaning: &'static str,
+}
+
+/// Subcommands whose codes mean the same.
+pub struct Group {
+    pub subcommands: &'static [&'static str],
+    /// How the man page of ovlock(1) heads the group.
+    pub heading: &'static str,
+    /// How a subcommand's `--help` introduces the codes.
+    pub lead: &'static str,
+    /// Between the codes in `--help`.
+    pub separator: &'static str,
+    pub rows: &'static [Row],
+}
+
+const USAGE: Row = Row {
+    code: ExitCode::Usage,
+    name: None,
+    summary: "usage error",
+    meaning: "usage error: the command line was wrong",
+};
+
+/// Every exit code of every subcommand. A subcommand is in exactly one group.
+pub const TABLE: &[Group] = &[
+    Group {
+        subcommands: &["status", "check", "clear-stale"],
+        heading: "status, check and clear-stale",
+        lead: "Exit codes",
+        separator: ", ",
+        rows: &[
+            Row {
+                code: ExitCode::Free,
+                name: Some("free"),
+                summary: "free",
+                meaning: "nothing owns the directory: there are no lock files, `.openviking.lock` \
+                          is not held, or the directory does not exist yet (OpenViking would \
+                          create it)",
+            },
+            Row {
+                code: ExitCode::Held,
+                name: Some("held"),
+                summary: "held",
+                meaning: "one live server owns it: one process and its descendants, through a \
+                          lock file or the kernel's locks on its storage, or a lock held by a \
+                          process ovlock could not identify",
+            },
+            Row {
+                code: ExitCode::Stale,
+                name: Some("stale"),
+                summary: "stale",
+                meaning: "nothing owns the directory, and a `.openviking.pid` whose owner is \
+                          gone, or a stale path lock, remains (`clear-stale` removes them; a \
+                          server may start)",
+            },
+            Row {
+                code: ExitCode::Contended,
+                name: Some("contended"),
+                summary: "contended",
+                meaning: "two or more servers own it: an old (pid file) and a new (flock) \
+                          OpenViking on one directory, or two OpenViking process trees that use \
+                          the storage",
+            },
+            Row {
+                code: ExitCode::Unknown,
+                name: Some("unknown"),
+                summary: "unknown or error",
+                meaning: "it cannot be decided (permission denied, a lock path that is not a \
+                          regular file, a pid file being written), or an error stopped ovlock \
+                          (such as a broken config, or output that could not be written)",
+            },
+            USAGE,
+        ],
+    },
+    Group {
+        subcommands: &["who"],
+        heading: "who (as pgrep)",
+        lead: "Exit codes (as pgrep)",
+        separator: "; ",
+        rows: &[
+            Row {
+                code: ExitCode::RunningServer,
+                name: None,
+                summary: "an owner was found",
+                meaning: "an owner was found",
+            },
+            Row {
+                code: ExitCode::NoneFound,
+                name: None,
+                summary: "there is none",
+                meaning: "there is none",
+            },
+            Row {
+                code: ExitCode::Unknown,
+                name: None,
+                summary: "it could not be told: an error, a lock held by a process ovlock could \
+                          not identify, or (with --all --pid) processes it could not read",
+                meaning: "it could not be told: an error, a lock held by a process ovlock could \
+                          not identify (run it as root, with CAP_SYS_PTRACE), or (with `--all \
+                          --pid`) processes it could not read",
+            },
+            USAGE,
+        ],
+    },
+    Group {
+        subcommands: &["metrics"],
+        heading: "metrics",
+        lead: "Exit codes",
+        separator: "; ",
+        rows: &[
+            Row {
+                code: ExitCode::Success,
+                name: None,
+                summary: "the metrics were written, whatever they report (findings are data, \
+                          not failures)",
+                meaning: "the metrics were written, whatever they report (findings are data, \
+                          not failures)",
+            },
+            Row {
+                code: ExitCode::Unknown,
+                name: None,
+                summary: "they could not be written (the message names the path)",
+                meaning: "they could not be written; the message names the path",
+            },
+            USAGE,
+        ],
+    },
+    Group {
+        subcommands: &["completions"],
+        heading: "completions, --help and --version",
+        lead: "Exit codes",
+        separator: "; ",
+        rows: &[
+            Row {
+                code: ExitCode::Success,
+                name: None,
+                summary: "printed",
+                meaning: "the script, the help or the version was printed",
+            },
+            Row {
+                code: ExitCode::Unknown,
+                name: None,
+                summary: "it could not be written",
+                meaning: "it could not be written (a closed pipe is not an error: the output \
+                          ends quietly)",
+            },
+            Row {
+                summary: "usage error, such as a shell it does not know",
+                meaning: "usage error, such as a shell it does not know",
+                ..USAGE
+            },
+        ],
+    },
+];
+
+/// The group of a subcommand.
+pub fn group(subcommand: &str) -> &'static Group {
+    TABLE
+        .iter()
+        .find(|g| g.subcommands.contains(&subcommand))
+        .unwrap_or_else(|| panic!("{subcommand} has no row in exit_code::TABLE"))
+}
+
+/// What several directories exit with, after the codes of `status`, `check`
+/// and `clear-stale`.
+pub fn several_directories() -> String {
+    let order: Vec<String> = PRECEDENCE
+        .iter()
+        .map(|v| ExitCode::of(*v).code().to_string())
+        .collect();
+    format!(
+        "With several directories, the exit status is the first of {} that any of them \
+         has: a server may start on every one only on {} or {}. Held outranks stale although \
+         its number is smaller, so a script that starts a server on those never starts one \
+         beside a live server. Each directory's own code is in the JSON document, as \
+         data_dirs[].exit_code.",
+        order.join(", "),
+        ExitCode::Free.code(),
+        ExitCode::Stale.code(),
+    )
+}
+
+/// check --wait: the code when the waiting ended.
+pub const AFTER_WAITING: &str = "With check --wait, the exit status is the verdict when the waiting \
+     ended: released (0 or 2), or what held the directories at the deadline.";
+
+/// clear-stale: the code after clearing.
+pub const AFTER_CLEARING: &str = "The exit status of clear-stale is the verdict after clearing: \
+     0 when every stale lock is gone and nothing else owns the directory.";
+
+/// The codes of a group as `--help` lists them: `0 free, 1 held, ...`.
+pub fn summary(group: &Group) -> String {
+    let codes: Vec<String> = group
+        .rows
+        .iter()
+        .map(|r| format!("{} {}", r.code.code(), r.summary))
+        .collect();
+    codes.join(group.separator)
 }
 
 impl From<ExitCode> for std::process::ExitCode {
@@ -116,6 +330,96 @@ mod tests {
                 ExitCode::of_all(verdicts.iter().copied()).code(),
                 *want,
                 "{verdicts:?}"
+            );
+        }
+    }
+
+    /// Each verdict in `PRECEDENCE` outranks every one after it, which
+    /// `several_directories` says to the reader.
+    #[test]
+    fn the_documented_order_of_several_directories_is_the_one_applied() {
+        for (i, first) in PRECEDENCE.iter().enumerate() {
+            for later in &PRECEDENCE[i + 1..] {
+                assert_eq!(
+                    ExitCode::of_all([*later, *first]),
+                    ExitCode::of(*first),
+                    "{first:?} outranks {later:?}"
+                );
+            }
+        }
+        assert!(several_directories().contains("first of 4, 3, 1, 2, 0 "));
+    }
+
+    /// Every subcommand of the CLI has its codes in exactly one group, each
+    /// code once, and the usage error among them.
+    #[test]
+    fn every_subcommand_is_in_one_group() {
+        use clap::CommandFactory;
+        for sub in crate::cli::Cli::command().get_subcommands() {
+            let name = sub.get_name();
+            let groups = TABLE.iter().filter(|g| g.subcommands.contains(&name));
+            assert_eq!(groups.count(), 1, "{name}");
+        }
+        for g in TABLE {
+            let mut codes: Vec<u8> = g.rows.iter().map(|r| r.code.code()).collect();
+            assert!(codes.contains(&ExitCode::Usage.code()), "{}", g.heading);
+            codes.dedup();
+            assert_eq!(codes.len(), g.rows.len(), "{}", g.heading);
+        }
+    }
+
+    /// README.md's table of exit codes: a row a code, a column a group.
+    fn markdown_table() -> String {
+        let mut codes: Vec<u8> = TABLE
+            .iter()
+            .flat_map(|g| g.rows.iter().map(|r| r.code.code()))
+            .collect();
+        codes.sort_unstable();
+        codes.dedup();
+        let headings: Vec<&str> = TABLE.iter().map(|g| g.heading).collect();
+        let mut out = format!("| code | {} |\n", headings.join(" | "));
+        out += &format!("|---|{}\n", "---|".repeat(TABLE.len()));
+        for code in codes {
+            let cells: Vec<String> = TABLE
+                .iter()
+                .map(|g| {
+                    g.rows
+                        .iter()
+                        .find(|r| r.code.code() == code)
+                        .map(|r| match r.name {
+                            Some(name) => format!("`{name}`: {}", r.meaning),
+                            None => r.meaning.to_string(),
+                        })
+                        .unwrap_or_default()
+                        .replace('|', "\\|")
+                })
+                .collect();
+            out += &format!("| {code} | {} |\n", cells.join(" | "));
+        }
+        out
+    }
+
+    /// README.md's section "Verdicts and exit codes" is the table made here
+    /// and what several directories exit with. `OVLOCK_UPDATE_README=1`
+    /// writes it there instead.
+    #[test]
+    fn readme_table_is_the_one_made_here() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let heading = "\n## Verdicts and exit codes\n\n";
+        let start = readme.find(heading).expect("README.md has the section") + heading.len();
+        let len = readme[start..]
+            .find("\n## ")
+            .map_or(readme.len() - start, |n| n + 1);
+        let table = format!("{}\n{}\n\n", markdown_table(), several_directories());
+        if std::env::var_os("OVLOCK_UPDATE_README").is_some_and(|v| v == "1") {
+            let updated = format!("{}{table}{}", &readme[..start], &readme[start + len..]);
+            std::fs::write(&path, updated).unwrap();
+        } else {
+            assert!(
+                readme[start..start + len] == table,
+                "README.md's table of exit codes is out of date; regenerate it with: \
+                 OVLOCK_UPDATE_README=1 cargo test --bin ovlock exit_code::"
             );
         }
     }

@@ -244,6 +244,15 @@ fn open_for_reading(path: &Path, symlinks: Symlinks) -> io::Result<File> {
     File::open(path)
 }
 
+/// A stat's device number as std gives it (`MetadataExt::dev`), so that
+/// identities read both ways compare: macOS's dev_t is an i32, which std
+/// widens to 64 bits.
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // Linux's dev_t is already 64 bits.
+pub fn device_of(stat: &rustix::fs::Stat) -> u64 {
+    stat.st_dev as u64
+}
+
 #[cfg(unix)]
 fn stat_of(meta: &std::fs::Metadata) -> FileStat {
     use std::os::unix::fs::MetadataExt;

@@ -39,8 +39,13 @@ pub(crate) mod tests;
 /// live process, the PID file is about to be called stale (its owner may
 /// live in another PID namespace), or OpenViking takes no lock here at all.
 pub fn needs_scan(facts: &Facts, policy: &Policy) -> bool {
-    matches!(facts.flock, Some(FlockState::Unidentified { .. }))
-        || facts.workspace.skip_process_lock
+    matches!(
+        facts.flock,
+        Some(FlockState::Unidentified { .. } | FlockState::Unsettled)
+    ) || facts.workspace.skip_process_lock
+        // A lock table that kept changing proves no absence: the holders'
+        // own descriptors must.
+        || facts.storage_locks.unsettled
         // The scan may find who holds it through an open file; a live
         // process that could not be read, it could not read either.
         || facts.storage_locks.unidentified.iter().any(|u| !u.alive)
@@ -57,7 +62,7 @@ pub fn judge(facts: &Facts, policy: &Policy) -> Judgement {
         DirState::Missing => j.nothing_owns.push(Finding::DirMissing),
         DirState::NotADirectory(kind) => j.unknown.push(Finding::NotADirectory(*kind)),
         DirState::Inaccessible(err) => j.unknown.push(Finding::DirInaccessible(err.clone())),
-        DirState::Present { .. } => judge_flock(facts, &mut j),
+        DirState::Present { .. } => judge_flock(facts, policy, &mut j),
     }
     let pid_file = judge_pid_file(facts, policy, &mut j);
     storage::judge_usage(facts, policy, &mut j);
@@ -177,7 +182,7 @@ fn finish(
     }
 }
 
-fn judge_flock(facts: &Facts, j: &mut Evidence) {
+fn judge_flock(facts: &Facts, policy: &Policy, j: &mut Evidence) {
     match (&facts.lock_file, &facts.flock) {
         (LockFile::Absent, _) => {}
         (LockFile::NotRegular(kind), _) => j.unknown.push(Finding::LockFileNotRegular(*kind)),
@@ -208,6 +213,18 @@ fn judge_flock(facts: &Facts, j: &mut Evidence) {
         (LockFile::Present { .. }, Some(FlockState::Unknown(why))) => {
             j.unknown.push(Finding::FlockUnknown(why.clone()));
         }
+        // Not seen in a lock table that kept changing, and the scan, if one
+        // ran, found no holder: unheld, unless a process it could not read
+        // may be a server.
+        (LockFile::Present { .. }, Some(FlockState::Unsettled)) => match &facts.usage {
+            Some(Ok(usage))
+                if storage::suspects(usage, policy, &[]).is_empty()
+                    && facts.host.hidden_by().is_none() =>
+            {
+                j.nothing_owns.push(Finding::FlockUnheld)
+            }
+            _ => j.unknown.push(Finding::LockTableUnsettled),
+        },
         (
             LockFile::Present { .. },
             Some(FlockState::Held {
@@ -381,6 +398,7 @@ fn fixes(
         fixes.push(Fix::EndStuckTask {
             process: one.map(|o| ProcessRef::of(&o.process)),
             service: one.and_then(|o| o.process.service.clone()),
+            launchd: one.and_then(|o| o.process.launchd.clone()),
         });
     }
     fixes
@@ -397,6 +415,7 @@ fn restarts(owners: &[Owner], facts: &Facts) -> Vec<Fix> {
         .map(|owner| Fix::Restart {
             process: ProcessRef::of(&owner.process),
             service: owner.process.service.clone(),
+            launchd: owner.process.launchd.clone(),
         })
         .collect()
 }
@@ -413,6 +432,7 @@ fn stop_owner(o: &Owner, owners: usize, policy: &Policy) -> Fix {
     Fix::Stop {
         process: ProcessRef::of(&o.process),
         service: o.process.service.clone(),
+        launchd: o.process.launchd.clone(),
         case,
     }
 }

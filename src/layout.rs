@@ -57,6 +57,20 @@ pub fn is_storage_file(dir: &Path, path: &Path) -> bool {
         || name.starts_with("MANIFEST-")
 }
 
+/// Whether a storage file is one the kernel holds locks on while a server
+/// runs: RocksDB's `LOCK` and the SQLite databases with their shared-memory
+/// files (SQLite locks bytes of both). Asked about one by one on macOS,
+/// which has no lock table to list.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+pub fn takes_kernel_locks(name: &OsStr) -> bool {
+    let name = name.to_string_lossy();
+    let name = name.strip_suffix("-shm").unwrap_or(&name);
+    name == "LOCK"
+        || [".db", ".sqlite", ".sqlite3"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+}
+
 /// The data directory an open file of an OpenViking server belongs to: the
 /// parent of `.openviking.lock` (also one deleted under the server), or what
 /// lies before the last storage directory component (the last, since the
@@ -264,6 +278,28 @@ pub fn deleted_lock_file(dir: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_storage_files_the_kernel_locks_are_the_ones_a_real_server_locks() {
+        for name in [
+            "LOCK",
+            "queue.db",
+            "queue.db-shm",
+            "usage_audit.sqlite3",
+            "usage_audit.sqlite3-shm",
+        ] {
+            assert!(takes_kernel_locks(OsStr::new(name)), "{name}");
+        }
+        for name in [
+            "LOG",
+            "000012.log",
+            "MANIFEST-000005",
+            "queue.db-wal",
+            "x.sst",
+        ] {
+            assert!(!takes_kernel_locks(OsStr::new(name)), "{name}");
+        }
+    }
 
     #[test]
     fn finds_the_data_directory_of_a_storage_file() {

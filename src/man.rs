@@ -1,7 +1,8 @@
 //! Manual pages: ovlock(1) and one page for each subcommand, made from the
 //! clap definition (so the synopsis and the options are never out of date)
-//! and the sections clap does not know: a longer description, EXIT STATUS,
-//! FILES, ENVIRONMENT, EXAMPLES and SEE ALSO, written here.
+//! and the sections clap does not know: a longer description, EXIT STATUS
+//! (from `exit_code::TABLE`), FILES, ENVIRONMENT, EXAMPLES and SEE ALSO,
+//! written here.
 //!
 //! The pages are committed under man/ for packagers (the Debian package
 //! installs them). As with the completion scripts, a test fails when they
@@ -16,13 +17,13 @@ use clap_mangen::Man;
 use clap_mangen::roff::{Inline, Roff, bold, italic, roman};
 
 use crate::cli::Cli;
-use crate::exit_code::ExitCode;
+use crate::exit_code;
 
 /// The command that rewrites the committed pages.
 const REGENERATE: &str = "OVLOCK_UPDATE_MAN=1 cargo test --bin ovlock man::";
 
 /// An exit status and what it means.
-type Code = (u8, &'static str);
+type Code = (u8, String);
 
 /// What one page adds to what clap knows.
 struct Page {
@@ -33,7 +34,7 @@ struct Page {
     /// EXIT STATUS: each code and its meaning, in groups under a heading
     /// where a page describes several subcommands, then paragraphs.
     exit: Vec<(Option<&'static str>, Vec<Code>)>,
-    exit_notes: &'static [&'static str],
+    exit_notes: Vec<String>,
     /// Whether it reads ov.conf and the data directories (all but
     /// `completions`), and so has FILES and ENVIRONMENT.
     reads_directories: bool,
@@ -49,24 +50,16 @@ fn pages() -> Vec<Page> {
         Page {
             sub: None,
             description: OVLOCK_DESCRIPTION,
-            exit: vec![
-                (
-                    Some("status, check and clear-stale"),
-                    verdict_codes_and_usage(),
-                ),
-                (Some("who (as pgrep)"), [who_codes(), usage()].concat()),
-                (Some("metrics"), metrics_codes()),
-                (
-                    Some("completions, help and version"),
-                    [vec![(ExitCode::Success.code(), "done")], usage()].concat(),
-                ),
-            ],
-            exit_notes: &[
-                SEVERAL_DIRECTORIES,
-                "check --wait exits with the verdict when the waiting ended, and clear-stale \
-                 with the verdict after clearing.",
+            exit: exit_code::TABLE
+                .iter()
+                .map(|g| (Some(g.heading), codes(g)))
+                .collect(),
+            exit_notes: notes(&[
+                &exit_code::several_directories(),
+                exit_code::AFTER_WAITING,
+                exit_code::AFTER_CLEARING,
                 JSON_ON_ERROR,
-            ],
+            ]),
             reads_directories: true,
             files: &[],
             examples: &[
@@ -106,8 +99,8 @@ fn pages() -> Vec<Page> {
                  nothing, not even the access times of the lock files where the kernel allows \
                  that.",
             ],
-            exit: vec![(None, verdict_codes_and_usage())],
-            exit_notes: &[SEVERAL_DIRECTORIES, JSON_ON_ERROR],
+            exit: codes_of("status"),
+            exit_notes: notes(&[&exit_code::several_directories(), JSON_ON_ERROR]),
             reads_directories: true,
             files: &[],
             examples: &[
@@ -140,13 +133,12 @@ fn pages() -> Vec<Page> {
                  time runs out, check exits with the verdict then, and says on stderr what \
                  still holds it, unless -q.",
             ],
-            exit: vec![(None, verdict_codes_and_usage())],
-            exit_notes: &[
-                SEVERAL_DIRECTORIES,
-                "With --wait, the exit status is the verdict when the waiting ended: released \
-                 (0 or 2), or what held the directories at the deadline.",
+            exit: codes_of("check"),
+            exit_notes: notes(&[
+                &exit_code::several_directories(),
+                exit_code::AFTER_WAITING,
                 JSON_ON_ERROR,
-            ],
+            ]),
             reads_directories: true,
             files: &[],
             examples: &[
@@ -175,13 +167,13 @@ fn pages() -> Vec<Page> {
                  open files belong to. A user name that cannot be looked up (no /etc/passwd, \
                  as in a minimal container) is shown as the numeric UID.",
             ],
-            exit: vec![(None, [who_codes(), usage()].concat())],
-            exit_notes: &[
+            exit: codes_of("who"),
+            exit_notes: notes(&[
                 "The codes follow pgrep(1). With --all --pid, nothing printed is 1 only where \
                  nothing stood in the way of seeing an owner; processes that could not be \
                  read make it 4.",
                 JSON_ON_ERROR,
-            ],
+            ]),
             reads_directories: true,
             files: &[],
             examples: &[
@@ -207,13 +199,12 @@ fn pages() -> Vec<Page> {
                  if its bytes are those judged and are judged stale again. Concurrent runs \
                  are harmless. -n, --dry-run only says what would go.",
             ],
-            exit: vec![(None, verdict_codes_and_usage())],
-            exit_notes: &[
-                "The exit status is the verdict after clearing: 0 when every stale lock is \
-                 gone and nothing else owns the directory.",
-                SEVERAL_DIRECTORIES,
+            exit: codes_of("clear-stale"),
+            exit_notes: notes(&[
+                exit_code::AFTER_CLEARING,
+                &exit_code::several_directories(),
                 JSON_ON_ERROR,
-            ],
+            ]),
             reads_directories: true,
             files: &[],
             examples: &[
@@ -241,8 +232,8 @@ fn pages() -> Vec<Page> {
                  beside it ending in .tmp, which node_exporter does not read, synced, then \
                  renamed over FILE.",
             ],
-            exit: vec![(None, metrics_codes())],
-            exit_notes: &[],
+            exit: codes_of("metrics"),
+            exit_notes: Vec::new(),
             reads_directories: true,
             files: &[(
                 "FILE, .FILE.PID.tmp",
@@ -268,22 +259,8 @@ fn pages() -> Vec<Page> {
                  stdout. The Debian package installs those for bash, zsh and fish already; \
                  the scripts are also in completions/ in the source.",
             ],
-            exit: vec![(
-                None,
-                vec![
-                    (ExitCode::Success.code(), "the script was printed"),
-                    (
-                        ExitCode::Unknown.code(),
-                        "it could not be written (a closed pipe is not an error: the output \
-                         ends quietly)",
-                    ),
-                    (
-                        ExitCode::Usage.code(),
-                        "usage error, such as a shell it does not know",
-                    ),
-                ],
-            )],
-            exit_notes: &[],
+            exit: codes_of("completions"),
+            exit_notes: Vec::new(),
             reads_directories: false,
             files: &[],
             examples: &[
@@ -333,70 +310,33 @@ const OVLOCK_DESCRIPTION: &[&str] = &[
      unknown.",
 ];
 
-const SEVERAL_DIRECTORIES: &str = "With several directories, the exit status is the first of \
-     4, 3, 1, 2 and 0 that any of them has, so that it answers whether a server may start on \
-     every one of them: it may on 0 or 2. Held outranks stale although its number is smaller, \
-     so a script that starts a server on 0 or 2 never starts one beside a live server. Each \
-     directory's own code is in the JSON document, as data_dirs[].exit_code.";
-
 const JSON_ON_ERROR: &str = "With --json, an error that stops ovlock still prints a document, \
      with an error field and exit_code 4.";
 
-/// status, check and clear-stale: the verdicts and their codes.
-fn verdict_codes() -> Vec<Code> {
-    vec![
-        (ExitCode::Free.code(), "free: nothing owns the directory"),
-        (ExitCode::Held.code(), "held: one live server owns it"),
-        (
-            ExitCode::Stale.code(),
-            "stale: nothing owns it, and a stale .openviking.pid or path lock remains",
-        ),
-        (
-            ExitCode::Contended.code(),
-            "contended: two or more servers own it",
-        ),
-        (
-            ExitCode::Unknown.code(),
-            "unknown: it cannot be decided, or an error stopped ovlock (such as a broken \
-             config, or output that could not be written)",
-        ),
-    ]
+/// EXIT STATUS of one subcommand's page: its group, with no heading.
+fn codes_of(subcommand: &str) -> Vec<(Option<&'static str>, Vec<Code>)> {
+    vec![(None, codes(exit_code::group(subcommand)))]
 }
 
-fn verdict_codes_and_usage() -> Vec<Code> {
-    [verdict_codes(), usage()].concat()
+/// Each code of a group and its meaning, after the verdict's name where it
+/// has one.
+fn codes(group: &exit_code::Group) -> Vec<Code> {
+    group
+        .rows
+        .iter()
+        .map(|r| {
+            let meaning = r.meaning.replace('`', "");
+            let text = match r.name {
+                Some(name) => format!("{name}: {meaning}"),
+                None => meaning,
+            };
+            (r.code.code(), text)
+        })
+        .collect()
 }
 
-fn usage() -> Vec<Code> {
-    vec![(ExitCode::Usage.code(), "usage error")]
-}
-
-/// metrics: findings are data, not failures.
-fn metrics_codes() -> Vec<Code> {
-    vec![
-        (
-            ExitCode::Success.code(),
-            "the metrics were written, whatever they report",
-        ),
-        (
-            ExitCode::Unknown.code(),
-            "they could not be written; the message names the path",
-        ),
-        (ExitCode::Usage.code(), "usage error"),
-    ]
-}
-
-/// who, as pgrep.
-fn who_codes() -> Vec<Code> {
-    vec![
-        (ExitCode::RunningServer.code(), "an owner was found"),
-        (ExitCode::NoneFound.code(), "there is none"),
-        (
-            ExitCode::Unknown.code(),
-            "it could not be told: an error, a lock held by a process ovlock could not \
-             identify, or (with --all --pid) processes it could not read",
-        ),
-    ]
+fn notes(texts: &[&str]) -> Vec<String> {
+    texts.iter().map(|t| t.to_string()).collect()
 }
 
 /// The files every subcommand that reads directories reads.
@@ -524,12 +464,12 @@ fn sections(page: &Page) -> String {
         for (code, meaning) in codes {
             roff.control("TP", []);
             roff.text([bold(code.to_string())]);
-            roff.text([roman(*meaning)]);
+            roff.text([roman(meaning.as_str())]);
         }
     }
-    for note in page.exit_notes {
+    for note in &page.exit_notes {
         roff.control("PP", []);
-        roff.text([roman(*note)]);
+        roff.text([roman(note.as_str())]);
     }
     if page.reads_directories {
         roff.control("SH", ["FILES"]);
@@ -596,7 +536,6 @@ fn file_name(page: &Page) -> String {
 
 mod tests {
     use super::*;
-    use crate::judge::Verdict;
 
     #[test]
     fn committed_pages_match_the_binary() {
@@ -675,27 +614,5 @@ mod tests {
             .map(|s| s.get_name().to_string())
             .collect();
         assert_eq!(paged, subs);
-    }
-
-    /// The order the pages give for several directories is the one
-    /// `ExitCode::of_all` applies: each code outranks every code after it.
-    #[test]
-    fn the_documented_order_of_several_directories_is_the_one_applied() {
-        use Verdict::*;
-        let order = [Unknown, Contended, Held, Stale, Free];
-        let codes: Vec<String> = order
-            .iter()
-            .map(|v| ExitCode::of(*v).code().to_string())
-            .collect();
-        assert!(SEVERAL_DIRECTORIES.contains(&codes.join(", ").replacen(", 0", " and 0", 1)));
-        for (i, first) in order.iter().enumerate() {
-            for later in &order[i + 1..] {
-                assert_eq!(
-                    ExitCode::of_all([*later, *first]),
-                    ExitCode::of(*first),
-                    "{first:?} outranks {later:?}"
-                );
-            }
-        }
     }
 }

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::SystemTime;
 
 /// How an attempt to remove one path-lock file ended.
-// Off Linux every attempt fails: nothing else is built there.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+// Without OFD locks every attempt fails: nothing else is built there.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Attempt {
     Removed,
@@ -28,8 +28,8 @@ pub enum Attempt {
 }
 
 /// The file as it was judged.
-// Off Linux nothing is removed, so nothing reads it.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+// Without OFD locks nothing is removed, so nothing reads it.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 pub struct Judged<'a> {
     /// (device, inode).
     pub id: (u64, u64),
@@ -41,22 +41,22 @@ pub struct Judged<'a> {
 /// Removes the file at `rel` (relative to the data directory `dir`, never
 /// through a symlink) if it is still the file judged, holding the same bytes,
 /// and `still_stale` says so of those bytes now.
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 pub fn remove(
     dir: &Path,
     rel: &Path,
     judged: &Judged,
     still_stale: impl Fn(&[u8], Option<SystemTime>) -> bool,
 ) -> Attempt {
-    match linux::remove(dir, rel, judged, still_stale) {
+    match ofd::remove(dir, rel, judged, still_stale) {
         Ok(attempt) => attempt,
         Err(why) => Attempt::Failed(why),
     }
 }
 
-/// Off Linux there are no OFD locks to exclude OpenViking with, so nothing
+/// Elsewhere there are no OFD locks to exclude OpenViking with, so nothing
 /// is removed.
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub fn remove(
     _dir: &Path,
     _rel: &Path,
@@ -69,8 +69,10 @@ pub fn remove(
     ))
 }
 
-#[cfg(target_os = "linux")]
-mod linux {
+/// Linux and macOS alike: both have `F_OFD_SETLK` (37 and 90), which libc
+/// names for each.
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+mod ofd {
     use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
     use std::path::{Component, Path};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -93,7 +95,7 @@ mod linux {
         let Some(parent) = open_beneath(dir, parent)? else {
             return Ok(Attempt::Gone);
         };
-        let same = |s: &rustix::fs::Stat| (s.st_dev, s.st_ino) == id;
+        let same = |s: &rustix::fs::Stat| (crate::fsread::device_of(s), s.st_ino) == id;
         // Looked at before it is opened: a device swapped in is never opened.
         match statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(now) if same(&now) && FileType::from_raw_mode(now.st_mode).is_file() => {}
@@ -318,7 +320,7 @@ mod tests {
             .write(true)
             .open(&path)
             .unwrap();
-        linux::lock_for_test(&other);
+        ofd::lock_for_test(&other);
         assert_eq!(
             remove(&t.root, rel(), &judged(id), |_, _| true),
             Attempt::Busy

@@ -2,11 +2,13 @@
 //! ever taking the lock (a probe could make a server that starts at that
 //! instant fail).
 
+// macOS asks about the file by its path instead (`inspect::macos`).
+#[cfg(not(target_os = "macos"))]
 use crate::fsread::FileStat;
 
 /// Why the holder of a held flock is not known for certain.
-// Off Linux the kernel cannot be asked, so none is ever built there.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+// Where the kernel cannot be asked, none is ever built.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HolderDoubt {
     /// The kernel names this PID, whose descriptors could not be read.
@@ -18,8 +20,8 @@ pub enum HolderDoubt {
 }
 
 /// The kernel's answer for one lock file.
-// Off Linux the kernel cannot be asked, so only Unknown is ever built there.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+// Where the kernel cannot be asked, only Unknown is ever built.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FlockState {
     /// No process holds a flock on it.
@@ -38,12 +40,20 @@ pub enum FlockState {
     /// hold it (it exited, leaving the lock to a forked child): a scan of every
     /// process must find the holder. `certain` is false when only the inode
     /// number matched, not the device (btrfs subvolumes and overlayfs show
-    /// another device in /proc/locks).
+    /// another device in /proc/locks). Only Linux's lock table tells this.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     Unidentified {
         recorded_pid: Option<u32>,
         recorded_exited: bool,
         certain: bool,
     },
+    /// /proc/locks shows no flock on it, but it kept changing while it was
+    /// read, so one may have been missed: only the descriptors of the
+    /// processes that have the file open can tell. A scan settles it, or,
+    /// when the scan could not read every process, leaves it so. Only
+    /// Linux's lock table is read a page at a time.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    Unsettled,
     /// It could not be told; the text says why.
     Unknown(String),
 }
@@ -53,16 +63,27 @@ pub enum FlockState {
 #[derive(Default)]
 pub struct LockTable {
     #[cfg(target_os = "linux")]
-    cached: std::cell::OnceCell<Result<Vec<super::kernel_locks::KernelLock>, String>>,
+    cached: std::cell::OnceCell<Result<super::table_reading::Reading, String>>,
 }
 
 #[cfg(target_os = "linux")]
 impl LockTable {
-    pub fn get(&self) -> Result<&[super::kernel_locks::KernelLock], &str> {
+    fn reading(&self) -> Result<&super::table_reading::Reading, &str> {
         self.cached
             .get_or_init(|| super::procfs::lock_table().map_err(|err| err.to_string()))
-            .as_deref()
+            .as_ref()
             .map_err(String::as_str)
+    }
+
+    /// Every lock seen while the table was read.
+    pub fn get(&self) -> Result<&[super::kernel_locks::KernelLock], &str> {
+        self.reading().map(|r| r.locks.as_slice())
+    }
+
+    /// Whether a lock missing from [`LockTable::get`] was surely not held:
+    /// false when the table kept changing while it was read.
+    pub fn settled(&self) -> bool {
+        self.reading().is_ok_and(|r| r.settled)
     }
 }
 
@@ -136,7 +157,11 @@ pub fn state(stat: &FileStat, locks: &LockTable) -> FlockState {
         };
     }
     if candidates.is_empty() {
-        return FlockState::Unheld;
+        return if locks.settled() {
+            FlockState::Unheld
+        } else {
+            FlockState::Unsettled
+        };
     }
     // The recorded holder has exited or no longer has the file: a process that
     // inherited the open file (a fork without exec) holds it now, and only a
@@ -150,7 +175,8 @@ pub fn state(stat: &FileStat, locks: &LockTable) -> FlockState {
 }
 
 #[cfg(target_os = "linux")]
-/// Settles an [`FlockState::Unidentified`] lock with what the scan found:
+/// Settles an [`FlockState::Unidentified`] or [`FlockState::Unsettled`] lock
+/// with what the scan found:
 /// the processes that own a flock on the file through a descriptor of theirs.
 /// `unseen` says what the scan could not see, when it could not see every process.
 pub fn settle_with_scan(
@@ -158,6 +184,20 @@ pub fn settle_with_scan(
     holders: Vec<u32>,
     unseen: Option<String>,
 ) -> FlockState {
+    if state == FlockState::Unsettled {
+        return match (holders.is_empty(), unseen) {
+            (false, _) => FlockState::Held {
+                holders,
+                recorded_pid: None,
+                recorded_exited: false,
+                doubt: None,
+            },
+            (true, None) => FlockState::Unheld,
+            // Whether one that could not be seen may hold it is the judge's
+            // to weigh: only a possible server makes this a doubt.
+            (true, Some(_)) => FlockState::Unsettled,
+        };
+    }
     let FlockState::Unidentified {
         recorded_pid,
         recorded_exited,
@@ -193,7 +233,7 @@ pub fn settle_with_scan(
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub fn state(_stat: &FileStat, _locks: &LockTable) -> FlockState {
     FlockState::Unknown(format!(
         "on {} ovlock cannot read the kernel's lock table, and it never takes the lock to test it",

@@ -5,7 +5,7 @@
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 /// Which locking call made the lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LockClass {
     /// `flock(2)`.
     Flock,
@@ -25,7 +25,7 @@ impl KernelLock {
 }
 
 /// One held (or, with `waiting`, requested) lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KernelLock {
     pub class: LockClass,
     /// WRITE (exclusive) rather than READ (shared).
@@ -85,6 +85,7 @@ pub fn parse_line(line: &str) -> Option<KernelLock> {
 }
 
 /// Every parsable line of a lock table; lines of unknown shape are skipped.
+#[cfg(test)]
 pub fn parse_table(text: &str) -> Vec<KernelLock> {
     text.lines().filter_map(parse_line).collect()
 }

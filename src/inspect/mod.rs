@@ -3,6 +3,12 @@
 
 pub mod flock;
 pub mod kernel_locks;
+// Linux reads the whole lock table; macOS answers one file at a time, and
+// what its answers mean is tested everywhere.
+#[cfg(any(target_os = "macos", test))]
+pub mod lock_query;
+#[cfg(target_os = "macos")]
+mod macos;
 pub mod path_locks;
 pub mod process;
 #[cfg(target_os = "linux")]
@@ -12,6 +18,8 @@ pub mod server;
 #[cfg(target_os = "linux")]
 mod sockets;
 pub mod storage_locks;
+#[cfg(target_os = "linux")]
+pub mod table_reading;
 pub mod usage;
 
 use std::collections::BTreeMap;
@@ -188,20 +196,6 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         DirState::Present { resolved } => resolved.clone(),
         _ => resolve_existing_part(&workspace.path),
     };
-    let lock_file = match &dir {
-        DirState::Present { .. } => read_lock_file(&resolved_dir.join(LOCK_NAME)),
-        _ => LockFile::Absent,
-    };
-    let flock = match &lock_file {
-        LockFile::Present { stat, .. } => Some(flock::state(stat, &survey.locks)),
-        _ => None,
-    };
-    let flock_holders = match &flock {
-        Some(FlockState::Held { holders, .. }) => {
-            holders.iter().map(|&pid| processes.lookup(pid)).collect()
-        }
-        _ => Vec::new(),
-    };
     let left_aside = match &dir {
         DirState::Present { .. } => left_aside(&resolved_dir),
         _ => Vec::new(),
@@ -218,18 +212,7 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
             owner_uses_dir: None,
         },
     };
-    // The lock files' owners, already looked up.
-    let known: Vec<&Lookup> = flock_holders.iter().chain(&pid.owner).collect();
-    let storage_locks = match &dir {
-        DirState::Present { .. } => {
-            let lock_ino = match &lock_file {
-                LockFile::Present { stat, .. } => Some(stat.ino),
-                _ => None,
-            };
-            storage_locks::find(&resolved_dir, &survey.locks, lock_ino, &known, processes)
-        }
-        _ => StorageLocks::default(),
-    };
+    let locks = lock_evidence(&dir, &resolved_dir, pid.owner.as_ref(), processes, survey);
     let path_locks = match &dir {
         DirState::Present { .. } => path_locks::find(&resolved_dir, &workspace.path_locks),
         _ => PathLocks::NoTree,
@@ -237,15 +220,7 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
     // Who launched each process found so far: a worker of a server is part
     // of it, not a second owner. A few reads for each, not a scan.
     let mut lineage = BTreeMap::new();
-    let alive = known.iter().filter_map(|l| match l {
-        Lookup::Alive(p) => Some(p.pid),
-        _ => None,
-    });
-    for found in alive.chain(storage_locks.holders.iter().map(|h| h.process.pid)) {
-        lineage
-            .entry(found)
-            .or_insert_with(|| usage::lineage(found));
-    }
+    add_lineage(&mut lineage, &locks, pid.owner.as_ref());
     let elsewhere = if matches!(dir, DirState::Missing)
         || matches!(workspace.source, crate::workspace::Source::Default { .. })
     {
@@ -262,13 +237,13 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         workspace: workspace.clone(),
         dir,
         resolved_dir,
-        lock_file,
-        flock,
-        flock_holders,
+        lock_file: locks.lock_file,
+        flock: locks.flock,
+        flock_holders: locks.flock_holders,
         pid_file: pid.file,
         pid_owner: pid.owner,
         pid_owner_uses_dir: pid.owner_uses_dir,
-        storage_locks,
+        storage_locks: locks.storage_locks,
         path_locks,
         usage: None,
         lineage,
@@ -277,6 +252,124 @@ pub fn inspect(workspace: &Workspace, processes: &mut Processes, survey: &Survey
         elsewhere,
         host: survey.host.clone(),
     }
+}
+
+/// What the kernel's locks say of a directory: `.openviking.lock` and the
+/// flock on it, and the locks on its storage files.
+struct LockEvidence {
+    lock_file: LockFile,
+    flock: Option<FlockState>,
+    flock_holders: Vec<Lookup>,
+    storage_locks: StorageLocks,
+}
+
+/// Reads the lock evidence of a directory; `pid_owner` is the process its
+/// pid file names, already looked up.
+fn lock_evidence(
+    dir: &DirState,
+    resolved_dir: &Path,
+    pid_owner: Option<&Lookup>,
+    processes: &mut Processes,
+    survey: &Survey,
+) -> LockEvidence {
+    let DirState::Present { .. } = dir else {
+        return LockEvidence {
+            lock_file: LockFile::Absent,
+            flock: None,
+            flock_holders: Vec::new(),
+            storage_locks: StorageLocks::default(),
+        };
+    };
+    let lock_file = read_lock_file(&resolved_dir.join(LOCK_NAME));
+    let flock = match &lock_file {
+        LockFile::Present { stat, .. } => Some(lock_file_state(resolved_dir, stat, survey)),
+        _ => None,
+    };
+    let flock_holders: Vec<Lookup> = match &flock {
+        Some(FlockState::Held { holders, .. }) => {
+            holders.iter().map(|&pid| processes.lookup(pid)).collect()
+        }
+        _ => Vec::new(),
+    };
+    // The lock files' owners, already looked up.
+    let known: Vec<&Lookup> = flock_holders.iter().chain(pid_owner).collect();
+    let lock_ino = match &lock_file {
+        LockFile::Present { stat, .. } => Some(stat.ino),
+        _ => None,
+    };
+    let storage_locks =
+        storage_locks::find(resolved_dir, &survey.locks, lock_ino, &known, processes);
+    LockEvidence {
+        lock_file,
+        flock,
+        flock_holders,
+        storage_locks,
+    }
+}
+
+/// Who launched each process the locks name: a worker of a server is part
+/// of it, not a second owner. A few reads for each, not a scan.
+fn add_lineage(
+    lineage: &mut BTreeMap<u32, Vec<Ancestor>>,
+    locks: &LockEvidence,
+    pid_owner: Option<&Lookup>,
+) {
+    let alive = locks
+        .flock_holders
+        .iter()
+        .chain(pid_owner)
+        .filter_map(|l| match l {
+            Lookup::Alive(p) => Some(p.pid),
+            _ => None,
+        });
+    for found in alive.chain(locks.storage_locks.holders.iter().map(|h| h.process.pid)) {
+        lineage
+            .entry(found)
+            .or_insert_with(|| usage::lineage(found));
+    }
+}
+
+/// The directory of `facts` with its lock evidence read again, from a new
+/// reading of the kernel's lock table, and the pid file's owner looked up
+/// again: what clear-stale checks just before it removes anything. The
+/// scan's findings are dropped with the old evidence; the caller scans
+/// again where the new evidence needs it.
+pub fn locks_now(facts: &Facts, processes: &mut Processes) -> Facts {
+    let survey = Survey::now();
+    let pid = pid_file_facts(facts.pid_file.clone(), &facts.resolved_dir, processes);
+    let locks = lock_evidence(
+        &facts.dir,
+        &facts.resolved_dir,
+        pid.owner.as_ref(),
+        processes,
+        &survey,
+    );
+    let mut lineage = BTreeMap::new();
+    add_lineage(&mut lineage, &locks, pid.owner.as_ref());
+    Facts {
+        lock_file: locks.lock_file,
+        flock: locks.flock,
+        flock_holders: locks.flock_holders,
+        pid_owner: pid.owner,
+        pid_owner_uses_dir: pid.owner_uses_dir,
+        storage_locks: locks.storage_locks,
+        usage: None,
+        lineage,
+        host: survey.host,
+        ..facts.clone()
+    }
+}
+
+/// The flock on `.openviking.lock` in `dir`, whose metadata is `stat`: from
+/// the lock table read once per survey, or, on macOS, asked of the kernel.
+#[cfg(not(target_os = "macos"))]
+fn lock_file_state(_dir: &Path, stat: &FileStat, survey: &Survey) -> FlockState {
+    flock::state(stat, &survey.locks)
+}
+
+#[cfg(target_os = "macos")]
+fn lock_file_state(dir: &Path, stat: &FileStat, _survey: &Survey) -> FlockState {
+    macos::flock_state(&dir.join(LOCK_NAME), stat)
 }
 
 /// `.openviking.pid` and the process it names.
@@ -387,7 +480,10 @@ fn uses_dir(pid: u32, dir: &Path) -> Option<bool> {
     Some(open || procfs::cwd(pid).is_ok_and(|cwd| cwd.starts_with(dir)))
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+use macos::uses_dir;
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 fn uses_dir(_pid: u32, _dir: &Path) -> Option<bool> {
     None
 }

@@ -1,10 +1,10 @@
 //! OpenViking's path locks: every `.path.ovlock` and `.exact.ovlock.*` in
 //! the storage tree `{workspace}/viking/`, what each locks, and what it
 //! says. The walk reads directories only (each entry's kind comes with its
-//! name from getdents), opens nothing but the lock files, never follows a
-//! symlink, does not enter network or FUSE mounts (one whose server hangs
-//! would hang the run), and spreads over the cores, so that `check` can
-//! afford it on a large tree.
+//! name from getdents on Linux, readdir on macOS), opens nothing but the
+//! lock files, never follows a symlink, does not enter network or FUSE
+//! mounts (one whose server hangs would hang the run), and spreads over the
+//! cores, so that `check` can afford it on a large tree.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -17,7 +17,7 @@ use crate::workspace::PathLockSettings;
 
 /// How much of a path-lock file is read: OpenViking's tokens are about 60
 /// bytes long.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 pub const READ_CAP: usize = 512;
 
 /// What the workspace's path locks are, as far as files can tell.
@@ -31,10 +31,10 @@ pub enum PathLocks {
     TreeNotADirectory(FileKind),
     /// The config keeps the tokens where no file on this machine shows them.
     NotLocal(NotLocal),
-    /// The tree is there, but only Linux searches it.
-    #[cfg_attr(target_os = "linux", allow(dead_code))]
+    /// The tree is there, but only Linux and macOS search it.
+    #[cfg_attr(any(target_os = "linux", target_os = "macos"), allow(dead_code))]
     NotDetermined,
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    #[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
     Walked(Walk),
 }
 
@@ -48,7 +48,7 @@ pub enum NotLocal {
 }
 
 /// What a search of the tree found.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Walk {
     /// `{resolved workspace}/viking`.
@@ -74,7 +74,7 @@ pub struct Unreadable {
 }
 
 /// A limit that kept the walk from searching the whole tree.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CapHit {
     /// Directories more than `limit` levels below `viking/` were not
@@ -90,7 +90,7 @@ pub enum CapHit {
 }
 
 /// One lock file: where it is, what it locks, what it holds.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathLockFile {
     pub path: PathBuf,
@@ -100,7 +100,7 @@ pub struct PathLockFile {
 }
 
 /// What a lock file locks, from its name and place.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Locks {
     /// The place locked: for `.path.ovlock`, its directory; for a sidecar,
@@ -117,7 +117,7 @@ pub enum Locks {
 }
 
 /// What reading a lock file gave.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockFileRead {
     /// A symlink, FIFO, directory, device or socket: never opened.
@@ -138,7 +138,7 @@ pub enum LockFileRead {
 }
 
 /// A lock file's identity and times, from the descriptor that was read.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockMeta {
     pub stat: FileStat,
@@ -165,10 +165,10 @@ pub fn find(resolved_dir: &Path, settings: &PathLockSettings) -> PathLocks {
     }
 }
 
-#[cfg(target_os = "linux")]
-use linux::search;
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+use walk::search;
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 fn search(tree: &Path) -> PathLocks {
     match crate::fsread::kind_of(tree) {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => PathLocks::NoTree,
@@ -177,8 +177,8 @@ fn search(tree: &Path) -> PathLocks {
     }
 }
 
-#[cfg(target_os = "linux")]
-mod linux {
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+mod walk {
     use std::collections::HashMap;
     use std::ffi::OsStr;
     use std::mem::MaybeUninit;
@@ -189,16 +189,15 @@ mod linux {
     use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-    use rustix::fs::{
-        AtFlags, FileType, Mode, OFlags, RawDir, StatxFlags, fstat, openat, statat, statx,
-    };
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags, fstat, openat, statat};
+    #[cfg(target_os = "linux")]
+    use rustix::fs::{RawDir, StatxFlags, statx};
     use rustix::io::Errno;
 
     use super::{
         CapHit, LockFileRead, LockMeta, Locks, PathLockFile, PathLocks, READ_CAP, Unreadable, Walk,
     };
     use crate::fsread::{self, FileKind, FileStat};
-    use crate::inspect::procfs;
     use crate::layout::{self, PathLockName, TreePlace};
     use crate::lock_token;
 
@@ -227,10 +226,16 @@ mod linux {
     const ENTRIES_BATCH: u64 = 4096;
 
     pub fn search(tree: &Path) -> PathLocks {
-        search_with(tree, LIMITS, || {
-            procfs::hanging_mount_points().unwrap_or_default()
-        })
+        search_with(tree, LIMITS, hanging_mount_points)
     }
+
+    #[cfg(target_os = "linux")]
+    fn hanging_mount_points() -> Vec<PathBuf> {
+        crate::inspect::procfs::hanging_mount_points().unwrap_or_default()
+    }
+
+    #[cfg(target_os = "macos")]
+    use crate::inspect::macos::hanging_mount_points;
 
     /// The search, within `limits`; `hanging` lists the network and FUSE
     /// mount points of the system, read only once the tree is found.
@@ -240,8 +245,12 @@ mod linux {
         hanging: impl FnOnce() -> Vec<PathBuf>,
     ) -> PathLocks {
         // O_PATH touches neither the directory nor a filesystem mounted
-        // there, which may be a network one whose server hangs.
+        // there, which may be a network one whose server hangs. macOS has
+        // none: it opens the directory, as the walk would next.
+        #[cfg(target_os = "linux")]
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        #[cfg(target_os = "macos")]
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let handle = match openat(rustix::fs::CWD, tree, flags, Mode::empty()) {
             Ok(handle) => handle,
             Err(Errno::NOENT) => return PathLocks::NoTree,
@@ -558,7 +567,10 @@ mod linux {
         let mut met: Vec<Met> = Vec::new();
         let mut subdirs: Vec<PathBuf> = Vec::new();
         let mut counted = 0;
+        #[cfg(target_os = "linux")]
         let mut listing = RawDir::new(&fd, buffer);
+        #[cfg(target_os = "macos")]
+        let mut listing = Readdir::new(&fd, buffer);
         while let Some(entry) = listing.next() {
             let entry = match entry {
                 Ok(entry) => entry,
@@ -771,6 +783,7 @@ mod linux {
 
     /// Only the owner of a file (or CAP_FOWNER) may open it with O_NOATIME;
     /// anyone else opens it plainly.
+    #[cfg(target_os = "linux")]
     fn open_without_atime<P: rustix::path::Arg + Copy>(
         dir: BorrowedFd,
         name: P,
@@ -782,10 +795,43 @@ mod linux {
         }
     }
 
+    /// macOS has no O_NOATIME: reading a lock file may touch its access time.
+    #[cfg(target_os = "macos")]
+    fn open_without_atime<P: rustix::path::Arg + Copy>(
+        dir: BorrowedFd,
+        name: P,
+        flags: OFlags,
+    ) -> Result<OwnedFd, Errno> {
+        openat(dir, name, flags, Mode::empty())
+    }
+
+    /// A directory's entries through readdir, in the shape of Linux's
+    /// `RawDir` (macOS has no getdents; libc buffers the listing itself).
+    #[cfg(target_os = "macos")]
+    struct Readdir(Result<rustix::fs::Dir, Option<Errno>>);
+
+    #[cfg(target_os = "macos")]
+    impl Readdir {
+        fn new(fd: &OwnedFd, _buffer: &mut [MaybeUninit<u8>]) -> Readdir {
+            Readdir(rustix::fs::Dir::read_from(fd).map_err(Some))
+        }
+
+        /// The next entry; an error that kept the directory from being read
+        /// at all comes first, once.
+        fn next(&mut self) -> Option<Result<rustix::fs::DirEntry, Errno>> {
+            match &mut self.0 {
+                Ok(dir) => dir.read(),
+                Err(err) => err.take().map(Err),
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
     const STATX_MASK: StatxFlags = StatxFlags::BASIC_STATS.union(StatxFlags::BTIME);
 
     /// The type and metadata of an open file, with its birth time where the
     /// kernel and filesystem have one.
+    #[cfg(target_os = "linux")]
     fn meta_of(fd: BorrowedFd) -> Result<(FileType, LockMeta), Errno> {
         match statx(fd, c"", AtFlags::EMPTY_PATH, STATX_MASK) {
             Ok(st) => Ok(from_statx(&st)),
@@ -795,6 +841,7 @@ mod linux {
         }
     }
 
+    #[cfg(target_os = "linux")]
     fn meta_by_name(dir: BorrowedFd, name: &OsStr) -> Result<(FileType, LockMeta), Errno> {
         match statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, STATX_MASK) {
             Ok(st) => Ok(from_statx(&st)),
@@ -805,6 +852,28 @@ mod linux {
         }
     }
 
+    /// The same on macOS, whose stat carries the birth time.
+    #[cfg(target_os = "macos")]
+    fn meta_of(fd: BorrowedFd) -> Result<(FileType, LockMeta), Errno> {
+        fstat(fd).map(|st| with_birth(&st))
+    }
+
+    #[cfg(target_os = "macos")]
+    fn meta_by_name(dir: BorrowedFd, name: &OsStr) -> Result<(FileType, LockMeta), Errno> {
+        statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map(|st| with_birth(&st))
+    }
+
+    #[cfg(target_os = "macos")]
+    fn with_birth(st: &rustix::fs::Stat) -> (FileType, LockMeta) {
+        let (file_type, mut meta) = from_stat(st);
+        meta.born = time(
+            st.st_birthtime,
+            u32::try_from(st.st_birthtime_nsec).unwrap_or(0),
+        );
+        (file_type, meta)
+    }
+
+    #[cfg(target_os = "linux")]
     fn from_statx(st: &rustix::fs::Statx) -> (FileType, LockMeta) {
         let has = |flag: StatxFlags| st.stx_mask & flag.bits() != 0;
         let meta = LockMeta {
@@ -826,7 +895,7 @@ mod linux {
     fn from_stat(st: &rustix::fs::Stat) -> (FileType, LockMeta) {
         let meta = LockMeta {
             stat: FileStat {
-                dev: st.st_dev,
+                dev: fsread::device_of(st),
                 ino: st.st_ino,
                 size: u64::try_from(st.st_size).unwrap_or(0),
                 modified: time(st.st_mtime, u32::try_from(st.st_mtime_nsec).unwrap_or(0)),
@@ -871,7 +940,7 @@ mod tests {
     use std::path::{Path, PathBuf};
     use std::time::Duration;
 
-    use super::linux::{LIMITS, Limits, search_with};
+    use super::walk::{LIMITS, Limits, search_with};
     use super::*;
     use crate::layout;
     use crate::lock_token::{BadToken, LeaseKind};

@@ -26,6 +26,25 @@ pub struct ProcessInfo {
     pub zombie: bool,
     /// The systemd service it runs in, which would restart it if killed.
     pub service: Option<Service>,
+    /// The launchd job it may run as (macOS), which launchd may restart if
+    /// it is killed.
+    pub launchd: Option<Box<LaunchdJob>>,
+}
+
+/// A process whose parent is launchd (PID 1): a LaunchAgent's or a
+/// LaunchDaemon's, which `launchctl` stops for good, or one that was merely
+/// orphaned, which only the label tells apart.
+// Only macOS has launchd.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchdJob {
+    /// Its label, from `XPC_SERVICE_NAME`, which launchd sets in the
+    /// environment of the jobs it starts; None when that could not be read
+    /// (another user's process, when not root) or is not set.
+    pub label: Option<String>,
+    /// Its user: 0 for a LaunchDaemon's (the `system` domain), another for
+    /// a user's LaunchAgent (the `gui/UID` domain).
+    pub uid: Option<u32>,
 }
 
 /// A systemd service, from a process's cgroup.
@@ -141,13 +160,43 @@ impl Processes {
 }
 
 fn refresh_kind() -> ProcessRefreshKind {
-    ProcessRefreshKind::nothing()
+    let kind = ProcessRefreshKind::nothing()
         .with_memory()
         .with_cmd(UpdateKind::Always)
         .with_exe(UpdateKind::Always)
         .with_cwd(UpdateKind::Always)
         .with_user(UpdateKind::Always)
-        .without_tasks()
+        .without_tasks();
+    // The environment names a launchd job's label; it comes with the
+    // arguments macOS already reads (KERN_PROCARGS2).
+    #[cfg(target_os = "macos")]
+    let kind = kind.with_environ(UpdateKind::Always);
+    kind
+}
+
+/// Only macOS has launchd.
+#[cfg(not(target_os = "macos"))]
+fn launchd_job(_process: &sysinfo::Process) -> Option<Box<LaunchdJob>> {
+    None
+}
+
+/// The launchd job of a process whose parent is launchd (PID 1).
+#[cfg(target_os = "macos")]
+fn launchd_job(process: &sysinfo::Process) -> Option<Box<LaunchdJob>> {
+    if process.parent().map(Pid::as_u32) != Some(1) {
+        return None;
+    }
+    let label = process
+        .environ()
+        .iter()
+        .find_map(|var| var.to_str()?.strip_prefix("XPC_SERVICE_NAME="))
+        // launchd sets "0" for processes that are not its jobs.
+        .filter(|label| !label.is_empty() && *label != "0")
+        .map(String::from);
+    Some(Box::new(LaunchdJob {
+        label,
+        uid: process.user_id().map(|uid| **uid),
+    }))
 }
 
 /// What sysinfo knows of a process, but its user's name.
@@ -173,6 +222,7 @@ fn describe(process: &sysinfo::Process) -> ProcessInfo {
             ProcessStatus::Zombie | ProcessStatus::Dead
         ),
         service: None,
+        launchd: launchd_job(process),
     }
 }
 

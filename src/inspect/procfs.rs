@@ -8,6 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::kernel_locks::{self, KernelLock, LockClass};
+use super::table_reading;
 
 /// A file's identity as `stat` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,9 +24,17 @@ impl FileId {
     }
 }
 
-/// The whole kernel lock table, read once.
-pub fn lock_table() -> io::Result<Vec<KernelLock>> {
-    fs::read_to_string("/proc/locks").map(|text| kernel_locks::parse_table(&text))
+/// The kernel lock table, read so that what it lacks is absent when it
+/// settles (see `table_reading`).
+pub fn lock_table() -> io::Result<table_reading::Reading> {
+    use std::os::unix::fs::FileExt;
+    let file = fs::File::open("/proc/locks")?;
+    table_reading::read(|offset, buf| {
+        buf.resize(table_reading::READ_BUFFER, 0);
+        let n = file.read_at(buf, offset)?;
+        buf.truncate(n);
+        Ok(())
+    })
 }
 
 /// Every PID in /proc.

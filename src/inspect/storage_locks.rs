@@ -20,6 +20,9 @@ pub struct StorageLocks {
     pub unidentified: Vec<Unidentified>,
     /// Why some of the storage could not be searched.
     pub incomplete: Option<String>,
+    /// The lock table kept changing while it was read: a lock missing from
+    /// it may still be held, and only the holders' descriptors can tell.
+    pub unsettled: bool,
     /// Holders whose descriptors could not be read, that hold a flock the
     /// kernel shows on a file other than `.openviking.lock` at its path:
     /// most likely that file, deleted under them.
@@ -39,6 +42,8 @@ pub struct Unidentified {
     pub why: String,
 }
 
+#[cfg(target_os = "macos")]
+pub use super::macos::{find, lock_holders};
 #[cfg(target_os = "linux")]
 pub use linux::{find, lock_holders};
 
@@ -74,7 +79,10 @@ mod linux {
         known: &[&Lookup],
         processes: &mut Processes,
     ) -> StorageLocks {
-        let mut found = StorageLocks::default();
+        let mut found = StorageLocks {
+            unsettled: !table.settled(),
+            ..StorageLocks::default()
+        };
         let locks: Vec<&KernelLock> = match table.get() {
             Ok(locks) => locks.iter().filter(|l| !l.waiting).collect(),
             Err(err) => {
@@ -351,8 +359,8 @@ mod linux {
     }
 }
 
-/// Off Linux there is no kernel lock table to read.
-#[cfg(not(target_os = "linux"))]
+/// Elsewhere there is no kernel lock table to read.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub fn lock_holders(
     _table: &super::LockTable,
     _processes: &mut super::Processes,
@@ -360,8 +368,8 @@ pub fn lock_holders(
     Vec::new()
 }
 
-/// Off Linux there is no kernel lock table to read.
-#[cfg(not(target_os = "linux"))]
+/// Elsewhere there is no kernel lock table to read.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub fn find(
     _dir: &std::path::Path,
     _table: &super::LockTable,

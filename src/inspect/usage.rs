@@ -5,8 +5,10 @@
 
 use std::path::PathBuf;
 
+use super::ProcessInfo;
 pub use super::scan::{Access, PathAccess};
-use super::{Facts, ProcessInfo, Processes};
+#[cfg(not(target_os = "macos"))]
+use super::{Facts, Processes};
 
 /// A process that touches the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,14 +135,17 @@ fn add_users<'a>(
     }
 }
 
-/// A flock whose recorded holder had gone, settled with the processes the
-/// scan found holding it through a descriptor.
+/// A flock whose recorded holder had gone, or that a changing lock table
+/// may have hidden, settled with the processes the scan found holding it
+/// through a descriptor.
 #[cfg(target_os = "linux")]
 fn settle_flock(facts: &mut Facts, usage: &Usage, processes: &mut Processes) {
     use super::kernel_locks::LockClass;
     use super::{FlockState, LOCK_NAME, LockFile, flock};
-    let (Some(state @ FlockState::Unidentified { .. }), LockFile::Present { stat, .. }) =
-        (&facts.flock, &facts.lock_file)
+    let (
+        Some(state @ (FlockState::Unidentified { .. } | FlockState::Unsettled)),
+        LockFile::Present { stat, .. },
+    ) = (&facts.flock, &facts.lock_file)
     else {
         return;
     };
@@ -191,8 +196,13 @@ fn unseen(usage: &Usage, host: &super::Host) -> Option<String> {
     }
 }
 
-/// Off Linux there is no /proc to scan: every directory says so.
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+pub(crate) use super::macos::lineage;
+#[cfg(target_os = "macos")]
+pub use super::macos::{attach, discover};
+
+/// Elsewhere there is no /proc to scan: every directory says so.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub fn attach<'a>(facts: impl IntoIterator<Item = &'a mut Facts>, _processes: &mut Processes) {
     for facts in facts {
         facts.usage = Some(Err(format!(
@@ -228,8 +238,8 @@ pub(crate) fn lineage(pid: u32) -> Vec<Ancestor> {
     chain
 }
 
-/// Off Linux, parents are not looked up.
-#[cfg(not(target_os = "linux"))]
+/// Elsewhere, parents are not looked up.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub(crate) fn lineage(_pid: u32) -> Vec<Ancestor> {
     Vec::new()
 }
@@ -299,9 +309,9 @@ pub fn discover(
     found
 }
 
-/// Off Linux the processes can be listed but not their open files: each is
+/// Elsewhere the processes can be listed but not their open files: each is
 /// reported with its directories unknown.
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub fn discover(
     processes: &mut Processes,
     is_openviking: impl Fn(&ProcessInfo) -> bool,

@@ -11,7 +11,7 @@ use crate::fsread::FileKind;
 use crate::inspect::flock::HolderDoubt;
 use crate::inspect::kernel_locks::KernelLock;
 use crate::inspect::path_locks::{CapHit, Unreadable};
-use crate::inspect::process::Service;
+use crate::inspect::process::{LaunchdJob, Service};
 use crate::inspect::{PathAccess, Privilege, ProcessInfo};
 use crate::ovconf::Invalid;
 use crate::pidfile::BadPid;
@@ -98,6 +98,9 @@ pub enum Finding {
 
     /// The scan of every process failed.
     ScanFailed(String),
+    /// The kernel's lock table kept changing while it was read, and no scan
+    /// could confirm what it lacked.
+    LockTableUnsettled,
     /// What the scan could not see: processes that may be servers, and the
     /// `hidepid=` option that hid others.
     Unseen {
@@ -270,6 +273,8 @@ pub enum Fix {
     Stop {
         process: ProcessRef,
         service: Option<Service>,
+        /// Its parent is launchd, which may start it again after a kill.
+        launchd: Option<Box<LaunchdJob>>,
         case: StopCase,
     },
     UseHttp,
@@ -292,6 +297,7 @@ pub enum Fix {
     EndStuckTask {
         process: Option<ProcessRef>,
         service: Option<Service>,
+        launchd: Option<Box<LaunchdJob>>,
     },
     LookAgain,
     /// See every process and file, with the privilege this run lacked.
@@ -303,6 +309,7 @@ pub enum Fix {
     Restart {
         process: ProcessRef,
         service: Option<Service>,
+        launchd: Option<Box<LaunchdJob>>,
     },
     /// An owner's server takes connections but does not answer: look at
     /// why, and restart it if it stays so (never delete its lock).

@@ -52,6 +52,10 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Evidence) {
         }
         Some(Ok(usage)) => Some(usage),
     };
+    // Without the scan, a storage lock the table may have hidden is unknown.
+    if facts.storage_locks.unsettled && scanned.is_none() {
+        j.unknown.push(Finding::LockTableUnsettled);
+    }
     let users = users(facts);
     unidentified_storage_locks(facts, &users, j);
     describe_lock_owners(facts, &users, j);
@@ -75,10 +79,11 @@ pub(super) fn judge_usage(facts: &Facts, policy: &Policy, j: &mut Evidence) {
     explain_storage_owners(facts, lock_owners, j);
 }
 
-/// What could not be seen: without a lock, only the scan can show who uses
-/// the storage, so there "free" would be a guess; elsewhere a warning.
+/// What could not be seen: without a lock, or with a lock table that kept
+/// changing, only the scan can show who uses the storage, so there "free"
+/// would be a guess; elsewhere a warning.
 fn doubt(facts: &Facts, j: &mut Evidence, what: Finding) {
-    if facts.workspace.skip_process_lock {
+    if facts.workspace.skip_process_lock || facts.storage_locks.unsettled {
         j.unknown.push(what)
     } else {
         j.warnings.push(what)

@@ -99,6 +99,7 @@ pub(crate) fn process(pid: u32, name: &str, started: u64) -> ProcessInfo {
         cwd: None,
         zombie: false,
         service: None,
+        launchd: None,
     }
 }
 
@@ -668,7 +669,64 @@ pub(crate) fn cases() -> Vec<Case> {
             owners: &[],
             reason: "no lock file",
         },
+        Case {
+            name: "a lock table that kept changing, and no scan",
+            facts: unsettled(flock_unheld(base())),
+            verdict: Verdict::Unknown,
+            owners: &[],
+            reason: "kept changing",
+        },
+        Case {
+            name: "a lock table that kept changing, and a server the scan could not read",
+            facts: scanned(
+                unsettled(flock_unheld(base())),
+                vec![Uninspected {
+                    pid: 4242,
+                    process: Some(server(4242)),
+                    ns_pids: vec![4242],
+                }],
+            ),
+            verdict: Verdict::Unknown,
+            owners: &[],
+            reason: "kept changing",
+        },
+        Case {
+            name: "a lock table that kept changing, and only init unread",
+            facts: scanned(
+                unsettled(flock_unheld(base())),
+                vec![Uninspected {
+                    pid: 1,
+                    process: Some(process(1, "init", T0 - 100)),
+                    ns_pids: vec![1],
+                }],
+            ),
+            verdict: Verdict::Free,
+            owners: &[],
+            reason: "not held",
+        },
+        Case {
+            name: "a lock table that kept changing, and no lock file",
+            facts: {
+                let mut f = base();
+                f.storage_locks.unsettled = true;
+                f
+            },
+            verdict: Verdict::Unknown,
+            owners: &[],
+            reason: "kept changing",
+        },
     ]
+}
+
+/// `facts` as read from a lock table that kept changing: the flock not
+/// seen, and left so by a scan that could not read every process; the
+/// storage locks uncertain.
+fn unsettled(mut facts: Facts) -> Facts {
+    if facts.flock == Some(FlockState::Unheld) {
+        facts.flock = Some(FlockState::Unsettled);
+    }
+    facts.storage_locks.unsettled = true;
+    facts
 }
 
 /// A lease token refreshed at `secs`.

@@ -3,7 +3,8 @@
 //! (no terminal: tables at their natural width) and on an 80-column
 //! terminal, and compared with the snapshots in `snapshots/` (insta). A change to what a
 //! person reads shows up as a diff to review: `cargo insta review`, or
-//! `INSTA_UPDATE=always cargo test` to accept.
+//! `INSTA_UPDATE=always cargo test` to accept. The same situations as JSON
+//! are checked against docs/ovlock.schema.json.
 
 use std::path::PathBuf;
 
@@ -89,6 +90,31 @@ fn ten_thousand_path_locks() {
     let shown = rendered(&[report(facts)]);
     assert!(shown.lines().count() < 120, "{}", shown.lines().count());
     insta::assert_snapshot!(shown);
+}
+
+/// The JSON of every situation, and of an error, fits docs/ovlock.schema.json.
+#[test]
+fn every_situation_as_json_fits_the_schema() {
+    let schema = serde_json::from_str(include_str!("../../docs/ovlock.schema.json"))
+        .expect("the schema is JSON");
+    let validator = jsonschema::draft202012::new(&schema).expect("the schema is valid");
+    let mut documents = vec![("an error".to_string(), super::json::error("no such file"))];
+    for case in cases() {
+        let report = report(case.facts);
+        let code = crate::exit_code::ExitCode::of(report.judgement.verdict);
+        documents.push((
+            case.name.to_string(),
+            super::json::render(&[report], None, code, None),
+        ));
+    }
+    for (name, text) in documents {
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("the document is JSON");
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{}: {e}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{name}:\n{}\n{text}", errors.join("\n"));
+    }
 }
 
 /// The Server line of each kind of answer, and the task named behind a

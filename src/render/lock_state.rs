@@ -74,6 +74,14 @@ pub fn flock(facts: &Facts, j: &Judgement) -> LockState {
         (LockFile::Present { .. }, Some(FlockState::Unknown(why))) => {
             state.words = format!("cannot tell: {why}");
         }
+        // The scan read every process it could, and none holds it.
+        (LockFile::Present { .. }, Some(FlockState::Unsettled)) if scanned(facts) => {
+            state.held = Some(false);
+            state.words = "not held by any process that could be read".to_string();
+        }
+        (LockFile::Present { .. }, Some(FlockState::Unsettled)) => {
+            state.words = "cannot tell: the kernel's lock table kept changing".to_string();
+        }
         (LockFile::Present { .. }, None) => {}
         (LockFile::Absent, _) => {
             // Deleted under a server that still holds its flock: held, though
@@ -151,4 +159,9 @@ fn presence(file: &LockFile, dir: &DirState) -> String {
         LockFile::Inaccessible(err) => format!("cannot inspect: {err}"),
         LockFile::Present { .. } => "present".to_string(),
     }
+}
+
+/// Whether a scan of every process ran and finished.
+fn scanned(facts: &Facts) -> bool {
+    matches!(facts.usage, Some(Ok(_)))
 }

@@ -12,7 +12,7 @@ use crate::clear::Stale;
 use crate::inspect::flock::HolderDoubt;
 use crate::inspect::kernel_locks::KernelLock;
 use crate::inspect::path_locks::{CapHit, Locks};
-use crate::inspect::process::Service;
+use crate::inspect::process::{LaunchdJob, Service};
 use crate::inspect::server::{Answer, NotAsked, ServerFacts, Via};
 use crate::inspect::{Facts, Host, LOCK_NAME, PID_NAME, PathAccess, Privilege};
 use crate::judge::{
@@ -175,6 +175,10 @@ pub fn finding(f: &Finding, facts: &Facts) -> String {
         Finding::ScanFailed(why) => {
             format!("could not look for processes that use the directory: {why}")
         }
+        Finding::LockTableUnsettled => "the kernel's lock table (/proc/locks) kept changing while \
+             it was read, so a lock missing from it may still be held, and the processes could \
+             not all be read to tell"
+            .to_string(),
         Finding::Unseen {
             suspects,
             hidden_by,
@@ -372,32 +376,35 @@ pub fn fix(f: &Fix, facts: &Facts) -> String {
         }
         Fix::Stop {
             process: p,
+            launchd,
             case: StopCase::NotOpenViking,
             ..
         } => format!(
             "{} does not look like OpenViking: see what it is (ovlock who {dir}) before you \
-             stop it: kill {}",
+             stop it: {}",
             process(p),
-            p.pid
+            stop_command(p.pid, None, launchd.as_deref())
         ),
         Fix::Stop {
             process: p,
             service,
+            launchd,
             case: StopCase::BlindToFlock,
         } => format!(
             "{} is an OpenViking 0.4.20 or older (it uses {PID_NAME}) and cannot see the lock of \
              0.4.21 and later: stop it: {}",
             process(p),
-            stop_command(p.pid, service.as_ref())
+            stop_command(p.pid, service.as_ref(), launchd.as_deref())
         ),
         Fix::Stop {
             process: p,
             service,
+            launchd,
             case: StopCase::Plain,
         } => format!(
             "Stop {} if it should not run: {}",
             process(p),
-            stop_command(p.pid, service.as_ref())
+            stop_command(p.pid, service.as_ref(), launchd.as_deref())
         ),
         Fix::UseHttp => "Connect every client to one OpenViking server over HTTP instead of \
                          starting another (MCP hosts that start one stdio server per session \
@@ -431,13 +438,11 @@ pub fn fix(f: &Fix, facts: &Facts) -> String {
         Fix::EndStuckTask {
             process: Some(p),
             service,
+            launchd,
         } => format!(
             "Cancel the stuck task, or restart {}: {}",
             process(p),
-            match service {
-                Some(service) => systemctl("restart", service),
-                None => format!("kill {}, then start it again", p.pid),
-            }
+            restart_command(p.pid, service.as_ref(), launchd.as_deref())
         ),
         Fix::EndStuckTask { process: None, .. } => {
             "Cancel the stuck task, or restart the server that runs it".to_string()
@@ -458,14 +463,12 @@ pub fn fix(f: &Fix, facts: &Facts) -> String {
         Fix::Restart {
             process: p,
             service,
+            launchd,
         } => format!(
             "Restart {} so that it locks {LOCK_NAME} at its path again; until then a new server \
              cannot see it: {}",
             process(p),
-            match service {
-                Some(service) => systemctl("restart", service),
-                None => format!("kill {}, then start it again", p.pid),
-            }
+            restart_command(p.pid, service.as_ref(), launchd.as_deref())
         ),
         Fix::RestartSilentServer {
             process: p,
@@ -960,15 +963,75 @@ fn kernel_lock(lock: &KernelLock) -> String {
     )
 }
 
-/// How to stop a process for good: through its systemd service, which
-/// would otherwise start it again, then by its PID.
-fn stop_command(pid: u32, service: Option<&Service>) -> String {
-    match service {
-        Some(service) => format!(
+/// How to stop a process for good: through its systemd service or its
+/// launchd job, either of which would otherwise start it again, then by its
+/// PID.
+fn stop_command(pid: u32, service: Option<&Service>, launchd: Option<&LaunchdJob>) -> String {
+    match (service, launchd) {
+        (Some(service), _) => format!(
             "{}, then if it still runs: kill {pid}",
             systemctl("stop", service)
         ),
-        None => format!("kill {pid}"),
+        (None, Some(job)) => launchctl_bootout(pid, job),
+        (None, None) => format!("kill {pid}"),
+    }
+}
+
+/// How to restart a process: through its systemd service or launchd job,
+/// else by hand.
+fn restart_command(pid: u32, service: Option<&Service>, launchd: Option<&LaunchdJob>) -> String {
+    match (service, launchd) {
+        (Some(service), _) => systemctl("restart", service),
+        (
+            None,
+            Some(LaunchdJob {
+                label: Some(label),
+                uid,
+            }),
+        ) => {
+            let (sudo, domain) = launchd_domain(*uid);
+            format!(
+                "{sudo}launchctl kickstart -k {domain}/{}",
+                shell::quote(label)
+            )
+        }
+        // launchd starts a KeepAlive job again by itself.
+        (None, Some(_)) => format!(
+            "kill {pid}; if launchd does not start it again (no LaunchAgent or LaunchDaemon \
+             keeps it alive), start it again"
+        ),
+        (None, None) => format!("kill {pid}, then start it again"),
+    }
+}
+
+/// Where launchd keeps a job of the user `uid`, and whether reaching it
+/// needs root: a LaunchDaemon runs as root in the system domain, a user's
+/// LaunchAgent in that user's GUI domain.
+fn launchd_domain(uid: Option<u32>) -> (&'static str, String) {
+    match uid {
+        Some(0) => ("sudo ", "system".to_string()),
+        Some(uid) => ("", format!("gui/{uid}")),
+        None => ("", "gui/$(id -u)".to_string()),
+    }
+}
+
+/// `launchctl bootout DOMAIN/LABEL`, which stops a launchd job and unloads
+/// it: `kill` alone a KeepAlive job undoes at once. Without the label, how
+/// to find it.
+fn launchctl_bootout(pid: u32, job: &LaunchdJob) -> String {
+    let (sudo, domain) = launchd_domain(job.uid);
+    match &job.label {
+        Some(label) => format!(
+            "launchd runs it as the job {label} and would start it again after a kill: \
+             {sudo}launchctl bootout {domain}/{}",
+            shell::quote(label)
+        ),
+        None => format!(
+            "its parent is launchd, which starts it again after a kill if a LaunchAgent or \
+             LaunchDaemon keeps it alive: find its label (launchctl list | grep -i openviking, \
+             or sudo launchctl procinfo {pid}), then {sudo}launchctl bootout {domain}/LABEL; \
+             if it is no launchd job: kill {pid}"
+        ),
     }
 }
 

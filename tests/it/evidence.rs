@@ -39,11 +39,7 @@ fn a_server_that_let_go_of_its_flock_but_holds_its_storage_is_held() {
     r.expect(1, "held", vec![server.pid()]);
     assert_eq!(r.dir["scanned"], false, "{:#}", r.dir);
     assert_eq!(r.lock("flock")["held"], false, "{:#}", r.dir);
-    assert!(
-        r.reasons().contains("has let go of .openviking.lock"),
-        "{}",
-        r.reasons()
-    );
+    r.assert_reason("has let go of .openviking.lock");
     assert_eq!(r.owner(server.pid())["protocols"], json!(["storage"]));
     assert!(r.text.contains(STORE_LOCK), "{}", r.text);
 }
@@ -132,11 +128,7 @@ fn a_lock_file_deleted_under_its_server_is_held() {
         (&json!(false), &json!(true), &json!(server.pid())),
         "{lock:#}"
     );
-    assert!(
-        r.reasons().contains("that was deleted under it"),
-        "{}",
-        r.reasons()
-    );
+    r.assert_reason("that was deleted under it");
     let status = env.status();
     status.expect(1, "held", vec![server.pid()]);
     let fixes = strings(&status.dir["fixes"]).join("\n");

@@ -122,18 +122,9 @@ fn pid_content(content: &[u8]) -> impl Fn(&TestEnv) -> Input + Sync + use<> {
     }
 }
 
-fn fifo(path: &Path) {
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        path,
-        rustix::fs::Mode::from_raw_mode(0o644),
-    )
-    .unwrap();
-}
-
 fn fifo_at(env: &TestEnv, name: &str) -> Input {
     let path = env.ws().join(name);
-    fifo(&path);
+    mkfifo(&path);
     Input::in_ws(env, path)
 }
 
@@ -393,7 +384,7 @@ fn unset_var_conf(env: &TestEnv) -> Input {
 
 fn fifo_conf(env: &TestEnv) -> Input {
     let path = env.root().join("ov.conf");
-    fifo(&path);
+    mkfifo(&path);
     Input::config(path)
 }
 
@@ -568,8 +559,13 @@ fn problems(run: &Run, json: bool, codes: &[i32], strict: bool) -> Vec<String> {
         found.push("stderr holds a raw control character".to_string());
     }
     if json {
-        if let Err(err) = serde_json::from_str::<Value>(&run.stdout) {
-            found.push(format!("stdout is not JSON: {err}"));
+        match serde_json::from_str::<Value>(&run.stdout) {
+            Err(err) => found.push(format!("stdout is not JSON: {err}")),
+            Ok(doc) => found.extend(
+                schema_errors(&doc)
+                    .into_iter()
+                    .map(|e| format!("the JSON does not fit the schema: {e}")),
+            ),
         }
         if strict && has_raw_control(&run.stdout) {
             let raw: Vec<String> = run
@@ -609,6 +605,12 @@ impl Seen {
 
     fn reasons(&self) -> String {
         strings(&self.dir()["reasons"]).join("\n")
+    }
+
+    /// Asserts that a reason says `words`, showing every reason if none does.
+    #[track_caller]
+    fn assert_reason(&self, words: &str) {
+        assert_reason(&self.reasons(), words);
     }
 
     fn fixes(&self) -> String {
@@ -878,7 +880,7 @@ fn too_long(build: fn(&TestEnv) -> Input, size: u64) {
         assert_eq!(seen.code, 2, "{sub:?}: {}", seen.text);
         assert_eq!(seen.dir()["verdict"], "stale");
         let why = format!("{size} bytes long, far too long");
-        assert!(seen.reasons().contains(&why), "{}", seen.reasons());
+        seen.assert_reason(&why);
         assert_names(&seen, &env.pid_path(), &why);
         let lock = seen.lock("pidfile");
         assert_eq!(lock["size"], size, "{lock:#}");
@@ -908,11 +910,7 @@ fn binary_pid_file_is_stale_and_shown_escaped() {
     let input = binary_pid_file(&env);
     let seen = see(&env, &input, &["status"]);
     assert_eq!(seen.code, 2, "{}", seen.text);
-    assert!(
-        seen.reasons().contains("it is not text"),
-        "{}",
-        seen.reasons()
-    );
+    seen.assert_reason("it is not text");
     assert_names(&seen, &env.pid_path(), "not text");
     // The content column starts with the first bytes, escaped.
     assert!(seen.text.contains("\\xff\\xfe"), "{}", seen.text);
@@ -925,11 +923,7 @@ fn nul_bytes_in_the_pid_file_are_not_a_number() {
     let input = pid_content(b"12\x0034\x00")(&env);
     let seen = see(&env, &input, &["status"]);
     assert_eq!(seen.code, 2, "{}", seen.text);
-    assert!(
-        seen.reasons().contains("not a number"),
-        "{}",
-        seen.reasons()
-    );
+    seen.assert_reason("not a number");
     assert!(seen.text.contains("12\\x0034\\x00"), "{}", seen.text);
     assert_eq!(seen.lock("pidfile")["content"], "12\u{0}34\u{0}");
 }
@@ -960,11 +954,7 @@ fn escape_sequences_in_the_pid_file_never_reach_the_terminal() {
     );
     let seen = see(&env, &input, &["status"]);
     assert_eq!(seen.lock("pidfile")["content"], ESCAPES);
-    assert!(
-        seen.reasons().contains("not a number"),
-        "{}",
-        seen.reasons()
-    );
+    seen.assert_reason("not a number");
 }
 
 #[test]
@@ -973,7 +963,7 @@ fn raw_c1_bytes_in_the_pid_file_are_shown_escaped() {
     let input = raw_c1_pid_file(&env);
     let seen = see(&env, &input, &["status"]);
     assert_eq!(seen.code, 2, "{}", seen.text);
-    assert!(seen.reasons().contains("not text"), "{}", seen.reasons());
+    seen.assert_reason("not text");
     assert!(seen.text.contains("\\x9b31m\\x1b[2J"), "{}", seen.text);
 }
 
@@ -1149,11 +1139,7 @@ fn pid_1_is_not_openviking() {
 fn a_pid_above_pid_max_has_exited() {
     let pid = pid_above_pid_max_here();
     let (_env, seen) = pid_file_check(pid.to_string().as_bytes());
-    assert!(
-        seen.reasons().contains(&format!("PID {pid} has exited")),
-        "{}",
-        seen.reasons()
-    );
+    seen.assert_reason(&format!("PID {pid} has exited"));
 }
 
 #[test]
@@ -1164,11 +1150,7 @@ fn numbers_beyond_any_pid_are_too_large() {
         b"18446744073709551617",
     ] {
         let (_env, seen) = pid_file_check(content);
-        assert!(
-            seen.reasons().contains("too large to be a PID"),
-            "{}",
-            seen.reasons()
-        );
+        seen.assert_reason("too large to be a PID");
         assert_eq!(seen.lock("pidfile")["pid"], Value::Null);
     }
 }

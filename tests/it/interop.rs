@@ -197,7 +197,7 @@ fn flock_inherited_by_a_forked_child_is_held() {
     let env = TestEnv::new();
     let child = spawn_driver(new, "fork-hold", &env.ws());
     let r = agree(&env, new, "held", vec![child.pid()]);
-    assert!(r.reasons().contains("inherited"), "{}", r.reasons());
+    r.assert_reason("inherited");
 }
 
 #[test]
@@ -218,11 +218,7 @@ fn killed_pid_file_owner_is_stale_and_clear_stale_frees_it() {
     server.kill();
     let r = env.examine("check", &[]);
     r.expect(2, "stale", vec![]);
-    assert!(
-        r.reasons().contains(&format!("PID {pid} has exited")),
-        "{}",
-        r.reasons()
-    );
+    r.assert_reason(&format!("PID {pid} has exited"));
 
     let cleared = env.run(&["clear-stale", "--json", &env.ws_str()]);
     assert_eq!(cleared.code, 0, "{cleared:?}");
@@ -254,7 +250,7 @@ fn pid_recycled_by_an_unrelated_process_is_stale_for_both() {
     let sleeper = spawn_sleep();
     fs::write(env.pid_path(), sleeper.pid().to_string()).unwrap();
     let r = agree(&env, old, "stale", vec![]);
-    assert!(r.reasons().contains("not OpenViking"), "{}", r.reasons());
+    r.assert_reason("not OpenViking");
 }
 
 #[test]
@@ -280,11 +276,7 @@ fn pid_recycled_by_another_openviking_server_disagrees() {
     fs::write(env.pid_path(), other.pid().to_string()).unwrap();
     set_mtime(&env.pid_path(), after_boot_but_long_ago());
     let r = disagree(&env, old, "stale", Acquire::Refused);
-    assert!(
-        r.reasons().contains("started after the lock was written"),
-        "{}",
-        r.reasons()
-    );
+    r.assert_reason("started after the lock was written");
 }
 
 /// Written before its (OpenViking-looking) process started, without a reboot.
@@ -307,11 +299,7 @@ fn pid_file_from_before_the_boot_disagrees() {
     fs::write(env.pid_path(), idle.pid().to_string()).unwrap();
     set_mtime(&env.pid_path(), boot_time() - Duration::from_secs(3600));
     let r = disagree(&env, old, "stale", Acquire::Refused);
-    assert!(
-        r.reasons().contains("before the last boot"),
-        "{}",
-        r.reasons()
-    );
+    r.assert_reason("before the last boot");
 }
 
 /// An empty pid file younger than 2 s: a server may be between its truncate

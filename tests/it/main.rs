@@ -4,6 +4,7 @@
 
 mod support;
 
+mod churn;
 mod clear_stale;
 mod cli;
 mod config;
@@ -17,6 +18,7 @@ mod path_lock_interop;
 mod path_locks;
 mod races;
 mod reduced_privilege;
+mod schema;
 mod server;
 mod situations;
 mod usage;

@@ -74,18 +74,6 @@ fn put_old(path: &Path, content: impl AsRef<[u8]>, secs: u64) -> PathBuf {
     path.to_path_buf()
 }
 
-/// Makes a FIFO at `path`, and its directories.
-fn mkfifo(path: &Path) -> PathBuf {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        path,
-        rustix::fs::Mode::from_raw_mode(0o644),
-    )
-    .unwrap();
-    path.to_path_buf()
-}
-
 /// A live owner: a process holding the data directory's flock with a
 /// server-like command line, as OpenViking 0.4.21+ does.
 fn server(env: &TestEnv) -> Proc {

@@ -90,7 +90,7 @@ fn unheld_lock_file_is_free_and_stays() {
     r.expect(0, "free", vec![]);
     assert_eq!(r.lock("flock")["present"], true);
     assert_eq!(r.lock("flock")["held"], false);
-    assert!(r.reasons().contains("not held"), "{}", r.reasons());
+    r.assert_reason("not held");
 
     let who = env.run(&["who", "--pid", &env.ws_str()]);
     assert_eq!((who.code, who.stdout.as_str()), (1, ""), "{who:?}");
@@ -114,11 +114,7 @@ fn pid_file_naming_a_live_openviking_process_is_held() {
     assert_eq!(lock["held"], true);
     assert_eq!(lock["pid"], pid);
     assert_eq!(lock["content"], pid.to_string());
-    assert!(
-        r.reasons().contains(&format!("PID {pid}")),
-        "{}",
-        r.reasons()
-    );
+    r.assert_reason(&format!("PID {pid}"));
 }
 
 #[test]
@@ -130,11 +126,7 @@ fn pid_file_naming_a_dead_pid_is_stale() {
 
     let r = env.status();
     r.expect(2, "stale", vec![]);
-    assert!(
-        r.reasons().contains(&format!("PID {pid} has exited")),
-        "{}",
-        r.reasons()
-    );
+    r.assert_reason(&format!("PID {pid} has exited"));
     assert_eq!(r.lock("pidfile")["held"], false);
     assert_eq!(r.lock("pidfile")["pid"], pid);
     assert!(names_pid(&r.text, pid), "{}", r.text);
@@ -175,16 +167,8 @@ fn pid_file_older_than_its_process_is_stale() {
 
     let r = env.status();
     r.expect(2, "stale", vec![]);
-    assert!(
-        r.reasons().contains("started after the lock was written"),
-        "{}",
-        r.reasons()
-    );
-    assert!(
-        r.reasons().contains(&format!("PID {pid}")),
-        "{}",
-        r.reasons()
-    );
+    r.assert_reason("started after the lock was written");
+    r.assert_reason(&format!("PID {pid}"));
 }
 
 #[test]
@@ -199,16 +183,8 @@ fn pid_file_older_than_the_boot_is_stale() {
 
     let r = env.status();
     r.expect(2, "stale", vec![]);
-    assert!(
-        r.reasons().contains("before the last boot"),
-        "{}",
-        r.reasons()
-    );
-    assert!(
-        r.reasons().contains(&format!("PID {pid}")),
-        "{}",
-        r.reasons()
-    );
+    r.assert_reason("before the last boot");
+    r.assert_reason(&format!("PID {pid}"));
 }
 
 #[test]
@@ -265,13 +241,13 @@ fn empty_pid_file_being_written_is_unknown_then_stale() {
     });
     let (r, who) = young.expect("ovlock never ran within 1.5 s of the write");
     r.expect(4, "unknown", vec![]);
-    assert!(r.reasons().contains("empty"), "{}", r.reasons());
+    r.assert_reason("empty");
     assert_eq!((who.code, who.stdout.as_str()), (4, ""), "{who:?}");
 
     set_mtime(&env.pid_path(), ago(10));
     let r = env.status();
     r.expect(2, "stale", vec![]);
-    assert!(r.reasons().contains("empty"), "{}", r.reasons());
+    r.assert_reason("empty");
     let who = env.run(&["who", "--pid", &env.ws_str()]);
     assert_eq!((who.code, who.stdout.as_str()), (1, ""), "{who:?}");
 }
@@ -285,12 +261,8 @@ fn pid_file_naming_an_unreaped_server_is_stale() {
 
     let r = env.status();
     r.expect(2, "stale", vec![]);
-    assert!(
-        r.reasons().contains(&format!("PID {pid}")),
-        "{}",
-        r.reasons()
-    );
-    assert!(r.reasons().contains("exited"), "{}", r.reasons());
+    r.assert_reason(&format!("PID {pid}"));
+    r.assert_reason("exited");
 }
 
 #[test]
@@ -332,11 +304,7 @@ fn lock_paths_that_are_not_regular_files_are_unknown_and_never_opened() {
     fs::remove_file(env.pid_path()).unwrap();
 
     // A FIFO: opening it would block until a writer came.
-    let status = std::process::Command::new("mkfifo")
-        .arg(env.pid_path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    mkfifo(&env.pid_path());
     for args in [&["status", "--json", &ws][..], &["clear-stale", &ws]] {
         let run = run_cmd_within(&mut env.command(args), std::time::Duration::from_secs(20));
         assert_eq!(run.code, 4, "{args:?}: {run:?}");
@@ -359,11 +327,7 @@ fn match_makes_another_process_an_owner() {
 
     let without = env.status();
     without.expect(2, "stale", vec![]);
-    assert!(
-        without.reasons().contains("not OpenViking"),
-        "{}",
-        without.reasons()
-    );
+    without.assert_reason("not OpenViking");
 
     let with = env.status_with(&["--match", "VIKINGISH-7F3A"]);
     with.expect(1, "held", vec![pid]);

@@ -310,11 +310,7 @@ fn one_unlocked_server_is_held_and_said_to_hold_no_lock() {
         lock_of(file(owner, &ws.join(AUDIT_DB))),
         json!({"type": "posix", "mode": "read"})
     );
-    assert!(
-        r.reasons().contains("holds no lock file"),
-        "{}",
-        r.reasons()
-    );
+    r.assert_reason("holds no lock file");
     assert!(
         reason_names(&r, pid, "without holding a lock file"),
         "{}",

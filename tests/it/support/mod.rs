@@ -16,6 +16,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+pub mod prometheus;
+mod schema;
+pub use schema::{assert_fits_schema, schema_errors};
+
 pub const LOCK: &str = ".openviking.lock";
 pub const PIDFILE: &str = ".openviking.pid";
 
@@ -179,6 +183,26 @@ impl TestEnv {
     }
 }
 
+/// Makes a FIFO at `path`, and its directories; opening it for reading
+/// would block until a writer came.
+pub fn mkfifo(path: &Path) -> PathBuf {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    path.to_path_buf()
+}
+
+/// Asserts that `reasons` (one a line, as a report's) say `words`, showing
+/// them all if they do not.
+#[track_caller]
+pub fn assert_reason(reasons: &str, words: &str) {
+    assert!(reasons.contains(words), "{reasons}");
+}
+
 /// What one ovlock run produced.
 #[derive(Debug)]
 pub struct Run {
@@ -238,11 +262,13 @@ pub fn run_cmd_within(cmd: &mut Command, limit: Duration) -> Run {
 }
 
 impl Run {
-    /// The JSON document, checked for its schema version.
+    /// The JSON document, checked for its schema version and against the
+    /// schema.
     pub fn json(&self) -> Value {
         let doc: Value = serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"));
         assert_eq!(doc["schema_version"], 1, "{doc:#}");
+        assert_fits_schema(&doc);
         doc
     }
 
@@ -285,6 +311,12 @@ impl Report {
     /// All reasons, one a line.
     pub fn reasons(&self) -> String {
         strings(&self.dir["reasons"]).join("\n")
+    }
+
+    /// Asserts that a reason says `words`, showing every reason if none does.
+    #[track_caller]
+    pub fn assert_reason(&self, words: &str) {
+        assert_reason(&self.reasons(), words);
     }
 
     pub fn warnings(&self) -> String {
