@@ -65,7 +65,7 @@ _ovlock() {
 
     case "${cmd}" in
         ovlock)
-            opts="-q -V -h --json --color --quiet --config --match --version --verbose --help status check who clear-stale metrics completions help"
+            opts="-q -V -h --json --color --quiet --config --match --no-ask --version --verbose --help status check who clear-stale metrics completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -91,7 +91,7 @@ _ovlock() {
             return 0
             ;;
         ovlock__subcmd__check)
-            opts="-q -h --scan --wait --json --color --quiet --config --match --help"
+            opts="-q -h --scan --wait --ask --json --color --quiet --config --match --no-ask --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -121,7 +121,7 @@ _ovlock() {
             return 0
             ;;
         ovlock__subcmd__clear__subcmd__stale)
-            opts="-n -q -h --dry-run --json --color --quiet --config --match --help"
+            opts="-n -q -h --dry-run --json --color --quiet --config --match --no-ask --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -147,7 +147,7 @@ _ovlock() {
             return 0
             ;;
         ovlock__subcmd__completions)
-            opts="-q -h --json --color --quiet --config --match --help bash elvish fish powershell zsh"
+            opts="-q -h --json --color --quiet --config --match --no-ask --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -285,7 +285,7 @@ _ovlock() {
             return 0
             ;;
         ovlock__subcmd__metrics)
-            opts="-q -h --all --textfile --json --color --quiet --config --match --help"
+            opts="-q -h --all --textfile --json --color --quiet --config --match --no-ask --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -315,7 +315,7 @@ _ovlock() {
             return 0
             ;;
         ovlock__subcmd__status)
-            opts="-q -h --json --color --quiet --config --match --help"
+            opts="-q -h --json --color --quiet --config --match --no-ask --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -341,7 +341,7 @@ _ovlock() {
             return 0
             ;;
         ovlock__subcmd__who)
-            opts="-q -h --pid --all --json --color --quiet --config --match --help"
+            opts="-q -h --pid --all --json --color --quiet --config --match --no-ask --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -24,6 +24,7 @@ set edit:completion:arg-completer[ovlock] = {|@words|
             cand --json 'Print one JSON document (schema_version 1) instead of text'
             cand -q 'Print nothing; only the exit code speaks'
             cand --quiet 'Print nothing; only the exit code speaks'
+            cand --no-ask 'Do not ask the owners'' OpenViking servers over HTTP on loopback (status, who and metrics ask them by default; check only with --ask)'
             cand -V 'Print the version and exit'
             cand --version 'Print the version and exit'
             cand --verbose 'With --version: also the git commit and the target it was built for'
@@ -44,6 +45,7 @@ set edit:completion:arg-completer[ovlock] = {|@words|
             cand --json 'Print one JSON document (schema_version 1) instead of text'
             cand -q 'Print nothing; only the exit code speaks'
             cand --quiet 'Print nothing; only the exit code speaks'
+            cand --no-ask 'Do not ask the owners'' OpenViking servers over HTTP on loopback (status, who and metrics ask them by default; check only with --ask)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -53,9 +55,11 @@ set edit:completion:arg-completer[ovlock] = {|@words|
             cand --config 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]'
             cand --match 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"'
             cand --scan 'Also scan every process for users of the directory, as status does (otherwise only when the answer needs it)'
+            cand --ask 'Also ask each owner''s OpenViking server on loopback whether it answers, as status does (adds at most about 2 s)'
             cand --json 'Print one JSON document (schema_version 1) instead of text'
             cand -q 'Print nothing; only the exit code speaks'
             cand --quiet 'Print nothing; only the exit code speaks'
+            cand --no-ask 'Do not ask the owners'' OpenViking servers over HTTP on loopback (status, who and metrics ask them by default; check only with --ask)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -68,6 +72,7 @@ set edit:completion:arg-completer[ovlock] = {|@words|
             cand --json 'Print one JSON document (schema_version 1) instead of text'
             cand -q 'Print nothing; only the exit code speaks'
             cand --quiet 'Print nothing; only the exit code speaks'
+            cand --no-ask 'Do not ask the owners'' OpenViking servers over HTTP on loopback (status, who and metrics ask them by default; check only with --ask)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -80,6 +85,7 @@ set edit:completion:arg-completer[ovlock] = {|@words|
             cand --json 'Print one JSON document (schema_version 1) instead of text'
             cand -q 'Print nothing; only the exit code speaks'
             cand --quiet 'Print nothing; only the exit code speaks'
+            cand --no-ask 'Do not ask the owners'' OpenViking servers over HTTP on loopback (status, who and metrics ask them by default; check only with --ask)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -92,6 +98,7 @@ set edit:completion:arg-completer[ovlock] = {|@words|
             cand --json 'Print one JSON document (schema_version 1) instead of text'
             cand -q 'Print nothing; only the exit code speaks'
             cand --quiet 'Print nothing; only the exit code speaks'
+            cand --no-ask 'Do not ask the owners'' OpenViking servers over HTTP on loopback (status, who and metrics ask them by default; check only with --ask)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -102,6 +109,7 @@ set edit:completion:arg-completer[ovlock] = {|@words|
             cand --json 'Print one JSON document (schema_version 1) instead of text'
             cand -q 'Print nothing; only the exit code speaks'
             cand --quiet 'Print nothing; only the exit code speaks'
+            cand --no-ask 'Do not ask the owners'' OpenViking servers over HTTP on loopback (status, who and metrics ask them by default; check only with --ask)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }

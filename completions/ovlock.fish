@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ovlock_global_optspecs
-    string join \n json color= q/quiet config= match= V/version verbose h/help
+    string join \n json color= q/quiet config= match= no-ask V/version verbose h/help
 end
 
 function __fish_ovlock_needs_command
@@ -31,6 +31,7 @@ complete -c ovlock -n "__fish_ovlock_needs_command" -l config -d 'The ov.conf to
 complete -c ovlock -n "__fish_ovlock_needs_command" -l match -d 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"' -r
 complete -c ovlock -n "__fish_ovlock_needs_command" -l json -d 'Print one JSON document (schema_version 1) instead of text'
 complete -c ovlock -n "__fish_ovlock_needs_command" -s q -l quiet -d 'Print nothing; only the exit code speaks'
+complete -c ovlock -n "__fish_ovlock_needs_command" -l no-ask -d 'Do not ask the owners\' OpenViking servers over HTTP on loopback (status, who and metrics ask them by default; check only with --ask)'
 complete -c ovlock -n "__fish_ovlock_needs_command" -s V -l version -d 'Print the version and exit'
 complete -c ovlock -n "__fish_ovlock_needs_command" -l verbose -d 'With --version: also the git commit and the target it was built for'
 complete -c ovlock -n "__fish_ovlock_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -48,6 +49,7 @@ complete -c ovlock -n "__fish_ovlock_using_subcommand status" -l config -d 'The 
 complete -c ovlock -n "__fish_ovlock_using_subcommand status" -l match -d 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"' -r
 complete -c ovlock -n "__fish_ovlock_using_subcommand status" -l json -d 'Print one JSON document (schema_version 1) instead of text'
 complete -c ovlock -n "__fish_ovlock_using_subcommand status" -s q -l quiet -d 'Print nothing; only the exit code speaks'
+complete -c ovlock -n "__fish_ovlock_using_subcommand status" -l no-ask -d 'Do not ask the owners\' OpenViking servers over HTTP on loopback (status, who and metrics ask them by default; check only with --ask)'
 complete -c ovlock -n "__fish_ovlock_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l wait -d 'Look again every 0.2 s until every directory is free or stale, for at most SECONDS. At the deadline it exits with the verdict then, and says on stderr what still holds it (unless -q); on a terminal it also says what it waits for' -r
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l color -d 'When to colour the output' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it)'
@@ -56,8 +58,10 @@ never\t''"
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l config -d 'The ov.conf to read: storage.workspace when no DATA_DIR is given, and storage.skip_process_lock for its workspace, with DATA_DIRs too [default: $OPENVIKING_CONFIG_FILE, ~/.openviking/ov.conf, /etc/openviking/ov.conf]' -r -F
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l match -d 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"' -r
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l scan -d 'Also scan every process for users of the directory, as status does (otherwise only when the answer needs it)'
+complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l ask -d 'Also ask each owner\'s OpenViking server on loopback whether it answers, as status does (adds at most about 2 s)'
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l json -d 'Print one JSON document (schema_version 1) instead of text'
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -s q -l quiet -d 'Print nothing; only the exit code speaks'
+complete -c ovlock -n "__fish_ovlock_using_subcommand check" -l no-ask -d 'Do not ask the owners\' OpenViking servers over HTTP on loopback (status, who and metrics ask them by default; check only with --ask)'
 complete -c ovlock -n "__fish_ovlock_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ovlock -n "__fish_ovlock_using_subcommand who" -l color -d 'When to colour the output' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it)'
 always\t''
@@ -68,6 +72,7 @@ complete -c ovlock -n "__fish_ovlock_using_subcommand who" -l pid -d 'Print only
 complete -c ovlock -n "__fish_ovlock_using_subcommand who" -l all -d 'Every OpenViking process on the machine, with the data directories its open files belong to'
 complete -c ovlock -n "__fish_ovlock_using_subcommand who" -l json -d 'Print one JSON document (schema_version 1) instead of text'
 complete -c ovlock -n "__fish_ovlock_using_subcommand who" -s q -l quiet -d 'Print nothing; only the exit code speaks'
+complete -c ovlock -n "__fish_ovlock_using_subcommand who" -l no-ask -d 'Do not ask the owners\' OpenViking servers over HTTP on loopback (status, who and metrics ask them by default; check only with --ask)'
 complete -c ovlock -n "__fish_ovlock_using_subcommand who" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ovlock -n "__fish_ovlock_using_subcommand clear-stale" -l color -d 'When to colour the output' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it)'
 always\t''
@@ -77,6 +82,7 @@ complete -c ovlock -n "__fish_ovlock_using_subcommand clear-stale" -l match -d '
 complete -c ovlock -n "__fish_ovlock_using_subcommand clear-stale" -s n -l dry-run -d 'Say what would be removed, and remove nothing'
 complete -c ovlock -n "__fish_ovlock_using_subcommand clear-stale" -l json -d 'Print one JSON document (schema_version 1) instead of text'
 complete -c ovlock -n "__fish_ovlock_using_subcommand clear-stale" -s q -l quiet -d 'Print nothing; only the exit code speaks'
+complete -c ovlock -n "__fish_ovlock_using_subcommand clear-stale" -l no-ask -d 'Do not ask the owners\' OpenViking servers over HTTP on loopback (status, who and metrics ask them by default; check only with --ask)'
 complete -c ovlock -n "__fish_ovlock_using_subcommand clear-stale" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ovlock -n "__fish_ovlock_using_subcommand metrics" -l textfile -d 'Write to FILE instead of stdout, atomically: a temporary file beside it (named *.tmp, which node_exporter ignores), synced, then renamed' -r -F
 complete -c ovlock -n "__fish_ovlock_using_subcommand metrics" -l color -d 'When to colour the output' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it)'
@@ -87,6 +93,7 @@ complete -c ovlock -n "__fish_ovlock_using_subcommand metrics" -l match -d 'Also
 complete -c ovlock -n "__fish_ovlock_using_subcommand metrics" -l all -d 'Also every data directory that `who --all` finds in use (without DATA_DIR, the default ./data is then left out unless ov.conf names it)'
 complete -c ovlock -n "__fish_ovlock_using_subcommand metrics" -l json -d 'Print one JSON document (schema_version 1) instead of text'
 complete -c ovlock -n "__fish_ovlock_using_subcommand metrics" -s q -l quiet -d 'Print nothing; only the exit code speaks'
+complete -c ovlock -n "__fish_ovlock_using_subcommand metrics" -l no-ask -d 'Do not ask the owners\' OpenViking servers over HTTP on loopback (status, who and metrics ask them by default; check only with --ask)'
 complete -c ovlock -n "__fish_ovlock_using_subcommand metrics" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ovlock -n "__fish_ovlock_using_subcommand completions" -l color -d 'When to colour the output' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set (CLICOLOR_FORCE forces it)'
 always\t''
@@ -95,6 +102,7 @@ complete -c ovlock -n "__fish_ovlock_using_subcommand completions" -l config -d 
 complete -c ovlock -n "__fish_ovlock_using_subcommand completions" -l match -d 'Also accept a process whose name, exe or command line contains SUBSTRING (case-insensitive) as OpenViking, besides "openviking"' -r
 complete -c ovlock -n "__fish_ovlock_using_subcommand completions" -l json -d 'Print one JSON document (schema_version 1) instead of text'
 complete -c ovlock -n "__fish_ovlock_using_subcommand completions" -s q -l quiet -d 'Print nothing; only the exit code speaks'
+complete -c ovlock -n "__fish_ovlock_using_subcommand completions" -l no-ask -d 'Do not ask the owners\' OpenViking servers over HTTP on loopback (status, who and metrics ask them by default; check only with --ask)'
 complete -c ovlock -n "__fish_ovlock_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ovlock -n "__fish_ovlock_using_subcommand help; and not __fish_seen_subcommand_from status check who clear-stale metrics completions help" -f -a "status" -d 'Full report: lock files, owners, verdict, reasons and what to do'
 complete -c ovlock -n "__fish_ovlock_using_subcommand help; and not __fish_seen_subcommand_from status check who clear-stale metrics completions help" -f -a "check" -d 'One line per directory; the exit code is the verdict'

@@ -93,6 +93,11 @@ pub struct GlobalArgs {
     /// (case-insensitive) as OpenViking, besides "openviking".
     #[arg(long = "match", global = true, value_name = "SUBSTRING")]
     pub matches: Vec<String>,
+
+    /// Do not ask the owners' OpenViking servers over HTTP on loopback
+    /// (status, who and metrics ask them by default; check only with --ask).
+    #[arg(long, global = true)]
+    pub no_ask: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -157,6 +162,11 @@ pub struct CheckArgs {
     /// what it waits for.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub wait: Option<Duration>,
+
+    /// Also ask each owner's OpenViking server on loopback whether it
+    /// answers, as status does (adds at most about 2 s).
+    #[arg(long, conflicts_with = "no_ask")]
+    pub ask: bool,
 }
 
 #[derive(Debug, Args)]

@@ -28,6 +28,7 @@ mod path_lock_state;
 mod path_locks;
 mod pid_file;
 mod policy;
+pub mod server;
 mod storage;
 mod users;
 

@@ -203,12 +203,31 @@ fn who_all(opts: &Options, pid_only: bool) -> Result<ExitCode> {
     let mut dirs: Vec<PathBuf> = found.iter().flat_map(|f| f.dirs.iter().cloned()).collect();
     dirs.sort();
     dirs.dedup();
+    // Asked below, with the processes that own no directory, in one budget.
     let mut surveyor = Surveyor {
         workspaces: workspace::discovered(dirs),
         policy,
         processes,
+        ask: false,
     };
-    let reports = surveyor.survey(Scan::Always);
+    let mut reports = surveyor.survey(Scan::Always);
+    let mut servers = Vec::new();
+    if opts.ask {
+        let asker = Surveyor::asker();
+        surveyor.ask_servers(&mut reports, &asker);
+        servers = found
+            .iter()
+            .map(|f| {
+                let pid = f.process.pid;
+                reports
+                    .iter()
+                    .flat_map(|r| &r.servers)
+                    .find(|s| s.pid == pid)
+                    .cloned()
+                    .unwrap_or_else(|| asker.ask(pid, &Default::default(), None))
+            })
+            .collect();
+    }
     let host = inspect::Host::current();
     let hidden = host.hidden_by();
     // With --pid, what counts is the owners printed: nothing printed is
@@ -232,13 +251,13 @@ fn who_all(opts: &Options, pid_only: bool) -> Result<ExitCode> {
     };
     if !opts.quiet {
         emit(&if opts.json {
-            render::json::render(&reports, Some(&found), code, None)
+            render::json::render(&reports, Some((&found, &servers)), code, None)
         } else if pid_only {
             // The owners only, as `who --pid` prints: not every process that
             // merely looks like OpenViking, for `kill $(ovlock who --all --pid)`.
             pid_lines(&reports)
         } else {
-            render::human::who_all(&found, &reports, hidden)
+            render::human::who_all(&found, &servers, &reports, hidden)
         })?;
     }
     Ok(code)
@@ -301,6 +320,8 @@ struct Surveyor {
     workspaces: Vec<Workspace>,
     policy: Policy,
     processes: Processes,
+    /// Ask each OpenViking owner's server how it is.
+    ask: bool,
 }
 
 impl Surveyor {
@@ -324,6 +345,7 @@ impl Surveyor {
             workspaces,
             policy: Policy::new(&opts.markers),
             processes: Processes::new(),
+            ask: opts.ask,
         })
     }
 
@@ -340,13 +362,60 @@ impl Surveyor {
             .iter_mut()
             .filter(|f| matches!(scan, Scan::Always) || judge::needs_scan(f, policy));
         inspect::usage::attach(scanned, &mut self.processes);
-        all.into_iter()
+        let mut reports: Vec<DirReport> = all
+            .into_iter()
             .map(|facts| DirReport {
                 judgement: judge::judge(&facts, &self.policy),
                 facts,
                 removals: None,
+                servers: Vec::new(),
             })
-            .collect()
+            .collect();
+        if self.ask {
+            self.ask_servers(&mut reports, &Surveyor::asker());
+        }
+        reports
+    }
+
+    /// What asks the servers of one survey, within one budget, with the
+    /// key of the environment for servers whose ov.conf gives none.
+    fn asker() -> inspect::server::Asker {
+        let env_key = std::env::var("OPENVIKING_API_KEY")
+            .ok()
+            .and_then(ovconf::Secret::new);
+        inspect::server::Asker::new(env_key)
+    }
+
+    /// Asks the server of every OpenViking owner; what they answer adds
+    /// fixes, never a verdict.
+    fn ask_servers(&self, reports: &mut [DirReport], asker: &inspect::server::Asker) {
+        for report in reports {
+            let workspace = &report.facts.workspace;
+            let file = workspace.path_locks.described_by.clone();
+            report.servers = report
+                .judgement
+                .owners
+                .iter()
+                .filter(|o| self.policy.is_openviking(&o.process))
+                .map(|o| asker.ask(o.process.pid, &workspace.server, file.clone()))
+                .collect();
+            // The tasks behind stuck leases, from a server that answered.
+            if report
+                .judgement
+                .path_locks
+                .iter()
+                .any(|p| p.stuck_for.is_some())
+            {
+                for server in &mut report.servers {
+                    if let Ok(asked) = &server.asked {
+                        if matches!(asked.answer, inspect::server::Answer::Answered(_)) {
+                            server.tasks = asker.tasks(asked.address, &workspace.server);
+                        }
+                    }
+                }
+            }
+            judge::server::apply(&report.servers, &mut report.judgement);
+        }
     }
 
     /// Surveys every [`report::POLL`] until every directory is free or

@@ -23,6 +23,9 @@ pub struct Options {
     pub config: Option<PathBuf>,
     /// `--match`: more substrings that mark a process as OpenViking.
     pub markers: Vec<String>,
+    /// Ask the owners' servers how they are: by default for status, who
+    /// and metrics, for check only with `--ask`; never with `--no-ask`.
+    pub ask: bool,
 }
 
 /// The subcommand, with what it was given.
@@ -70,6 +73,12 @@ impl TryFrom<Cli> for Options {
     /// Fails only for options without a subcommand (`ovlock --json`):
     /// clap cannot require one, since `--version` stands alone.
     fn try_from(cli: Cli) -> Result<Options, clap::Error> {
+        let ask = !cli.global.no_ask
+            && match &cli.command {
+                Some(Command::Check(args)) => args.ask,
+                Some(Command::Status(_) | Command::Who(_) | Command::Metrics(_)) => true,
+                _ => false,
+            };
         let task = match cli.command {
             // As with clap's own flag, --version wins over a subcommand beside it.
             _ if cli.version => Task::Version {
@@ -115,6 +124,7 @@ impl TryFrom<Cli> for Options {
             },
             config: global.config,
             markers: global.matches,
+            ask,
         })
     }
 }

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+mod server;
+pub use server::{Secret, ServerConfig};
+
 /// The parts of ov.conf that decide which directory is locked and how.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StorageConfig {
@@ -19,6 +22,8 @@ pub struct StorageConfig {
     /// Variables the text refers to, anywhere, that are not set here and so
     /// stay as written: the server's environment may well have them.
     pub unset_vars: Vec<Var>,
+    /// Where and with what key to ask the server (`server.*`).
+    pub server: ServerConfig,
 }
 
 /// The settings of OpenViking's path locks that the config sets; each is
@@ -171,6 +176,7 @@ pub fn parse(
     let Some(storage) = root.get("storage").filter(|v| !v.is_null()) else {
         return Ok(StorageConfig {
             unset_vars: unset,
+            server: server::server_config(root),
             ..StorageConfig::default()
         });
     };
@@ -203,6 +209,7 @@ pub fn parse(
         skip_process_lock,
         path_locks: path_lock_config(storage),
         unset_vars: unset,
+        server: server::server_config(root),
     })
 }
 
@@ -549,7 +556,7 @@ mod tests {
             "{}",
             r#"{"storage": null}"#,
             r#"{"storage": {}}"#,
-            r#"{"server": {"port": 1}}"#,
+            r#"{"server": {"host": "127.0.0.1"}}"#,
         ] {
             assert_eq!(parse_str(text).unwrap(), StorageConfig::default(), "{text}");
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::clear::Removal;
 use crate::inspect::Facts;
+use crate::inspect::server::ServerFacts;
 use crate::judge::Judgement;
 
 /// One directory's facts and judgement, and what clear-stale did to it.
@@ -14,6 +15,8 @@ pub struct DirReport {
     pub judgement: Judgement,
     /// Set by clear-stale only.
     pub removals: Option<Vec<Removal>>,
+    /// What each OpenViking owner's server answered; empty when not asked.
+    pub servers: Vec<ServerFacts>,
 }
 
 /// How often `check --wait` looks again.

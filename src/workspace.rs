@@ -86,6 +86,8 @@ pub struct Workspace {
     pub skip_process_lock: bool,
     /// How OpenViking keeps the path locks of this workspace.
     pub path_locks: PathLockSettings,
+    /// Where its config says the server listens, and the key it wants.
+    pub server: ovconf::ServerConfig,
 }
 
 /// OpenViking's path-lock settings for one workspace, each with where it
@@ -238,6 +240,7 @@ pub fn resolve(args: &[PathBuf], env: &Env) -> Result<Resolved> {
                 source: Source::Argument,
                 skip_process_lock: own.is_some_and(|w| w.skip_process_lock),
                 path_locks: own.map(|w| w.path_locks.clone()).unwrap_or_default(),
+                server: own.map(|w| w.server.clone()).unwrap_or_default(),
             });
         }
         return Ok(Resolved {
@@ -252,6 +255,7 @@ pub fn resolve(args: &[PathBuf], env: &Env) -> Result<Resolved> {
             source: Source::Default { config: None },
             skip_process_lock: false,
             path_locks: PathLockSettings::default(),
+            server: ovconf::ServerConfig::default(),
         },
     };
     Ok(Resolved {
@@ -307,6 +311,7 @@ fn configured(env: &Env, warnings: &mut Vec<String>) -> Result<Option<Workspace>
         source,
         skip_process_lock: config.skip_process_lock,
         path_locks,
+        server: config.server,
     }))
 }
 
@@ -318,6 +323,7 @@ pub fn discovered(dirs: Vec<PathBuf>) -> Vec<Workspace> {
             source: Source::Discovered,
             skip_process_lock: false,
             path_locks: PathLockSettings::default(),
+            server: ovconf::ServerConfig::default(),
         })
         .collect()
 }

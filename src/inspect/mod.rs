@@ -14,6 +14,9 @@ pub mod process;
 #[cfg(target_os = "linux")]
 mod procfs;
 mod scan;
+pub mod server;
+#[cfg(target_os = "linux")]
+mod sockets;
 pub mod storage_locks;
 #[cfg(target_os = "linux")]
 pub mod table_reading;

@@ -166,6 +166,16 @@ pub enum Finding {
         oldest: Box<JudgedPathLock>,
         by: Option<ProcessRef>,
     },
+    /// The server that holds a stuck lease names (`certain`: by the lease's
+    /// owner_id) or probably runs (a running task on the locked URI or
+    /// below it) the task behind it.
+    TaskHoldsLease {
+        lock: Box<JudgedPathLock>,
+        task: Box<crate::inspect::server::Task>,
+        certain: bool,
+    },
+    /// The stuck leases' server was asked for its tasks and did not list them.
+    TasksNotListed(Box<crate::inspect::server::Answer>),
     /// The storage tree was not searched in full for path locks.
     PathLocksNotSearched {
         unreadable: Vec<Unreadable>,
@@ -303,5 +313,22 @@ pub enum Fix {
         process: ProcessRef,
         service: Option<Service>,
         launchd: Option<Box<LaunchdJob>>,
+    },
+    /// An owner's server takes connections but does not answer: look at
+    /// why, and restart it if it stays so (never delete its lock).
+    RestartSilentServer {
+        process: ProcessRef,
+        service: Option<Service>,
+        address: std::net::SocketAddr,
+    },
+    /// Cancel the task behind a stuck lease, at its server.
+    CancelTask {
+        address: std::net::SocketAddr,
+        task_id: String,
+    },
+    /// An owner's server wants an API key that ovlock did not have (or
+    /// that it refused).
+    GiveApiKey {
+        key_sent: bool,
     },
 }

@@ -50,6 +50,7 @@ pub(crate) fn base() -> Facts {
             source: Source::Argument,
             skip_process_lock: false,
             path_locks: Default::default(),
+            server: Default::default(),
         },
         dir: DirState::Present {
             resolved: path.clone(),

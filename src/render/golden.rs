@@ -19,6 +19,7 @@ fn report(facts: crate::inspect::Facts) -> DirReport {
         judgement: judge(&facts, &Policy::new(&[])),
         facts,
         removals: None,
+        servers: Vec::new(),
     }
 }
 
@@ -114,4 +115,120 @@ fn every_situation_as_json_fits_the_schema() {
             .collect();
         assert!(errors.is_empty(), "{name}:\n{}\n{text}", errors.join("\n"));
     }
+}
+
+/// The Server line of each kind of answer, and the task named behind a
+/// stuck lease with the command that cancels it.
+#[test]
+fn server_lines() {
+    use crate::inspect::server::{Answer, Asked, Health, NotAsked, ServerFacts, Task, Via};
+    colored::control::set_override(false);
+    super::human::tests_width::set(0);
+    let stuck = cases()
+        .into_iter()
+        .find(|c| c.name == "a live server with a stale path lock and a stuck lease")
+        .unwrap()
+        .facts;
+    let address: std::net::SocketAddr = "127.0.0.1:1933".parse().unwrap();
+    let asked = |answer: Answer| {
+        Ok(Asked {
+            address,
+            via: Via::Socket {
+                listening: "0.0.0.0:1933".parse().unwrap(),
+            },
+            answer,
+        })
+    };
+    let healthy = Health {
+        version: Some("0.5.2".into()),
+        healthy: Some(true),
+        auth_mode: Some("api_key".into()),
+        system_healthy: Some(true),
+        errors: Some(Ok(Vec::new())),
+    };
+    let task = |id: &str, resource: &str, owner: Option<&str>| Task {
+        id: id.into(),
+        task_type: Some("add_resource".into()),
+        status: Some("running".into()),
+        stage: Some("semantic".into()),
+        resource: Some(resource.into()),
+        created_at: None,
+        running_secs: Some(7_300),
+        owner_ids: owner.into_iter().map(String::from).collect(),
+    };
+    // A name, what the server was asked and answered, and its tasks.
+    type Situation<'a> = (&'a str, Result<Asked, NotAsked>, Option<Vec<Task>>);
+    let situations: Vec<Situation> = vec![
+        ("answering", asked(Answer::Answered(healthy.clone())), None),
+        (
+            "unhealthy",
+            asked(Answer::Answered(Health {
+                system_healthy: Some(false),
+                errors: Some(Ok(vec!["models has errors".into()])),
+                ..healthy.clone()
+            })),
+            None,
+        ),
+        ("silent", asked(Answer::Silent), None),
+        (
+            "needs a key",
+            asked(Answer::NeedsKey {
+                status: 401,
+                key_sent: false,
+            }),
+            None,
+        ),
+        (
+            "hostile answer",
+            asked(Answer::NotOpenViking(
+                "a redirect (302) to http://evil\x1b[2J/, not followed".into(),
+            )),
+            None,
+        ),
+        (
+            "not asked",
+            Err(NotAsked::NotOnLoopback(vec![
+                "192.0.2.7:1933".parse().unwrap(),
+            ])),
+            None,
+        ),
+        (
+            "task by owner_id",
+            asked(Answer::Answered(healthy.clone())),
+            Some(vec![
+                task(
+                    "t-1",
+                    "viking://resources/other",
+                    Some("5d0c9a3e-1f2b-4c6d-8e9f-0a1b2c3d4e5f"),
+                ),
+                task("t-2", "viking://resources/a.md.dir", None),
+            ]),
+        ),
+        (
+            "task probably",
+            asked(Answer::Answered(healthy)),
+            Some(vec![
+                task("t-2", "viking://resources/a.md.dir/part", None),
+                task("t-3", "viking://resources/a.md.dirt", None),
+            ]),
+        ),
+    ];
+    let mut shown = String::new();
+    for (name, asked, tasks) in situations {
+        let mut r = report(stuck.clone());
+        r.servers = vec![ServerFacts {
+            pid: 50,
+            asked,
+            tasks: tasks.map(Ok),
+        }];
+        crate::judge::server::apply(&r.servers, &mut r.judgement);
+        shown.push_str(&format!("=== {name}\n{}\n", rendered(&[r])));
+    }
+    assert!(
+        !shown
+            .chars()
+            .any(|c| c != '\n' && crate::terminal_chars::is_unsafe(c)),
+        "{shown:?}"
+    );
+    insta::assert_snapshot!(shown);
 }

@@ -12,6 +12,7 @@ use super::words::{self, Worded, describe_access, relative};
 use super::{escape, names, owner_pids, paint, shell, verdict_word};
 use crate::clear::Outcome;
 use crate::inspect::path_locks::{LockFileRead, PathLocks};
+use crate::inspect::server::ServerFacts;
 use crate::inspect::usage::RunningServer;
 use crate::inspect::{DirState, Facts, LOCK_NAME, LockFile, PID_NAME, PathAccess, ProcessInfo};
 use crate::judge::{
@@ -108,7 +109,12 @@ pub fn who(reports: &[DirReport]) -> String {
 /// `who --all`: every OpenViking process with its data directories, then a
 /// line for each directory.
 /// `hidden` is the `hidepid=` option that hides other users' processes.
-pub fn who_all(found: &[RunningServer], reports: &[DirReport], hidden: Option<&str>) -> String {
+pub fn who_all(
+    found: &[RunningServer],
+    servers: &[ServerFacts],
+    reports: &[DirReport],
+    hidden: Option<&str>,
+) -> String {
     match (found.is_empty(), hidden) {
         (true, None) => return "no OpenViking process is running\n".to_string(),
         (true, Some(option)) => {
@@ -125,11 +131,16 @@ pub fn who_all(found: &[RunningServer], reports: &[DirReport], hidden: Option<&s
             ("User", Col::Wrap),
             ("Name", Col::Wrap),
             ("Data directories", Col::Wrap),
+            ("Server", Col::Wrap),
             ("Command", Col::Wrap),
         ],
         true,
     );
     for f in found {
+        let server = servers.iter().find(|s| s.pid == f.process.pid).map_or_else(
+            || "not asked".to_string(),
+            |s| escape::text(&words::server(s)),
+        );
         let p = &f.process;
         let dirs = match (f.dirs.is_empty(), f.unreadable) {
             _ if f.other_mount_namespace => {
@@ -149,6 +160,7 @@ pub fn who_all(found: &[RunningServer], reports: &[DirReport], hidden: Option<&s
             escape::text(p.user.as_deref().unwrap_or("?")),
             escape::text(&p.name),
             dirs,
+            server,
             abbreviate(command_line(p), 72),
         ]);
     }
@@ -227,6 +239,14 @@ fn header(out: &mut String, report: &DirReport) {
         paint(j.verdict, &names::verdict(j.verdict).to_uppercase()),
         escape::text(&words::first_reason(facts, j))
     );
+    for server in &report.servers {
+        let _ = writeln!(
+            out,
+            "  server    PID {}: {}",
+            server.pid,
+            escape::text(&words::server(server))
+        );
+    }
 }
 
 fn footer(out: &mut String, j: &Worded) {
@@ -459,6 +479,9 @@ fn owner_detail(owner: &Owner, report: &DirReport) -> Table {
     if !owner.workers.is_empty() {
         let workers: Vec<String> = owner.workers.iter().map(u32::to_string).collect();
         table.add_row(["Workers".to_string(), workers.join(", ")]);
+    }
+    if let Some(server) = report.servers.iter().find(|s| s.pid == owner.process.pid) {
+        table.add_row(["Server".to_string(), escape::text(&words::server(server))]);
     }
     // Tokens name no process: the leases are the owner's only when it is the only one.
     if let [_] = report.judgement.owners.as_slice() {

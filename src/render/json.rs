@@ -14,6 +14,7 @@ use crate::clear::{Outcome, Removal};
 use crate::exit_code::ExitCode;
 use crate::inspect::Facts;
 use crate::inspect::path_locks::{LockFileRead, Locks, PathLocks};
+use crate::inspect::server::{Answer, Health, ServerFacts, Via};
 use crate::inspect::usage::RunningServer;
 use crate::inspect::{LOCK_NAME, LockFile, PID_NAME, PathAccess};
 use crate::judge::{self, JudgedPathLock, Protocol};
@@ -79,6 +80,9 @@ struct FoundProcess<'a> {
     /// It runs in another mount namespace (a container), so its directories
     /// are not named.
     other_mount_namespace: bool,
+    /// What its server answered, as for an owner; absent when not asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<Server<'a>>,
 }
 
 #[derive(Serialize)]
@@ -143,6 +147,33 @@ struct Owner<'a> {
     ancestry: Vec<Link<'a>>,
     files: Vec<File>,
     workers: &'a [u32],
+    /// What its OpenViking server answered; absent when it was not asked
+    /// (`check` without `--ask`, `--no-ask`, or not OpenViking).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<Server<'a>>,
+}
+
+/// One owner's server, as asked on loopback.
+#[derive(Serialize)]
+struct Server<'a> {
+    /// `answering`, `unhealthy`, `refused`, `silent`, `slow`,
+    /// `not_openviking`, `needs_key`, `failed` or `not_asked`.
+    state: &'static str,
+    /// It answered /health as OpenViking does (a 401 or 403 counts: it is alive).
+    answering: bool,
+    healthy: Option<bool>,
+    version: Option<&'a str>,
+    auth_mode: Option<&'a str>,
+    /// The errors /api/v1/observer/system named (unhealthy servers only).
+    errors: Vec<&'a str>,
+    /// Where it was asked (loopback), or null when it was not.
+    address: Option<String>,
+    /// `socket` (its own listening socket) or `config` (server.port of ov.conf).
+    address_source: Option<&'static str>,
+    /// The socket's own address (0.0.0.0 or :: for one asked on loopback).
+    listening: Option<String>,
+    /// The line the text shows.
+    reason: String,
 }
 
 #[derive(Serialize)]
@@ -235,10 +266,10 @@ struct Lock {
 }
 
 /// The whole document, pretty-printed, with a final newline; `found` comes
-/// from `who --all`, `wait` from `check --wait`.
+/// from `who --all` (with what their servers answered), `wait` from `check --wait`.
 pub fn render(
     reports: &[DirReport],
-    found: Option<&[RunningServer]>,
+    found: Option<(&[RunningServer], &[ServerFacts])>,
     code: ExitCode,
     wait: Option<&Wait>,
 ) -> String {
@@ -251,7 +282,7 @@ pub fn render(
             timed_out: w.timed_out,
         }),
         data_dirs: reports.iter().map(data_dir).collect(),
-        processes: found.map(|found| {
+        processes: found.map(|(found, servers)| {
             found
                 .iter()
                 .map(|f| FoundProcess {
@@ -266,6 +297,7 @@ pub fn render(
                         .collect(),
                     unreadable: f.unreadable,
                     other_mount_namespace: f.other_mount_namespace,
+                    server: servers.iter().find(|s| s.pid == f.process.pid).map(server),
                 })
                 .collect()
         }),
@@ -336,7 +368,18 @@ fn data_dir(report: &DirReport) -> DataDir<'_> {
         exists: !matches!(facts.dir, crate::inspect::DirState::Missing),
         verdict: names::verdict(j.verdict),
         exit_code: ExitCode::of(j.verdict).code(),
-        owners: j.owners.iter().map(owner).collect(),
+        owners: j
+            .owners
+            .iter()
+            .map(|o| Owner {
+                server: report
+                    .servers
+                    .iter()
+                    .find(|s| s.pid == o.process.pid)
+                    .map(server),
+                ..owner(o)
+            })
+            .collect(),
         locks: vec![flock_entry(report), pid_entry(report)],
         reasons: worded.reasons,
         warnings: worded.warnings,
@@ -396,6 +439,50 @@ fn owner(o: &judge::Owner) -> Owner<'_> {
             .collect(),
         files: files(&o.files),
         workers: &o.workers,
+        server: None,
+    }
+}
+
+fn server(s: &ServerFacts) -> Server<'_> {
+    let asked = s.asked.as_ref().ok();
+    let health = asked.and_then(|a| match &a.answer {
+        Answer::Answered(health) => Some(health),
+        _ => None,
+    });
+    let state = match asked.map(|a| &a.answer) {
+        None => "not_asked",
+        Some(Answer::Answered(h)) if h.is_healthy() == Some(false) => "unhealthy",
+        Some(Answer::Answered(_)) => "answering",
+        Some(Answer::Refused) => "refused",
+        Some(Answer::Silent) => "silent",
+        Some(Answer::Slow) => "slow",
+        Some(Answer::NotOpenViking(_)) => "not_openviking",
+        Some(Answer::NeedsKey { .. }) => "needs_key",
+        Some(Answer::Failed(_)) => "failed",
+    };
+    Server {
+        state,
+        answering: matches!(
+            asked.map(|a| &a.answer),
+            Some(Answer::Answered(_) | Answer::NeedsKey { .. })
+        ),
+        healthy: health.and_then(Health::is_healthy),
+        version: health.and_then(|h| h.version.as_deref()),
+        auth_mode: health.and_then(|h| h.auth_mode.as_deref()),
+        errors: match health.and_then(|h| h.errors.as_ref()) {
+            Some(Ok(errors)) => errors.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        },
+        address: asked.map(|a| a.address.to_string()),
+        address_source: asked.map(|a| match a.via {
+            Via::Socket { .. } => "socket",
+            Via::Config { .. } => "config",
+        }),
+        listening: asked.and_then(|a| match a.via {
+            Via::Socket { listening } => Some(listening.to_string()),
+            Via::Config { .. } => None,
+        }),
+        reason: words::server(s),
     }
 }
 

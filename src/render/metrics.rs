@@ -5,8 +5,9 @@
 use std::fmt::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::names;
+use super::{escape, names};
 use crate::inspect::path_locks::LockFileRead;
+use crate::inspect::server::{Answer, Asked};
 use crate::judge::{PathLockState, PidFileVerdict, Verdict};
 use crate::report::DirReport;
 
@@ -102,6 +103,7 @@ pub fn render(reports: &[DirReport], run: &Run) -> String {
                 .map_or(f64::NAN, Duration::as_secs_f64)
         },
     );
+    servers(&mut out, reports);
     out.family(
         "ovlock_uninspected_processes",
         "Processes whose files could not be read, so could not be ruled out (run with \
@@ -128,6 +130,71 @@ pub fn render(reports: &[DirReport], run: &Run) -> String {
     out.family("ovlock_build_info", "The ovlock that wrote these metrics.");
     out.sample(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
     out.text
+}
+
+/// The families of the owners' servers, one sample for each server asked
+/// (none for one that was not: no listener, another network namespace).
+fn servers(out: &mut Exposition, reports: &[DirReport]) {
+    let asked: Vec<(&DirReport, String, &Asked)> = reports
+        .iter()
+        .flat_map(|r| {
+            r.servers
+                .iter()
+                .filter_map(move |s| Some((r, s.pid.to_string(), s.asked.as_ref().ok()?)))
+        })
+        .collect();
+    out.family(
+        "ovlock_server_answering",
+        "Whether the owner's OpenViking server answered on loopback within the deadline \
+         (1; a 401 or 403 counts) or not (0: hung, overloaded, refused or not OpenViking).",
+    );
+    for (r, pid, a) in &asked {
+        let answering = matches!(a.answer, Answer::Answered(_) | Answer::NeedsKey { .. });
+        out.sample(
+            &[("data_dir", &dir(r)), ("pid", pid)],
+            f64::from(u8::from(answering)),
+        );
+    }
+    out.family(
+        "ovlock_server_healthy",
+        "Whether the owner's OpenViking server says it is healthy (/health and \
+         /api/v1/observer/system), where it said.",
+    );
+    for (r, pid, a) in &asked {
+        if let Answer::Answered(health) = &a.answer {
+            if let Some(healthy) = health.is_healthy() {
+                out.sample(
+                    &[("data_dir", &dir(r)), ("pid", pid)],
+                    f64::from(u8::from(healthy)),
+                );
+            }
+        }
+    }
+    out.family(
+        "ovlock_server_info",
+        "The owner's OpenViking server that answered: its address, version and auth_mode.",
+    );
+    for (r, pid, a) in &asked {
+        if let Answer::Answered(health) = &a.answer {
+            out.sample(
+                &[
+                    ("data_dir", &dir(r)),
+                    ("pid", pid),
+                    ("address", &a.address.to_string()),
+                    // From the network: no control character reaches a label.
+                    (
+                        "version",
+                        &escape::text(health.version.as_deref().unwrap_or("")),
+                    ),
+                    (
+                        "auth_mode",
+                        &escape::text(health.auth_mode.as_deref().unwrap_or("")),
+                    ),
+                ],
+                1.0,
+            );
+        }
+    }
 }
 
 #[derive(Default)]
@@ -265,6 +332,7 @@ mod tests {
             judgement: judge(&facts, &Policy::new(&[])),
             facts,
             removals: None,
+            servers: Vec::new(),
         }
     }
 

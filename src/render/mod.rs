@@ -139,14 +139,23 @@ pub fn check_lines(reports: &[DirReport]) -> String {
     reports
         .iter()
         .map(|r| {
-            format!(
+            let mut line = format!(
                 "{}: {}{}: {}{}\n",
                 escape::path(&r.facts.workspace.path),
                 verdict_word(r.judgement.verdict),
                 owner_pids(&r.judgement),
                 escape::text(&words::first_reason(&r.facts, &r.judgement)),
                 stale_path_locks(&r.judgement)
-            )
+            );
+            // Only with `check --ask`: a line under it for each server asked.
+            for server in &r.servers {
+                line.push_str(&format!(
+                    "  server of PID {}: {}\n",
+                    server.pid,
+                    escape::text(&words::server(server))
+                ));
+            }
+            line
         })
         .collect()
 }

@@ -13,6 +13,7 @@ use crate::inspect::flock::HolderDoubt;
 use crate::inspect::kernel_locks::KernelLock;
 use crate::inspect::path_locks::{CapHit, Locks};
 use crate::inspect::process::{LaunchdJob, Service};
+use crate::inspect::server::{Answer, NotAsked, ServerFacts, Via};
 use crate::inspect::{Facts, Host, LOCK_NAME, PID_NAME, PathAccess, Privilege};
 use crate::judge::{
     Finding, Fix, JudgedPathLock, PathLockReason, PathLockState, PidDoubt, ProcessRef, Refresher,
@@ -273,6 +274,33 @@ pub fn finding(f: &Finding, facts: &Facts) -> String {
                 ),
             }
         }
+        Finding::TaskHoldsLease {
+            lock,
+            task,
+            certain,
+        } => format!(
+            "{} is {}held by task {} ({}, stage {}, running for {}){}",
+            locked_place(lock),
+            if *certain { "" } else { "probably " },
+            task.id,
+            task.task_type.as_deref().unwrap_or("type not said"),
+            task.stage.as_deref().unwrap_or("not said"),
+            task.running_secs
+                .map(|s| timefmt::short(Duration::from_secs(s)))
+                .unwrap_or_else(|| "an unknown time".to_string()),
+            if *certain {
+                " (by the lease's owner_id, as its server reports)".to_string()
+            } else {
+                format!(
+                    " (it runs on {}, at or below the locked URI; the server names no lease owner)",
+                    task.resource.as_deref().unwrap_or("?")
+                )
+            }
+        ),
+        Finding::TasksNotListed(answer) => format!(
+            "the server was asked which task holds the stuck leases, but /api/v1/tasks: {}",
+            self::answer(answer)
+        ),
         Finding::StuckLeases { count, oldest, by } => format!(
             "{} has been locked for {} by {}, probably a stuck task (OpenViking issue #5283){}",
             locked_place(oldest),
@@ -447,6 +475,144 @@ pub fn fix(f: &Fix, facts: &Facts) -> String {
             process(p),
             restart_command(p.pid, service.as_ref(), launchd.as_deref())
         ),
+        Fix::RestartSilentServer {
+            process: p,
+            service,
+            address,
+        } => {
+            let (log, restart) = match service {
+                Some(service) => (
+                    format!(
+                        "journalctl {}-u {} -n 50",
+                        if service.user { "--user " } else { "" },
+                        shell::quote(&service.name)
+                    ),
+                    systemctl("restart", service),
+                ),
+                None => (
+                    "its log".to_string(),
+                    format!("kill {}, then start it again", p.pid),
+                ),
+            };
+            format!(
+                "{} takes connections at {address} but does not answer: look at {log} and at \
+                 its load (top -p {}); if it stays so, restart it: {restart} (do not delete \
+                 {LOCK_NAME}: it still holds the directory)",
+                process(p),
+                p.pid
+            )
+        }
+        Fix::CancelTask { address, task_id } => format!(
+            "Cancel task {} if it is the one stuck, with a user's or an admin's API key (0.5.2 \
+             refuses ROOT: \"ROOT may not cancel tasks\", and in dev mode every request is \
+             ROOT, so there restart the server instead); ovlock removes nothing on this \
+             evidence: curl -X POST -H \"X-API-Key: $USER_API_KEY\" \
+             http://{address}/api/v1/tasks/{}/cancel",
+            task_id,
+            shell::quote(task_id)
+        ),
+        Fix::GiveApiKey { key_sent: false } => {
+            "Its server wants an API key: give ovlock the ov.conf \
+             that has server.root_api_key (--config FILE), or set OPENVIKING_API_KEY"
+                .to_string()
+        }
+        Fix::GiveApiKey { key_sent: true } => "Its server refused the API key ovlock sent: check \
+             server.root_api_key in the ov.conf given, or OPENVIKING_API_KEY"
+            .to_string(),
+    }
+}
+
+/// One line on what an owner's server said, or why it was not asked.
+pub fn server(server: &ServerFacts) -> String {
+    let asked = match &server.asked {
+        Err(why) => return format!("not asked: {}", not_asked(why)),
+        Ok(asked) => asked,
+    };
+    let via = match &asked.via {
+        Via::Socket { listening } if *listening == asked.address => "its socket".to_string(),
+        Via::Socket { listening } => format!("its socket on {listening}"),
+        Via::Config { file, why } => format!(
+            "server.port in {} ({why})",
+            file.as_deref()
+                .map_or_else(|| "ov.conf".to_string(), |f| f.display().to_string())
+        ),
+    };
+    format!("{} (from {via}): {}", asked.address, answer(&asked.answer))
+}
+
+fn not_asked(why: &NotAsked) -> String {
+    match why {
+        NotAsked::NoListener => "it listens on no TCP port".to_string(),
+        NotAsked::NotOnLoopback(addresses) => {
+            let list: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+            format!(
+                "it listens only on {}, and ovlock asks loopback only",
+                list.join(", ")
+            )
+        }
+        NotAsked::OtherNetwork => {
+            "it runs in another network namespace (a container): this loopback is not its"
+                .to_string()
+        }
+        NotAsked::Unreadable(why) => format!("{why}, and no ov.conf read names server.port"),
+        NotAsked::OutOfTime => format!(
+            "the {} ovlock allows for asking servers ran out",
+            timefmt::short(crate::inspect::server::BUDGET)
+        ),
+    }
+}
+
+/// What an address answered, in a few words.
+pub fn answer(answer: &Answer) -> String {
+    let deadline = timefmt::short(crate::inspect::server::DEADLINE);
+    match answer {
+        Answer::Answered(health) => {
+            let version = health
+                .version
+                .as_deref()
+                .map_or_else(String::new, |v| format!("OpenViking {v}, "));
+            let state = match health.is_healthy() {
+                Some(true) => match &health.errors {
+                    Some(Err(why)) => format!(
+                        "healthy by /health (/api/v1/observer/system: {})",
+                        self::answer(why)
+                    ),
+                    _ => "healthy".to_string(),
+                },
+                None => "answers (health not said)".to_string(),
+                Some(false) => match &health.errors {
+                    Some(Ok(errors)) if !errors.is_empty() => {
+                        format!("unhealthy: {}", errors.join("; "))
+                    }
+                    Some(Ok(_)) | None => "unhealthy".to_string(),
+                    Some(Err(why)) => {
+                        format!("unhealthy (/api/v1/observer/system: {})", self::answer(why))
+                    }
+                },
+            };
+            format!("answers: {version}{state}")
+        }
+        Answer::Refused => "refused: nothing listens there".to_string(),
+        Answer::Silent => {
+            format!("took the connection but did not answer within {deadline} (hung or overloaded)")
+        }
+        Answer::Slow => {
+            format!("began to answer but did not finish within {deadline} (hung or overloaded)")
+        }
+        Answer::NotOpenViking(what) => format!("not OpenViking's answer: {what}"),
+        Answer::NeedsKey {
+            status,
+            key_sent: false,
+        } => {
+            format!("needs an API key ({status}), and ovlock has none")
+        }
+        Answer::NeedsKey {
+            status,
+            key_sent: true,
+        } => {
+            format!("refused the API key ovlock sent ({status})")
+        }
+        Answer::Failed(why) => format!("could not be asked: {why}"),
     }
 }
 

@@ -18,5 +18,6 @@ mod path_locks;
 mod races;
 mod reduced_privilege;
 mod schema;
+mod server;
 mod situations;
 mod usage;

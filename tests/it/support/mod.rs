@@ -225,26 +225,39 @@ pub fn run_cmd(cmd: &mut Command) -> Run {
 
 /// Runs `cmd`, killing it and failing the test if it has not finished
 /// within `limit` (for situations where a wrong implementation would hang).
+/// Its output is read while it runs: a child that fills a pipe nobody reads
+/// blocks in write(2), which would look like the hang this looks for.
 pub fn run_cmd_within(cmd: &mut Command, limit: Duration) -> Run {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run ovlock");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
     let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
             panic!("ovlock did not finish within {limit:?}: it blocked");
         }
         std::thread::sleep(Duration::from_millis(5));
-    }
-    let out = child.wait_with_output().unwrap();
+    };
     Run {
-        code: out.status.code().expect("exit code"),
-        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+        code: status.code().expect("exit code"),
+        stdout: String::from_utf8(stdout.join().unwrap()).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(stderr.join().unwrap()).expect("stderr is UTF-8"),
     }
 }
 
