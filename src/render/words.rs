@@ -491,7 +491,7 @@ pub fn fix(f: &Fix, facts: &Facts) -> String {
                 ),
                 None => (
                     "its log".to_string(),
-                    format!("kill {}, then start it again", p.pid),
+                    format!("{}, then start it again", kill_command(p.pid)),
                 ),
             };
             format!(
