@@ -237,14 +237,19 @@ fn clear_pid_file(
     // look at the process it names.
     // The clock is read again too: the judgement may have taken seconds (a
     // scan), and "written less than 2 s ago" must hold for now.
-    // The directory's locks are read again too (`facts_now`): the
-    // storage locks tell whether the PID may be a container's server.
+    // The directory's locks are read again too (`facts_now`), before the
+    // move, so that the file is aside for no longer than its own re-check:
+    // the storage locks tell whether the PID may be a container's server.
+    let locks = facts_now(facts, policy, processes);
     let still_stale = |file: &LockFile, processes: &mut Processes| -> Option<Staleness> {
-        let moved = Facts {
-            pid_file: file.clone(),
-            ..facts.clone()
+        let pid = inspect::pid_file_facts(file.clone(), &facts.resolved_dir, processes);
+        let fresh = Facts {
+            pid_file: pid.file,
+            pid_owner: pid.owner,
+            pid_owner_uses_dir: pid.owner_uses_dir,
+            host: inspect::Host::current(),
+            ..locks.clone()
         };
-        let fresh = facts_now(&moved, policy, processes);
         match judge::pid_file_verdict(&fresh, policy) {
             PidFileVerdict::Stale(why) => Some(why),
             _ => None,
