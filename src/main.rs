@@ -3,28 +3,14 @@
 //!
 //! Data flows one way: resolve (workspace) → inspect → judge → render → exit code.
 
-mod build_info;
 mod clear;
 mod cli;
-mod completions;
 mod exit_code;
-mod fsread;
 mod inspect;
 mod judge;
-mod layout;
-// Made from the clap definition by a test, and committed under man/.
-#[cfg(test)]
-mod man;
-// Only Linux searches the storage tree for path-lock files to decode.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-mod lock_token;
-mod options;
-mod ovconf;
-mod pidfile;
+mod openviking;
 mod render;
-mod report;
-mod terminal_chars;
-mod textfile;
+mod survey;
 mod timefmt;
 mod workspace;
 
@@ -36,11 +22,11 @@ use anyhow::Result;
 use clap::Parser;
 
 use cli::Cli;
+use cli::options::{Options, Task};
 use exit_code::ExitCode;
 use inspect::{Processes, Survey};
 use judge::Policy;
-use options::{Options, Task};
-use report::DirReport;
+use survey::report::{self, DirReport};
 use workspace::Workspace;
 
 fn main() -> std::process::ExitCode {
@@ -71,9 +57,11 @@ fn main() -> std::process::ExitCode {
             all,
             textfile,
         } => metrics(&opts, dirs, *all, textfile.as_deref()),
-        Task::Completions(shell) => emit(&completions::script(*shell)).map(|()| ExitCode::Success),
+        Task::Completions(shell) => {
+            emit(&cli::completions::script(*shell)).map(|()| ExitCode::Success)
+        }
         Task::Version { verbose } => {
-            emit(&build_info::version_text(*verbose)).map(|()| ExitCode::Success)
+            emit(&cli::build_info::version_text(*verbose)).map(|()| ExitCode::Success)
         }
     };
     match done {
@@ -299,7 +287,7 @@ fn metrics(
     };
     let text = render::metrics::render(&reports, &run);
     match textfile {
-        Some(path) => textfile::write_atomically(path, &text)?,
+        Some(path) => render::textfile::write_atomically(path, &text)?,
         None if opts.quiet => {}
         None => emit(&text)?,
     }
@@ -382,7 +370,7 @@ impl Surveyor {
     fn asker() -> inspect::server::Asker {
         let env_key = std::env::var("OPENVIKING_API_KEY")
             .ok()
-            .and_then(ovconf::Secret::new);
+            .and_then(openviking::ovconf::Secret::new);
         inspect::server::Asker::new(env_key)
     }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use crate::fsread::{self, Symlinks};
-use crate::ovconf::{self, PathLockConfig, PathLockProvider, StorageBackend};
+use crate::inspect::fsread::{self, Symlinks};
+use crate::openviking::ovconf::{self, PathLockConfig, PathLockProvider, StorageBackend};
 
 /// An ov.conf larger than this is not a config file.
 const CONFIG_CAP: usize = 4 << 20;

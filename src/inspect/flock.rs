@@ -4,7 +4,7 @@
 
 // macOS and Windows ask about the file by its path instead.
 #[cfg(not(any(target_os = "macos", windows)))]
-use crate::fsread::FileStat;
+use crate::inspect::fsread::FileStat;
 
 /// Why the holder of a held flock is not known for certain.
 // Where the kernel cannot be asked, none is ever built.

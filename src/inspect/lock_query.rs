@@ -12,8 +12,8 @@ use super::flock::{FlockState, HolderDoubt};
 use super::kernel_locks::{KernelLock, LockClass};
 use super::storage_locks::{StorageLocks, Unidentified};
 use super::usage::{Access, PathAccess, User};
-use crate::fsread::FileStat;
-use crate::layout;
+use crate::inspect::fsread::FileStat;
+use crate::openviking::layout;
 
 /// How deep below a storage directory files are looked for; RocksDB's
 /// lock sits three levels down (`vectordb/context/store/LOCK`).
@@ -417,7 +417,7 @@ mod tests {
             process: agent,
             ns_pids: Vec::new(),
             accesses: vec![PathAccess {
-                path: crate::layout::deleted_lock_file(&facts.resolved_dir),
+                path: crate::openviking::layout::deleted_lock_file(&facts.resolved_dir),
                 access: Access::Open,
                 locks: Vec::new(),
             }],

@@ -2,6 +2,7 @@
 //! plain facts for `judge` and decides nothing.
 
 pub mod flock;
+pub mod fsread;
 pub mod kernel_locks;
 // Linux reads the whole lock table; macOS answers one file at a time, and
 // what its answers mean is tested everywhere.
@@ -28,11 +29,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::fsread::{self, FileKind, FileStat, ReadError, Symlinks};
-use crate::pidfile;
+use crate::openviking::pid_file;
 use crate::workspace::Workspace;
+use fsread::{FileKind, FileStat, ReadError, Symlinks};
 
-pub use crate::layout::{ASIDE_PREFIX, LOCK_NAME, PID_NAME};
+pub use crate::openviking::layout::{ASIDE_PREFIX, LOCK_NAME, PID_NAME};
 pub use flock::{FlockState, LockTable};
 pub use path_locks::PathLocks;
 pub use process::{Lookup, ProcessInfo, Processes};
@@ -79,7 +80,7 @@ impl LockFile {
                 content: Ok(content),
                 truncated: false,
                 ..
-            } => pidfile::parse(content).ok(),
+            } => pid_file::parse(content).ok(),
             _ => None,
         }
     }

@@ -9,10 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::fsread::{FileKind, FileStat};
-use crate::layout::{PathLockName, TREE_DIR, TreePlace};
-use crate::lock_token::Token;
-use crate::ovconf::{PathLockProvider, StorageBackend};
+use crate::inspect::fsread::{FileKind, FileStat};
+use crate::openviking::layout::{PathLockName, TREE_DIR, TreePlace};
+use crate::openviking::lock_token::Token;
+use crate::openviking::ovconf::{PathLockProvider, StorageBackend};
 use crate::workspace::PathLockSettings;
 
 /// How much of a path-lock file is read: OpenViking's tokens are about 60
@@ -179,7 +179,7 @@ use super::windows::path_walk::search;
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 fn search(tree: &Path) -> PathLocks {
-    match crate::fsread::kind_of(tree) {
+    match crate::inspect::fsread::kind_of(tree) {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => PathLocks::NoTree,
         Ok(FileKind::Directory) | Err(_) => PathLocks::NotDetermined,
         Ok(kind) => PathLocks::TreeNotADirectory(kind),
@@ -206,9 +206,9 @@ mod walk {
     use super::{
         CapHit, LockFileRead, LockMeta, Locks, PathLockFile, PathLocks, READ_CAP, Unreadable, Walk,
     };
-    use crate::fsread::{self, FileKind, FileStat};
-    use crate::layout::{self, PathLockName, TreePlace};
-    use crate::lock_token;
+    use crate::inspect::fsread::{self, FileKind, FileStat};
+    use crate::openviking::layout::{self, PathLockName, TreePlace};
+    use crate::openviking::lock_token;
 
     /// How far one walk goes, so that a pathological tree costs bounded
     /// time; a walk that meets a limit says so.
@@ -951,8 +951,8 @@ mod tests {
 
     use super::walk::{LIMITS, Limits, search_with};
     use super::*;
-    use crate::layout;
-    use crate::lock_token::{BadToken, LeaseKind};
+    use crate::openviking::layout;
+    use crate::openviking::lock_token::{BadToken, LeaseKind};
     use crate::workspace::{Setting, SettingSource};
 
     const TOKEN: &[u8] = b"dd0d5c0c-9d45-4ed7-a741-7a7d9e7dbf64:1796173763185979065:T";
@@ -1313,7 +1313,7 @@ mod tests {
     fn tokens_kept_elsewhere_are_not_looked_for() {
         let ws = tempfile::tempdir().unwrap();
         write(&ws.path().join("viking/default/.path.ovlock"), TOKEN);
-        fn set<T>(value: Result<T, crate::ovconf::Invalid>) -> Setting<T> {
+        fn set<T>(value: Result<T, crate::openviking::ovconf::Invalid>) -> Setting<T> {
             Setting {
                 value,
                 source: SettingSource::Default,
@@ -1324,7 +1324,7 @@ mod tests {
             backend: set(backend),
             ..PathLockSettings::default()
         };
-        let invalid = || crate::ovconf::Invalid {
+        let invalid = || crate::openviking::ovconf::Invalid {
             found: "\"redis\"".into(),
             expected: "a provider",
         };

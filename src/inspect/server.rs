@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::ovconf::{Secret, ServerConfig};
+use crate::openviking::ovconf::{Secret, ServerConfig};
 
 /// How long one request may take, connecting and answering together.
 pub const DEADLINE: Duration = Duration::from_secs(1);

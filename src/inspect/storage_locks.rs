@@ -61,7 +61,7 @@ mod linux {
     use crate::inspect::scan::{Access, PathAccess};
     use crate::inspect::usage::{RunningServer, User};
     use crate::inspect::{LockTable, Lookup, Processes};
-    use crate::layout;
+    use crate::openviking::layout;
 
     /// How deep below a storage directory files are looked for; RocksDB's
     /// lock sits three levels down (`vectordb/context/store/LOCK`).

@@ -284,7 +284,7 @@ pub fn discover(
             let mut dirs: Vec<PathBuf> = match &fds {
                 Ok(fds) => fds
                     .iter()
-                    .filter_map(|(_, target)| crate::layout::workspace_of(target))
+                    .filter_map(|(_, target)| crate::openviking::layout::workspace_of(target))
                     .collect(),
                 _ => Vec::new(),
             };

@@ -7,14 +7,14 @@ use std::path::PathBuf;
 
 use super::path_lock_state::JudgedPathLock;
 
-use crate::fsread::FileKind;
 use crate::inspect::flock::HolderDoubt;
+use crate::inspect::fsread::FileKind;
 use crate::inspect::kernel_locks::KernelLock;
 use crate::inspect::path_locks::{CapHit, Unreadable};
 use crate::inspect::process::{LaunchdJob, Service};
 use crate::inspect::{PathAccess, Privilege, ProcessInfo};
-use crate::ovconf::Invalid;
-use crate::pidfile::BadPid;
+use crate::openviking::ovconf::Invalid;
+use crate::openviking::pid_file::BadPid;
 use crate::workspace::SettingSource;
 
 /// A process as a finding names it.

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::fsread::FileKind;
+use crate::inspect::fsread::FileKind;
 use crate::inspect::path_locks::{LockFileRead, PathLockFile};
-use crate::lock_token::{BadToken, Lease, Token};
+use crate::openviking::lock_token::{BadToken, Lease, Token};
 
 /// What a judgement of path locks needs besides the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use super::path_lock_state::{Context, JudgedPathLock, PathLockReason, PathLockSt
 use super::pid_file::SLACK;
 use crate::inspect::Facts;
 use crate::inspect::path_locks::{LockFileRead, PathLockFile, PathLocks};
-use crate::lock_token::{self, Lease, Token};
+use crate::openviking::lock_token::{self, Lease, Token};
 use crate::workspace::SettingSource;
 
 /// A lease held longer than this is probably a stuck task (OpenViking issue
@@ -286,7 +286,7 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     use super::*;
-    use crate::fsread::{FileKind, FileStat};
+    use crate::inspect::fsread::{FileKind, FileStat};
     use crate::inspect::path_locks::LockMeta;
 
     const NOW: u64 = 1_800_000_000;

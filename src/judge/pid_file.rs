@@ -8,7 +8,7 @@ use super::judgement::PidFileVerdict;
 use super::policy::Policy;
 use super::users;
 use crate::inspect::{Facts, LockFile, Lookup, ProcessInfo, User};
-use crate::pidfile;
+use crate::openviking::pid_file;
 
 /// How long a PID file may be empty or unparsable before it counts as
 /// abandoned rather than being written (OpenViking truncates, then writes),
@@ -39,7 +39,7 @@ pub fn pid_file_verdict(facts: &Facts, policy: &Policy) -> PidFileVerdict {
     let parsed = if truncated {
         Err(Staleness::TooLong { size: stat.size })
     } else {
-        pidfile::parse(content).map_err(Staleness::Unparsable)
+        pid_file::parse(content).map_err(Staleness::Unparsable)
     };
     let pid = match parsed {
         Ok(pid) => pid,

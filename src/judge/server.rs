@@ -7,7 +7,7 @@ use super::judgement::{Judgement, Owner};
 use super::path_lock_state::JudgedPathLock;
 use crate::inspect::path_locks::Locks;
 use crate::inspect::server::{Answer, Health, ServerFacts, Task};
-use crate::layout::TreePlace;
+use crate::openviking::layout::TreePlace;
 
 /// Adds to `j` what the servers' answers call for: the tasks behind stuck
 /// leases (warnings, and how to cancel them) and the fixes for servers that

@@ -9,7 +9,7 @@ use super::judgement::{OtherUser, Owner, Protocol};
 use super::policy::Policy;
 use super::users::users;
 use crate::inspect::{Access, Facts, FlockState, Host, Uninspected, Usage, User};
-use crate::layout;
+use crate::openviking::layout;
 
 /// The processes a scan could not inspect that may be OpenViking servers:
 /// one that plainly is something else can only ever be another user.

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
-use crate::fsread::{FileKind, FileStat};
 use crate::inspect::flock::HolderDoubt;
+use crate::inspect::fsread::{FileKind, FileStat};
 use crate::inspect::kernel_locks::{KernelLock, LockClass};
 use crate::inspect::path_locks::{
     LockFileRead, LockMeta, Locks, NotLocal, PathLockFile, PathLocks, Walk,
@@ -15,8 +15,8 @@ use crate::inspect::storage_locks::Unidentified;
 use crate::inspect::{
     Access, Ancestor, Host, PathAccess, Privilege, ProcessInfo, Uninspected, Usage, User,
 };
-use crate::layout::{PathLockName, TreePlace};
-use crate::ovconf::PathLockProvider;
+use crate::openviking::layout::{PathLockName, TreePlace};
+use crate::openviking::ovconf::PathLockProvider;
 use crate::render::words::{self, Worded};
 use crate::workspace::{Source, Workspace};
 
@@ -465,7 +465,7 @@ pub(crate) fn cases() -> Vec<Case> {
             name: "a lock file deleted under its server",
             facts: {
                 let mut f = storage_lock(base(), server(60), STORE_LOCK);
-                let deleted = crate::layout::deleted_lock_file(&f.resolved_dir);
+                let deleted = crate::openviking::layout::deleted_lock_file(&f.resolved_dir);
                 f.storage_locks.holders[0].accesses.push(PathAccess {
                     path: deleted,
                     access: Access::Open,
@@ -757,7 +757,7 @@ pub(crate) fn path_lock(rel: &str, content: impl AsRef<[u8]>, written: u64) -> P
                 born: Some(at(written)),
             },
             content: content.to_vec(),
-            token: Some(crate::lock_token::decode(content)),
+            token: Some(crate::openviking::lock_token::decode(content)),
         },
     }
 }

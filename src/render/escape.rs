@@ -72,7 +72,7 @@ fn push_char(out: &mut String, c: char) {
             let _ = write!(out, "\\x{:02x}", c as u32);
         }
         // C1 controls, bidirectional overrides and other invisible format characters.
-        c if crate::terminal_chars::is_unsafe(c) => {
+        c if crate::render::terminal_chars::is_unsafe(c) => {
             let _ = write!(out, "\\u{{{:x}}}", c as u32);
         }
         c => out.push(c),

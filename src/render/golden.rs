@@ -12,7 +12,7 @@ use crate::judge::tests::{
     base, cases, flock_held, lease, path_lock, process, server, with_path_locks,
 };
 use crate::judge::{Policy, judge};
-use crate::report::DirReport;
+use crate::survey::report::DirReport;
 
 fn report(facts: crate::inspect::Facts) -> DirReport {
     DirReport {
@@ -64,7 +64,7 @@ fn hostile_names_and_paths() {
     assert!(
         !shown
             .chars()
-            .any(|c| c != '\n' && crate::terminal_chars::is_unsafe(c)),
+            .any(|c| c != '\n' && crate::render::terminal_chars::is_unsafe(c)),
         "{shown:?}"
     );
     insta::assert_snapshot!(shown);
@@ -227,7 +227,7 @@ fn server_lines() {
     assert!(
         !shown
             .chars()
-            .any(|c| c != '\n' && crate::terminal_chars::is_unsafe(c)),
+            .any(|c| c != '\n' && crate::render::terminal_chars::is_unsafe(c)),
         "{shown:?}"
     );
     insta::assert_snapshot!(shown);

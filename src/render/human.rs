@@ -18,7 +18,7 @@ use crate::inspect::{DirState, Facts, LOCK_NAME, LockFile, PID_NAME, PathAccess,
 use crate::judge::{
     Finding, JudgedPathLock, Judgement, Owner, PathLockState, PidFileVerdict, Protocol, Verdict,
 };
-use crate::report::DirReport;
+use crate::survey::report::DirReport;
 use crate::timefmt;
 use crate::workspace::Source;
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::lock_state::LockState;
 use super::names;
 use super::words::{self, Worded};
-use crate::build_info;
 use crate::clear::{Outcome, Removal};
+use crate::cli::build_info;
 use crate::exit_code::ExitCode;
 use crate::inspect::Facts;
 use crate::inspect::path_locks::{LockFileRead, Locks, PathLocks};
@@ -18,8 +18,8 @@ use crate::inspect::server::{Answer, Health, ServerFacts, Via};
 use crate::inspect::usage::RunningServer;
 use crate::inspect::{LOCK_NAME, LockFile, PID_NAME, PathAccess};
 use crate::judge::{self, JudgedPathLock, Protocol};
-use crate::layout::TreePlace;
-use crate::report::{DirReport, Wait};
+use crate::openviking::layout::TreePlace;
+use crate::survey::report::{DirReport, Wait};
 use crate::timefmt;
 use crate::workspace::SettingSource;
 
@@ -314,7 +314,7 @@ pub fn render(
 fn escape_controls(json: &str) -> String {
     // Below DEL, serde_json has escaped them already, and the layout's own
     // newlines must stay.
-    let unsafe_char = |c: char| c >= '\u{7f}' && crate::terminal_chars::is_unsafe(c);
+    let unsafe_char = |c: char| c >= '\u{7f}' && crate::render::terminal_chars::is_unsafe(c);
     if !json.contains(unsafe_char) {
         return json.to_string();
     }

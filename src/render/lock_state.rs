@@ -5,7 +5,7 @@
 use super::words;
 use crate::inspect::{DirState, Facts, FlockState, LockFile};
 use crate::judge::{Judgement, PidFileVerdict};
-use crate::layout;
+use crate::openviking::layout;
 
 /// One lock file's state.
 pub struct LockState {

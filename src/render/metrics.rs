@@ -9,7 +9,7 @@ use super::{escape, names};
 use crate::inspect::path_locks::LockFileRead;
 use crate::inspect::server::{Answer, Asked};
 use crate::judge::{PathLockState, PidFileVerdict, Verdict};
-use crate::report::DirReport;
+use crate::survey::report::DirReport;
 
 const VERDICTS: [Verdict; 5] = [
     Verdict::Free,

@@ -10,6 +10,8 @@ mod lock_state;
 pub mod metrics;
 pub mod names;
 pub mod shell;
+pub mod terminal_chars;
+pub mod textfile;
 pub mod words;
 
 use std::time::Duration;
@@ -17,7 +19,7 @@ use std::time::Duration;
 use colored::{ColoredString, Colorize};
 
 use crate::judge::{Finding, Judgement, PathLockState, Verdict};
-use crate::report::{DirReport, POLL, Wait};
+use crate::survey::report::{DirReport, POLL, Wait};
 
 /// What `check --wait` waits for, for its caller's terminal.
 pub fn waiting_for(reports: &[DirReport], limit: Duration) -> String {

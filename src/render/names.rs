@@ -6,8 +6,8 @@ use crate::inspect::Access;
 use crate::inspect::kernel_locks::LockClass;
 use crate::inspect::path_locks::NotLocal;
 use crate::judge::{JudgedPathLock, PathLockState, Protocol, Verdict};
-use crate::lock_token::LeaseKind;
-use crate::ovconf::{PathLockProvider, StorageBackend};
+use crate::openviking::lock_token::LeaseKind;
+use crate::openviking::ovconf::{PathLockProvider, StorageBackend};
 
 /// A name as people read it and as the JSON spells it.
 pub struct Name {

@@ -21,7 +21,7 @@ pub fn quote_bytes(bytes: &[u8]) -> String {
         return String::from_utf8_lossy(bytes).into_owned();
     }
     match std::str::from_utf8(bytes) {
-        Ok(text) if !text.chars().any(crate::terminal_chars::is_unsafe) => {
+        Ok(text) if !text.chars().any(crate::render::terminal_chars::is_unsafe) => {
             format!("'{}'", text.replace('\'', r"'\''"))
         }
         _ => {
@@ -33,7 +33,7 @@ pub fn quote_bytes(bytes: &[u8]) -> String {
                         '\'' => out.push_str("\\'"),
                         '\n' => out.push_str("\\n"),
                         '\t' => out.push_str("\\t"),
-                        c if crate::terminal_chars::is_unsafe(c) => {
+                        c if crate::render::terminal_chars::is_unsafe(c) => {
                             let mut buf = [0; 4];
                             for b in c.encode_utf8(&mut buf).bytes() {
                                 out.push_str(&format!("\\x{b:02x}"));

@@ -19,7 +19,7 @@ use crate::judge::{
     Finding, Fix, JudgedPathLock, PathLockReason, PathLockState, PidDoubt, ProcessRef, Refresher,
     SLACK, Staleness, StopCase,
 };
-use crate::layout::{PathLockName, TREE_DIR, TreePlace};
+use crate::openviking::layout::{PathLockName, TREE_DIR, TreePlace};
 use crate::timefmt;
 use crate::workspace::SettingSource;
 

@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use crate::fsread::{self, FileStat};
+use crate::inspect::fsread::{self, FileStat};
 use crate::inspect::lock_query::Conflict;
 
 /// The lock held on the file at `path`, which must still be the file

@@ -17,8 +17,8 @@ use super::StorageLocks;
 use super::lock_query::{self, Conflict, LockQuery, Openers};
 use super::usage::{Access, Ancestor, PathAccess, RunningServer, Uninspected, Usage, User};
 use super::{DirState, Facts, FlockState, LockTable, Lookup, ProcessInfo, Processes};
-use crate::fsread::FileStat;
-use crate::layout;
+use crate::inspect::fsread::FileStat;
+use crate::openviking::layout;
 
 /// The kernel of this machine, asked through `F_GETLK` and libproc.
 struct Xnu;

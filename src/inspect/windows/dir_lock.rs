@@ -9,8 +9,8 @@
 use std::path::Path;
 
 use super::open_files;
-use crate::fsread::FileStat;
 use crate::inspect::flock::{FlockState, HolderDoubt};
+use crate::inspect::fsread::FileStat;
 
 /// Who has the lock file at `path`, whose metadata is `stat`, open.
 pub fn state(stat: &FileStat, path: &Path) -> FlockState {

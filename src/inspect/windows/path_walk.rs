@@ -11,12 +11,12 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::fsread::{self, FileKind, ReadError, Symlinks};
+use crate::inspect::fsread::{self, FileKind, ReadError, Symlinks};
 use crate::inspect::path_locks::{
     CapHit, LockFileRead, LockMeta, Locks, PathLockFile, PathLocks, READ_CAP, Unreadable, Walk,
 };
-use crate::layout::{self, PathLockName, TreePlace};
-use crate::lock_token;
+use crate::openviking::layout::{self, PathLockName, TreePlace};
+use crate::openviking::lock_token;
 
 /// Levels below `viking/`, entries and lock files read, as on Linux.
 const DEPTH: usize = 128;

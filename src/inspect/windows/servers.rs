@@ -30,7 +30,7 @@ pub fn discover(
             if let Some(dir) = open
                 .path()
                 .ok()
-                .and_then(|p| crate::layout::workspace_of(&p))
+                .and_then(|p| crate::openviking::layout::workspace_of(&p))
             {
                 dirs.entry(open.pid).or_default().push(dir);
             }

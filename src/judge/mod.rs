@@ -453,7 +453,7 @@ fn fixes(
 /// A server whose lock file was deleted under it keeps its lock on an
 /// inode no one else can reach: only a restart makes it lock the path.
 fn restarts(owners: &[Owner], facts: &Facts) -> Vec<Fix> {
-    let deleted = crate::layout::deleted_lock_file(&facts.resolved_dir);
+    let deleted = crate::openviking::layout::deleted_lock_file(&facts.resolved_dir);
     let unnamed = &facts.storage_locks.unnamed_flocks;
     owners
         .iter()

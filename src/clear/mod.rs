@@ -335,7 +335,8 @@ fn remove(
 #[cfg(unix)]
 fn fsread_at(dir: &std::os::fd::OwnedFd, name: &str) -> Option<LockFile> {
     use std::os::fd::AsFd;
-    let snapshot = crate::fsread::read_capped_at(dir.as_fd(), name, inspect::READ_CAP).ok()?;
+    let snapshot =
+        crate::inspect::fsread::read_capped_at(dir.as_fd(), name, inspect::READ_CAP).ok()?;
     Some(LockFile::Present {
         stat: snapshot.stat,
         content: Ok(snapshot.content),

@@ -1,6 +1,13 @@
 //! Command-line interface: clap types only, no behaviour. The help texts
 //! take their exit codes from `exit_code::TABLE`.
 
+pub mod build_info;
+pub mod completions;
+// Made from the clap definition by a test, and committed under man/.
+#[cfg(test)]
+mod man;
+pub mod options;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

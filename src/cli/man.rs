@@ -436,7 +436,7 @@ fn render(page: &Page) -> String {
         .version(None::<&str>);
     let mut out = Vec::new();
     Man::new(cmd)
-        .source(format!("ovlock {}", crate::build_info::VERSION))
+        .source(format!("ovlock {}", crate::cli::build_info::VERSION))
         .manual("User Commands")
         // An empty argument would vanish from the .TH line and shift the
         // source into the date's place; a quoted empty one stays.

@@ -117,7 +117,7 @@ mod ofd {
         let Some(parent) = open_beneath(dir, parent)? else {
             return Ok(Attempt::Gone);
         };
-        let same = |s: &rustix::fs::Stat| (crate::fsread::device_of(s), s.st_ino) == id;
+        let same = |s: &rustix::fs::Stat| (crate::inspect::fsread::device_of(s), s.st_ino) == id;
         // Looked at before it is opened: a device swapped in is never opened.
         match statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(now) if same(&now) && FileType::from_raw_mode(now.st_mode).is_file() => {}
