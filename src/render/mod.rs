@@ -161,3 +161,13 @@ pub fn check_lines(reports: &[DirReport]) -> String {
         })
         .collect()
 }
+
+pub fn pid_lines(reports: &[DirReport]) -> String {
+    let mut pids: Vec<u32> = reports
+        .iter()
+        .flat_map(|r| r.judgement.owners.iter().map(|o| o.process.pid))
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids.iter().map(|pid| format!("{pid}\n")).collect()
+}
