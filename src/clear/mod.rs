@@ -336,7 +336,8 @@ fn remove(
 fn fsread_at(dir: &std::os::fd::OwnedFd, name: &str) -> Option<LockFile> {
     use std::os::fd::AsFd;
     let snapshot =
-        crate::inspect::fsread::read_capped_at(dir.as_fd(), name, inspect::READ_CAP).ok()?;
+        crate::inspect::fsread::read_capped_at(dir.as_fd(), name, inspect::DIR_LOCK_READ_CAP)
+            .ok()?;
     Some(LockFile::Present {
         stat: snapshot.stat,
         content: Ok(snapshot.content),

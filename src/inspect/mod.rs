@@ -41,7 +41,7 @@ pub use storage_locks::StorageLocks;
 pub use usage::{Access, Ancestor, PathAccess, Uninspected, Usage, User};
 
 /// How much of a lock file is read; a PID needs a few bytes.
-pub const READ_CAP: usize = 256;
+pub const DIR_LOCK_READ_CAP: usize = 256;
 
 /// What is at the data directory's path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub enum LockFile {
     Inaccessible(String),
     Present {
         stat: FileStat,
-        /// The first [`READ_CAP`] bytes, or why they could not be read.
+        /// The first [`DIR_LOCK_READ_CAP`] bytes, or why they could not be read.
         content: Result<Vec<u8>, String>,
         truncated: bool,
     },
@@ -587,7 +587,7 @@ pub fn read_lock_file(path: &Path) -> LockFile {
             truncated: false,
         };
     }
-    match fsread::read_capped(path, READ_CAP, Symlinks::Refuse) {
+    match fsread::read_capped(path, DIR_LOCK_READ_CAP, Symlinks::Refuse) {
         Ok(snapshot) => LockFile::Present {
             stat: snapshot.stat,
             content: Ok(snapshot.content),

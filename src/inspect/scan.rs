@@ -148,7 +148,7 @@ mod linux {
             Err(_) => return Scanned::Unreadable,
         };
         let foreign = foreign.as_deref();
-        let mut found = Found {
+        let mut found = ProcessUses {
             pid,
             uses: Vec::new(),
             complete: true,
@@ -212,13 +212,13 @@ mod linux {
     }
 
     /// What one process uses, root by root, as it is found.
-    struct Found {
+    struct ProcessUses {
         pid: u32,
         uses: Vec<ProcessUse>,
         complete: bool,
     }
 
-    impl Found {
+    impl ProcessUses {
         fn add(&mut self, root: usize, path: PathBuf, access: Access, locks: Vec<KernelLock>) {
             let entry = PathAccess {
                 path,

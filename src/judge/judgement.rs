@@ -29,7 +29,7 @@ pub enum Protocol {
     /// Holds the flock on `.openviking.lock` (OpenViking 0.4.21 and later).
     Flock,
     /// Is named by a live `.openviking.pid` (OpenViking up to 0.4.20).
-    Pidfile,
+    PidFile,
     /// Uses the storage (open files, mapped files or kernel locks under the
     /// directory) without any lock file: `skip_process_lock`, or a version
     /// older than any lock.

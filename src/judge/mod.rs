@@ -347,7 +347,7 @@ fn judge_pid_file(facts: &Facts, policy: &Policy, j: &mut Evidence) -> PidFileVe
         PidFileVerdict::Owned { ns_pid: None, .. } => {
             if let Some(Lookup::Alive(p)) = &facts.pid_owner {
                 j.owned.push(Finding::PidFileNames(ProcessRef::of(p)));
-                j.add_owner(p, Protocol::Pidfile);
+                j.add_owner(p, Protocol::PidFile);
             }
         }
         PidFileVerdict::Owned {
@@ -360,7 +360,7 @@ fn judge_pid_file(facts: &Facts, policy: &Policy, j: &mut Evidence) -> PidFileVe
                     ns_pid: *ns_pid,
                     owner: ProcessRef::of(p),
                 });
-                j.add_owner(p, Protocol::Pidfile);
+                j.add_owner(p, Protocol::PidFile);
                 if let Some(owner) = j.owners.iter_mut().find(|o| o.process.pid == *pid) {
                     owner.ns_pid = Some(*ns_pid);
                 }
@@ -470,7 +470,7 @@ fn restarts(owners: &[Owner], facts: &Facts) -> Vec<Fix> {
 fn stop_owner(o: &Owner, owners: usize, policy: &Policy) -> Fix {
     let case = if !policy.is_openviking(&o.process) {
         StopCase::NotOpenViking
-    } else if o.protocols.contains(&Protocol::Pidfile) && owners > 1 {
+    } else if o.protocols.contains(&Protocol::PidFile) && owners > 1 {
         StopCase::BlindToFlock
     } else {
         StopCase::Plain

@@ -63,7 +63,7 @@ pub fn held_for(born: SystemTime, cx: &Context) -> Option<Duration> {
 /// Judges the bytes of a lock file as read again now: whether clear-stale
 /// may still remove it.
 pub fn still_stale(content: &[u8], modified: Option<SystemTime>, cx: &Context) -> bool {
-    let token = (content.len() <= crate::inspect::path_locks::READ_CAP)
+    let token = (content.len() <= crate::inspect::path_locks::PATH_LOCK_READ_CAP)
         .then(|| lock_token::decode(content));
     judge_token(token.as_ref(), modified, cx).0 == PathLockState::Stale
 }

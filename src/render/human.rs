@@ -354,7 +354,7 @@ fn lock_table(facts: &Facts, j: &Judgement) -> Table {
         ],
         true,
     );
-    let flock = super::lock_state::flock(facts, j);
+    let flock = super::dir_locks::flock(facts, j);
     row(
         &mut table,
         facts,
@@ -364,7 +364,7 @@ fn lock_table(facts: &Facts, j: &Judgement) -> Table {
         flock.pid_words,
         &facts.lock_file,
     );
-    let pid_file = super::lock_state::pid_file(facts, j);
+    let pid_file = super::dir_locks::pid_file(facts, j);
     row(
         &mut table,
         facts,
@@ -718,7 +718,7 @@ fn process_table(p: &ProcessInfo, now: SystemTime) -> Table {
 fn protocol_file(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Flock => LOCK_NAME,
-        Protocol::Pidfile => PID_NAME,
+        Protocol::PidFile => PID_NAME,
         Protocol::Storage => "its open storage files, with no lock file",
     }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::lock_state::LockState;
+use super::dir_locks::DirLockState;
 use super::names;
 use super::words::{self, Worded};
 use crate::clear::{Outcome, Removal};
@@ -643,7 +643,7 @@ fn files(accesses: &[PathAccess]) -> Vec<File> {
 }
 
 /// A lock file's entry: what is at its path, and its state.
-fn lock_entry(protocol: Protocol, path: PathBuf, file: &LockFile, state: &LockState) -> Lock {
+fn lock_entry(protocol: Protocol, path: PathBuf, file: &LockFile, state: &DirLockState) -> Lock {
     let mut lock = Lock {
         protocol: names::protocol(protocol).json,
         path: path.to_string_lossy().into_owned(),
@@ -680,7 +680,7 @@ fn lock_entry(protocol: Protocol, path: PathBuf, file: &LockFile, state: &LockSt
 fn flock_entry(report: &DirReport) -> Lock {
     let facts = &report.facts;
     let path = facts.resolved_dir.join(LOCK_NAME);
-    let state = super::lock_state::flock(facts, &report.judgement);
+    let state = super::dir_locks::flock(facts, &report.judgement);
     let mut lock = lock_entry(Protocol::Flock, path, &facts.lock_file, &state);
     lock.recorded_pid = state.recorded_pid;
     lock
@@ -689,8 +689,8 @@ fn flock_entry(report: &DirReport) -> Lock {
 fn pid_entry(report: &DirReport) -> Lock {
     let facts = &report.facts;
     let path = facts.resolved_dir.join(PID_NAME);
-    let state = super::lock_state::pid_file(facts, &report.judgement);
-    lock_entry(Protocol::Pidfile, path, &facts.pid_file, &state)
+    let state = super::dir_locks::pid_file(facts, &report.judgement);
+    lock_entry(Protocol::PidFile, path, &facts.pid_file, &state)
 }
 
 #[cfg(test)]

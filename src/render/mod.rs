@@ -1,12 +1,12 @@
 //! Turning judgements into output: human tables, one-line summaries, JSON.
 //! Renderers build strings; only `main` writes them.
 
+mod dir_locks;
 pub mod escape;
 #[cfg(test)]
 mod golden;
 pub mod human;
 pub mod json;
-mod lock_state;
 pub mod metrics;
 pub mod names;
 pub mod shell;

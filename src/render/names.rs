@@ -28,7 +28,7 @@ pub fn verdict(verdict: Verdict) -> &'static str {
 pub fn protocol(protocol: Protocol) -> Name {
     let (text, json) = match protocol {
         Protocol::Flock => ("flock", "flock"),
-        Protocol::Pidfile => ("pid file", "pidfile"),
+        Protocol::PidFile => ("pid file", "pidfile"),
         Protocol::Storage => ("storage", "storage"),
     };
     Name { text, json }

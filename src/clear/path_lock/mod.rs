@@ -223,7 +223,7 @@ mod ofd {
 
     fn read_all(fd: &OwnedFd) -> Result<Vec<u8>, String> {
         // One byte more than inspect reads: a longer file is not what was judged.
-        let mut buf = vec![0; crate::inspect::path_locks::READ_CAP + 1];
+        let mut buf = vec![0; crate::inspect::path_locks::PATH_LOCK_READ_CAP + 1];
         let mut len = 0;
         while len < buf.len() {
             match rustix::io::pread(fd, &mut buf[len..], len as u64) {
@@ -361,7 +361,7 @@ mod tests {
         let path = t.root.join(rel());
         let long = vec![b'x'; 600];
         fs::write(&path, &long).unwrap();
-        let cap = crate::inspect::path_locks::READ_CAP;
+        let cap = crate::inspect::path_locks::PATH_LOCK_READ_CAP;
         let judged = Judged {
             id: id(&path),
             size: 600,

@@ -122,7 +122,7 @@ fn lock_whole_file(file: &File) -> io::Result<()> {
 fn read_all(file: &File) -> Result<Vec<u8>, String> {
     // One byte more than inspect reads: a longer file is not what was judged.
     let mut buf = Vec::new();
-    file.take(crate::inspect::path_locks::READ_CAP as u64 + 1)
+    file.take(crate::inspect::path_locks::PATH_LOCK_READ_CAP as u64 + 1)
         .read_to_end(&mut buf)
         .map_err(|err| format!("cannot read it: {err}"))?;
     Ok(buf)

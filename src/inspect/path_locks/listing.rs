@@ -18,7 +18,7 @@ use rustix::fs::{AtFlags, FileType, statat};
 use rustix::io::Errno;
 
 use super::reading::{open_dir, read_lock};
-use super::walk::{DirHandle, Found, Job, Shared, unreadable};
+use super::walk::{DirHandle, Gathered, Job, Shared, unreadable};
 use super::{Locks, PathLockFile};
 use crate::openviking::layout::{self, PathLockName, TreePlace};
 
@@ -55,7 +55,7 @@ impl Names {
 }
 
 /// A lock file met in a listing, read once the listing is done.
-struct Met {
+struct ListedLock {
     name: Vec<u8>,
     kind: PathLockName,
     file_type: FileType,
@@ -68,7 +68,7 @@ pub(super) fn list(
     job: Job,
     buffer: &mut [MaybeUninit<u8>],
     names: &mut Names,
-    found: &mut Found,
+    found: &mut Gathered,
 ) -> Vec<Job> {
     let opened = match job.dir {
         DirHandle::Open(fd) => Ok(fd),
@@ -85,7 +85,7 @@ pub(super) fn list(
     };
     found.dirs += 1;
     names.clear();
-    let mut met: Vec<Met> = Vec::new();
+    let mut listed: Vec<ListedLock> = Vec::new();
     let mut subdirs: Vec<PathBuf> = Vec::new();
     let mut counted = 0;
     #[cfg(target_os = "linux")]
@@ -118,7 +118,7 @@ pub(super) fn list(
             known => known,
         };
         if let Some(kind) = PathLockName::of(bytes) {
-            met.push(Met {
+            listed.push(ListedLock {
                 name: bytes.to_vec(),
                 kind,
                 file_type,
@@ -135,7 +135,7 @@ pub(super) fn list(
     }
     // Each entry's safe name once, for all the directory's sidecars.
     let mut by_safe: HashMap<String, Vec<&[u8]>> = HashMap::new();
-    if met.iter().any(|m| m.kind == PathLockName::ExactSidecar) {
+    if listed.iter().any(|m| m.kind == PathLockName::ExactSidecar) {
         for entry in names.iter() {
             by_safe
                 .entry(layout::sidecar_safe_name(entry))
@@ -143,7 +143,7 @@ pub(super) fn list(
                 .push(entry);
         }
     }
-    for lock in met {
+    for lock in listed {
         if shared.lock_files.fetch_add(1, Ordering::Relaxed) >= shared.limits.lock_files {
             found.lock_files_capped = true;
             break;

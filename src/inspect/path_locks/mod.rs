@@ -18,7 +18,7 @@ use crate::workspace::PathLockSettings;
 /// How much of a path-lock file is read: OpenViking's tokens are about 60
 /// bytes long.
 #[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
-pub const READ_CAP: usize = 512;
+pub const PATH_LOCK_READ_CAP: usize = 512;
 
 /// What the workspace's path locks are, as far as files can tell.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -135,9 +135,9 @@ pub enum LockFileRead {
     },
     Read {
         meta: LockMeta,
-        /// At most [`READ_CAP`] bytes.
+        /// At most [`PATH_LOCK_READ_CAP`] bytes.
         content: Vec<u8>,
-        /// None when the file is longer than [`READ_CAP`], so was not
+        /// None when the file is longer than [`PATH_LOCK_READ_CAP`], so was not
         /// read whole.
         token: Option<Token>,
     },
@@ -423,7 +423,7 @@ mod tests {
                 meta,
                 content,
                 token: None,
-            } => assert_eq!((content.len(), meta.stat.size), (READ_CAP, 600)),
+            } => assert_eq!((content.len(), meta.stat.size), (PATH_LOCK_READ_CAP, 600)),
             other => panic!("{other:?}"),
         }
         for (relative, kind) in [

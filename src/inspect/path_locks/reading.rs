@@ -11,7 +11,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, fstat, openat, statat};
 use rustix::fs::{StatxFlags, statx};
 use rustix::io::Errno;
 
-use super::{LockFileRead, LockMeta, READ_CAP};
+use super::{LockFileRead, LockMeta, PATH_LOCK_READ_CAP};
 use crate::inspect::fsread::{self, FileKind, FileStat};
 use crate::openviking::lock_token;
 
@@ -63,7 +63,7 @@ pub(super) fn read_lock(
     if file_type != FileType::RegularFile {
         return Some(LockFileRead::NotRegular(kind_of(file_type)));
     }
-    let mut content = vec![0; READ_CAP + 1];
+    let mut content = vec![0; PATH_LOCK_READ_CAP + 1];
     let mut len = 0;
     while len < content.len() {
         match rustix::io::read(&fd, &mut content[len..]) {
@@ -80,8 +80,8 @@ pub(super) fn read_lock(
     }
     content.truncate(len);
     // One byte more than the cap tells a file of exactly the cap from a longer one.
-    let token = (len <= READ_CAP).then(|| lock_token::decode(&content));
-    content.truncate(READ_CAP);
+    let token = (len <= PATH_LOCK_READ_CAP).then(|| lock_token::decode(&content));
+    content.truncate(PATH_LOCK_READ_CAP);
     Some(LockFileRead::Read {
         meta,
         content,

@@ -154,7 +154,7 @@ struct Queue {
 
 /// What one thread found.
 #[derive(Default)]
-pub(super) struct Found {
+pub(super) struct Gathered {
     pub(super) files: Vec<PathLockFile>,
     pub(super) unreadable: Vec<Unreadable>,
     pub(super) skipped_mounts: Vec<PathBuf>,
@@ -185,7 +185,7 @@ fn walk(tree: &Path, root: OwnedFd, mounts: &[PathBuf], limits: Limits) -> Walk 
         .map_or(1, |n| n.get())
         .min(MAX_THREADS);
     let mut interrupted = false;
-    let found: Vec<Found> = std::thread::scope(|scope| {
+    let found: Vec<Gathered> = std::thread::scope(|scope| {
         // A thread that cannot be started leaves its share to the others.
         let helpers: Vec<_> = (1..threads)
             .filter_map(|_| {
@@ -242,8 +242,8 @@ fn walk(tree: &Path, root: OwnedFd, mounts: &[PathBuf], limits: Limits) -> Walk 
     walk
 }
 
-fn work(shared: &Shared) -> Found {
-    let mut found = Found::default();
+fn work(shared: &Shared) -> Gathered {
+    let mut found = Gathered::default();
     let mut buffer = vec![MaybeUninit::<u8>::uninit(); LISTING_BUFFER];
     let mut names = Names::default();
     while let Some(job) = shared.next() {

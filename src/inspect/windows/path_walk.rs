@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use crate::inspect::fsread::{self, FileKind, ReadError, Symlinks};
 use crate::inspect::path_locks::{
-    CapHit, LockFileRead, LockMeta, Locks, PathLockFile, PathLocks, READ_CAP, Unreadable, Walk,
+    CapHit, LockFileRead, LockMeta, Locks, PATH_LOCK_READ_CAP, PathLockFile, PathLocks, Unreadable,
+    Walk,
 };
 use crate::openviking::layout::{self, PathLockName, TreePlace};
 use crate::openviking::lock_token;
@@ -186,7 +187,7 @@ fn locks(
 /// Reads a lock file without following a reparse point or opening anything
 /// but a regular file; None when it was removed since the listing.
 fn read_lock(path: &Path) -> Option<LockFileRead> {
-    match fsread::read_capped(path, READ_CAP, Symlinks::Refuse) {
+    match fsread::read_capped(path, PATH_LOCK_READ_CAP, Symlinks::Refuse) {
         Ok(snapshot) => {
             let born = fs::metadata(path).and_then(|m| m.created()).ok();
             let token = (!snapshot.truncated).then(|| lock_token::decode(&snapshot.content));

@@ -8,7 +8,7 @@ use crate::judge::{Judgement, PidFileVerdict};
 use crate::openviking::layout;
 
 /// One lock file's state.
-pub struct LockState {
+pub struct DirLockState {
     /// Held, not held, or None when it cannot be told.
     pub held: Option<bool>,
     /// The live holder (flock) or the PID the file holds (pid file).
@@ -22,8 +22,8 @@ pub struct LockState {
 }
 
 /// `.openviking.lock`.
-pub fn flock(facts: &Facts, j: &Judgement) -> LockState {
-    let mut state = LockState {
+pub fn flock(facts: &Facts, j: &Judgement) -> DirLockState {
+    let mut state = DirLockState {
         held: None,
         pid: None,
         recorded_pid: None,
@@ -112,7 +112,7 @@ pub fn flock(facts: &Facts, j: &Judgement) -> LockState {
 }
 
 /// `.openviking.pid`.
-pub fn pid_file(facts: &Facts, j: &Judgement) -> LockState {
+pub fn pid_file(facts: &Facts, j: &Judgement) -> DirLockState {
     let words = match &j.pid_file {
         PidFileVerdict::Absent => presence(&facts.pid_file, &facts.dir),
         PidFileVerdict::Owned { ns_pid: None, .. } => "owner alive".to_string(),
@@ -136,7 +136,7 @@ pub fn pid_file(facts: &Facts, j: &Judgement) -> LockState {
         PidFileVerdict::BeingWritten | PidFileVerdict::Unknown(_) => None,
     };
     let pid = facts.pid_file.pid();
-    LockState {
+    DirLockState {
         held,
         pid,
         recorded_pid: None,
