@@ -40,6 +40,27 @@ pub enum Stale {
     PathLock(Box<JudgedPathLock>),
 }
 
+/// Why a path lock judged stale was left in place after all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptBecause {
+    /// The second look found a live server holding the directory.
+    OwnerAfterAll,
+    /// The second look could not tell whether a live server holds it.
+    OwnerUndecided,
+    /// The second look no longer judged it stale, for another reason.
+    NoLongerStale,
+    /// The second look did not find the file.
+    NotFoundAgain,
+    /// Dated ahead beside a live server, which rewrites its own lease
+    /// within this long: longer than clear-stale watches.
+    WatchTooLong(Duration),
+    /// Its content or identity changed since it was judged, or it is no
+    /// longer stale by the clock under the lock.
+    Changed,
+    /// OpenViking holds its lock right now, to refresh or release it.
+    Busy,
+}
+
 /// How a removal ended when nothing failed.
 enum Done {
     /// Unlinked, for this reason.
@@ -54,8 +75,8 @@ pub enum Outcome {
     Removed,
     /// `--dry-run`.
     WouldRemove,
-    /// Left in place, for this reason: what it was judged on no longer holds.
-    Kept(String),
+    /// Left in place: what it was judged on no longer holds.
+    Kept(KeptBecause),
     /// unlink failed; the text says why.
     Failed(String),
 }
@@ -130,7 +151,7 @@ fn clear_path_locks(
             Some(Some(again)) if again.state != PathLockState::Stale => {
                 Some(Outcome::Kept(no_longer_stale(judged, again)))
             }
-            Some(None) => Some(Outcome::Kept("a second look did not find it".into())),
+            Some(None) => Some(Outcome::Kept(KeptBecause::NotFoundAgain)),
             Some(Some(again)) => clear_path_lock(facts, again, dry_run),
             None => clear_path_lock(facts, judged, dry_run),
         };
@@ -147,15 +168,11 @@ fn clear_path_locks(
 
 /// Why a path lock judged stale is kept after a second look at the
 /// directory's owners.
-fn no_longer_stale(before: &JudgedPathLock, again: &JudgedPathLock) -> String {
+fn no_longer_stale(before: &JudgedPathLock, again: &JudgedPathLock) -> KeptBecause {
     match (before.context.refresher, again.context.refresher) {
-        (Refresher::Nobody, Refresher::Live) => {
-            "a live server holds the directory after all, and may be refreshing it".into()
-        }
-        (Refresher::Nobody, Refresher::Unknown) => {
-            "a second look could not tell whether a live server holds the directory".into()
-        }
-        _ => "a second look at the directory no longer finds it stale".into(),
+        (Refresher::Nobody, Refresher::Live) => KeptBecause::OwnerAfterAll,
+        (Refresher::Nobody, Refresher::Unknown) => KeptBecause::OwnerUndecided,
+        _ => KeptBecause::NoLongerStale,
     }
 }
 
@@ -168,11 +185,7 @@ fn clear_path_lock(facts: &Facts, judged: &JudgedPathLock, dry_run: bool) -> Opt
     };
     let rel = judged.file.path.strip_prefix(&facts.resolved_dir).ok()?;
     if let Some(watch) = ahead_beside_an_owner(judged).filter(|w| *w > LONGEST_WATCH) {
-        return Some(Outcome::Kept(format!(
-            "it is dated ahead beside a live server, which would rewrite its own lease within \
-             {}, longer than clear-stale watches; look again after that",
-            crate::timefmt::short(watch)
-        )));
+        return Some(Outcome::Kept(KeptBecause::WatchTooLong(watch)));
     }
     if dry_run {
         return Some(Outcome::WouldRemove);
@@ -194,12 +207,8 @@ fn clear_path_lock(facts: &Facts, judged: &JudgedPathLock, dry_run: bool) -> Opt
     Some(
         match path_lock::remove(&facts.resolved_dir, rel, &judged_file, still_stale) {
             path_lock::Attempt::Removed => Outcome::Removed,
-            path_lock::Attempt::Changed => {
-                Outcome::Kept("it changed since it was judged, or is no longer stale".into())
-            }
-            path_lock::Attempt::Busy => {
-                Outcome::Kept("OpenViking has it locked right now, to refresh or release it".into())
-            }
+            path_lock::Attempt::Changed => Outcome::Kept(KeptBecause::Changed),
+            path_lock::Attempt::Busy => Outcome::Kept(KeptBecause::Busy),
             path_lock::Attempt::Gone => return None,
             path_lock::Attempt::Failed(why) => Outcome::Failed(why),
         },

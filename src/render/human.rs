@@ -183,7 +183,9 @@ pub fn clear_stale(reports: &[DirReport]) -> String {
             let _ = match &removal.outcome {
                 Outcome::Removed => writeln!(out, "removed {file}: {reason}"),
                 Outcome::WouldRemove => writeln!(out, "would remove {file}: {reason}"),
-                Outcome::Kept(why) => writeln!(out, "kept {file}: {}", escape::text(why)),
+                Outcome::Kept(why) => {
+                    writeln!(out, "kept {file}: {}", escape::text(&words::kept(why)))
+                }
                 Outcome::Failed(err) => writeln!(
                     out,
                     "{} could not remove {file} ({reason}): {}",

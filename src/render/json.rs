@@ -618,7 +618,7 @@ impl Removals {
                     .filter_map(|r| match &r.outcome {
                         Outcome::Kept(why) => Some(Kept {
                             path: r.path.to_string_lossy().into_owned(),
-                            why: why.clone(),
+                            why: words::kept(why),
                         }),
                         _ => None,
                     })

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::names;
-use crate::clear::Stale;
+use crate::clear::{KeptBecause, Stale};
 use crate::inspect::flock::HolderDoubt;
 use crate::inspect::kernel_locks::KernelLock;
 use crate::inspect::path_locks::CapHit;
@@ -404,6 +404,29 @@ pub fn removal_reason(why: &Stale, facts: &Facts) -> String {
             locked_place(judged),
             path_lock_reason(judged, facts)
         ),
+    }
+}
+
+/// Why clear-stale left a file it had judged stale in place.
+pub fn kept(why: &KeptBecause) -> String {
+    match why {
+        KeptBecause::OwnerAfterAll => {
+            "a live server holds the directory after all, and may be refreshing it".into()
+        }
+        KeptBecause::OwnerUndecided => {
+            "a second look could not tell whether a live server holds the directory".into()
+        }
+        KeptBecause::NoLongerStale => {
+            "a second look at the directory no longer finds it stale".into()
+        }
+        KeptBecause::NotFoundAgain => "a second look did not find it".into(),
+        KeptBecause::WatchTooLong(watch) => format!(
+            "it is dated ahead beside a live server, which would rewrite its own lease within \
+             {}, longer than clear-stale watches; look again after that",
+            timefmt::short(*watch)
+        ),
+        KeptBecause::Changed => "it changed since it was judged, or is no longer stale".into(),
+        KeptBecause::Busy => "OpenViking has it locked right now, to refresh or release it".into(),
     }
 }
 
