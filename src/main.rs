@@ -11,7 +11,6 @@ mod judge;
 mod openviking;
 mod render;
 mod survey;
-mod timefmt;
 mod workspace;
 
 use std::io::{IsTerminal, Write};

@@ -18,8 +18,8 @@ use crate::inspect::{DirState, Facts, LOCK_NAME, LockFile, PID_NAME, PathAccess,
 use crate::judge::{
     Finding, JudgedPathLock, Judgement, Owner, PathLockState, PidFileVerdict, Protocol, Verdict,
 };
+use crate::render::timefmt;
 use crate::survey::report::DirReport;
-use crate::timefmt;
 use crate::workspace::Source;
 
 /// `status`: the full report for every directory.

@@ -19,8 +19,8 @@ use crate::inspect::usage::RunningServer;
 use crate::inspect::{LOCK_NAME, LockFile, PID_NAME, PathAccess};
 use crate::judge::{self, JudgedPathLock, Protocol};
 use crate::openviking::layout::TreePlace;
+use crate::render::timefmt;
 use crate::survey::report::{DirReport, Wait};
-use crate::timefmt;
 use crate::workspace::SettingSource;
 
 pub const SCHEMA_VERSION: u32 = 1;

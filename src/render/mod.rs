@@ -12,6 +12,7 @@ pub mod names;
 pub mod shell;
 pub mod terminal_chars;
 pub mod textfile;
+pub mod timefmt;
 pub mod words;
 
 use std::time::Duration;
@@ -28,7 +29,7 @@ pub fn waiting_for(reports: &[DirReport], limit: Duration) -> String {
         .collect();
     format!(
         "waiting up to {} for {} to be released (looking every {} ms)",
-        crate::timefmt::short(limit),
+        crate::render::timefmt::short(limit),
         owned.join(", "),
         POLL.as_millis()
     )
@@ -36,7 +37,7 @@ pub fn waiting_for(reports: &[DirReport], limit: Duration) -> String {
 
 /// What `check --wait` says when the time ran out.
 pub fn still_after(reports: &[DirReport], wait: &Wait) -> String {
-    let after = crate::timefmt::short(wait.limit);
+    let after = crate::render::timefmt::short(wait.limit);
     let owned: Vec<String> = unreleased(reports)
         .map(|(path, state)| format!("{path} is still {state} after {after}"))
         .collect();

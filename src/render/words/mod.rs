@@ -14,7 +14,7 @@ use crate::inspect::path_locks::CapHit;
 use crate::inspect::{Facts, Host, LOCK_NAME, PID_NAME, PathAccess, Privilege};
 use crate::judge::{Finding, PidDoubt, ProcessRef, SLACK, Staleness};
 use crate::openviking::layout::TREE_DIR;
-use crate::timefmt;
+use crate::render::timefmt;
 use crate::workspace::SettingSource;
 
 mod fixes;

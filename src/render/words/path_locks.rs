@@ -8,7 +8,7 @@ use crate::inspect::path_locks::Locks;
 use crate::judge::{JudgedPathLock, PathLockReason, PathLockState, Refresher};
 use crate::openviking::layout::{PathLockName, TreePlace};
 use crate::render::names;
-use crate::timefmt;
+use crate::render::timefmt;
 
 /// What a path lock locks: `viking://resources/proj (tree lock, account
 /// default)`, as far as its name, place and token tell.

@@ -1,7 +1,7 @@
 //! The words for what an owner's server answered, or why it was not asked.
 
 use crate::inspect::server::{Answer, NotAsked, ServerFacts, Via};
-use crate::timefmt;
+use crate::render::timefmt;
 
 /// One line on what an owner's server said, or why it was not asked.
 pub fn server(server: &ServerFacts) -> String {
