@@ -1,6 +1,6 @@
 //! The process exit codes: one enum, one mapping, and one table of what
-//! each code means for each subcommand. `--help` (cli.rs), the man pages'
-//! EXIT STATUS (man.rs) and README.md's table are all made from the table,
+//! each code means for each subcommand. `--help` (cli/mod.rs), the man pages'
+//! EXIT STATUS (cli/man.rs) and README.md's table are all made from the table,
 //! so the codes are written down once.
 
 use crate::judge::Verdict;
@@ -65,6 +65,63 @@ impl ExitCode {
             .unwrap_or(Verdict::Free);
         ExitCode::of(worst)
     }
+
+    /// `who`: 0 when an owner was found, 1 when it is certain there is
+    /// none, 4 when it could not be told (as pgrep). A held lock whose
+    /// holder could not be identified is not "none".
+    pub fn of_who(seen: WhoSeen) -> ExitCode {
+        if seen.owner {
+            ExitCode::RunningServer
+        } else if seen.all_released {
+            ExitCode::NoneFound
+        } else {
+            ExitCode::Unknown
+        }
+    }
+
+    /// `who --all`: 0 when an OpenViking process was found, 1 when there is
+    /// certainly none, 4 when a process could not be seen. With `--pid`
+    /// what counts is the owners printed, as `who --pid`; none printed is
+    /// "none" only where nothing stood in the way of seeing one.
+    pub fn of_who_all(seen: WhoAllSeen) -> ExitCode {
+        if seen.pid_only {
+            match ExitCode::of_who(seen.owners) {
+                ExitCode::NoneFound if seen.hidden || seen.unreadable => ExitCode::Unknown,
+                code => code,
+            }
+        } else if seen.openviking {
+            ExitCode::RunningServer
+        } else if seen.hidden {
+            ExitCode::Unknown
+        } else {
+            ExitCode::NoneFound
+        }
+    }
+}
+
+/// What `who` needs to know of its directories.
+#[derive(Debug, Clone, Copy)]
+pub struct WhoSeen {
+    /// Some directory has an owner.
+    pub owner: bool,
+    /// Every directory is free or stale.
+    pub all_released: bool,
+}
+
+/// What `who --all` needs to know of the processes and their directories.
+#[derive(Debug, Clone, Copy)]
+pub struct WhoAllSeen {
+    /// `--pid`.
+    pub pid_only: bool,
+    /// Some process looks like OpenViking.
+    pub openviking: bool,
+    /// hidepid or a lack of privilege hides processes.
+    pub hidden: bool,
+    /// Some OpenViking process could not be read, or lives in another
+    /// mount namespace.
+    pub unreadable: bool,
+    /// The directories those processes use.
+    pub owners: WhoSeen,
 }
 
 /// The order `ExitCode::of_all` applies: the first that any directory has wins.
@@ -311,6 +368,66 @@ mod tests {
             .map(ExitCode::code),
             [0, 1, 0]
         );
+    }
+
+    #[test]
+    fn who_says_none_only_when_it_is_certain() {
+        // (owner, all released) → code
+        let cases = [
+            ((true, true), 0),
+            ((true, false), 0),
+            ((false, true), 1),
+            ((false, false), 4),
+        ];
+        for ((owner, all_released), want) in cases {
+            let seen = WhoSeen {
+                owner,
+                all_released,
+            };
+            assert_eq!(ExitCode::of_who(seen).code(), want, "{seen:?}");
+        }
+    }
+
+    #[test]
+    fn who_all_counts_processes_and_with_pid_the_owners_printed() {
+        let none = WhoSeen {
+            owner: false,
+            all_released: true,
+        };
+        let owner = WhoSeen {
+            owner: true,
+            all_released: false,
+        };
+        let undecided = WhoSeen {
+            owner: false,
+            all_released: false,
+        };
+        // (pid_only, openviking, hidden, unreadable, owners) → code
+        let cases = [
+            ((false, true, false, false, none), 0),
+            ((false, true, true, true, none), 0),
+            ((false, false, false, false, none), 1),
+            ((false, false, true, false, none), 4),
+            // Unreadable OpenViking processes are still OpenViking processes.
+            ((false, false, false, true, none), 1),
+            ((true, true, false, false, owner), 0),
+            ((true, true, true, true, owner), 0),
+            ((true, true, false, false, none), 1),
+            ((true, true, true, false, none), 4),
+            ((true, true, false, true, none), 4),
+            ((true, true, false, false, undecided), 4),
+            ((true, false, false, false, none), 1),
+        ];
+        for ((pid_only, openviking, hidden, unreadable, owners), want) in cases {
+            let seen = WhoAllSeen {
+                pid_only,
+                openviking,
+                hidden,
+                unreadable,
+                owners,
+            };
+            assert_eq!(ExitCode::of_who_all(seen).code(), want, "{seen:?}");
+        }
     }
 
     #[test]

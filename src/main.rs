@@ -22,7 +22,7 @@ use clap::Parser;
 
 use cli::Cli;
 use cli::options::{Options, Task};
-use exit_code::ExitCode;
+use exit_code::{ExitCode, WhoAllSeen, WhoSeen};
 use inspect::Processes;
 use judge::Policy;
 use survey::report::{self, DirReport};
@@ -129,7 +129,7 @@ fn check(
 fn who(opts: &Options, dirs: &[PathBuf], pid_only: bool) -> Result<ExitCode> {
     let mut surveyor = Surveyor::new(opts, dirs)?;
     let reports = surveyor.survey(Scan::Always);
-    let code = who_exit_code(&reports);
+    let code = ExitCode::of_who(who_seen(&reports));
     if pid_only {
         output(opts, &reports, code, None, render::pid_lines)?;
     } else {
@@ -217,25 +217,15 @@ fn who_all(opts: &Options, pid_only: bool) -> Result<ExitCode> {
     }
     let host = inspect::Host::current();
     let hidden = host.hidden_by();
-    // With --pid, what counts is the owners printed: nothing printed is
-    // "none" only where nothing stood in the way of seeing one.
-    let code = if pid_only {
-        let unsure = hidden.is_some()
-            || found
-                .iter()
-                .any(|f| f.unreadable || f.other_mount_namespace)
-            || reports.iter().any(|r| !r.judgement.verdict.released());
-        match who_exit_code(&reports) {
-            ExitCode::NoneFound if unsure => ExitCode::Unknown,
-            code => code,
-        }
-    } else if !found.is_empty() {
-        ExitCode::RunningServer
-    } else if hidden.is_some() {
-        ExitCode::Unknown
-    } else {
-        ExitCode::NoneFound
-    };
+    let code = ExitCode::of_who_all(WhoAllSeen {
+        pid_only,
+        openviking: !found.is_empty(),
+        hidden: hidden.is_some(),
+        unreadable: found
+            .iter()
+            .any(|f| f.unreadable || f.other_mount_namespace),
+        owners: who_seen(&reports),
+    });
     if !opts.quiet {
         emit(&if opts.json {
             render::json::render(&reports, Some((&found, &servers)), code, None)
@@ -293,15 +283,11 @@ fn metrics(
     Ok(ExitCode::Success)
 }
 
-/// `who`: 0 when an owner was found, 1 when there is none, 4 when it could not
-/// be told (as pgrep). A held lock whose holder could not be identified is not "none".
-fn who_exit_code(reports: &[DirReport]) -> ExitCode {
-    if reports.iter().any(|r| !r.judgement.owners.is_empty()) {
-        ExitCode::RunningServer
-    } else if reports.iter().all(|r| r.judgement.verdict.released()) {
-        ExitCode::NoneFound
-    } else {
-        ExitCode::Unknown
+/// What `who`'s exit code needs to know of the reports.
+fn who_seen(reports: &[DirReport]) -> WhoSeen {
+    WhoSeen {
+        owner: reports.iter().any(|r| !r.judgement.owners.is_empty()),
+        all_released: reports.iter().all(|r| r.judgement.verdict.released()),
     }
 }
 
