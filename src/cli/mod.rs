@@ -1,5 +1,7 @@
-//! Command-line interface: clap types only, no behaviour. The help texts
-//! take their exit codes from `exit_code::TABLE`.
+//! The command line: the clap types here, with no behaviour (the help texts
+//! take their exit codes from `exit_code::TABLE`), and beside them what is
+//! made from them: the resolved options, completions, man pages, and the
+//! build's version information.
 
 pub mod build_info;
 pub mod completions;

@@ -1,5 +1,6 @@
-//! Turning judgements into output: human tables, one-line summaries, JSON.
-//! Renderers build strings; only `main` writes them.
+//! Turning judgements into output: human tables, one-line summaries, JSON,
+//! metrics. Renderers build strings; `main` writes them, and
+//! `render::textfile` writes the metrics where node_exporter reads them.
 
 mod dir_locks;
 pub mod escape;
@@ -163,6 +164,7 @@ pub fn check_lines(reports: &[DirReport]) -> String {
         .collect()
 }
 
+/// `who --pid`: each owner's PID once, a line each, for `kill`.
 pub fn pid_lines(reports: &[DirReport]) -> String {
     let mut pids: Vec<u32> = reports
         .iter()

@@ -1,6 +1,6 @@
 //! The pipeline's record of one run: each directory's facts and judgement,
 //! what clear-stale did to it, and how a `check --wait` ended. Built by
-//! `main` from the stages below, read by `render`.
+//! `survey` and `main` from the stages below, read by `render`.
 
 use std::time::Duration;
 
