@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use super::Lookup;
 use super::flock::{FlockState, HolderDoubt};
 use super::kernel_locks::{KernelLock, LockClass};
-use super::storage_locks::{StorageLocks, Unidentified};
-use super::usage::{Access, PathAccess, User};
+use super::storage_locks::StorageLocks;
+use super::usage::{Access, PathAccess};
 use crate::inspect::fsread::FileStat;
 use crate::openviking::layout;
 
@@ -134,19 +134,14 @@ pub fn storage_locks(
             }
         };
         let lock = kernel_lock(conflict, stat);
-        let unidentified = |pid, alive, why: String| Unidentified {
-            path: path.clone(),
-            lock: lock.clone(),
-            pid,
-            alive,
-            why,
-        };
         let Some(pid) = conflict.pid else {
-            found.unidentified.push(unidentified(
+            found.add_unidentified(
+                path,
+                &lock,
                 None,
                 false,
                 "the kernel records no process for it (a flock)".into(),
-            ));
+            );
             continue;
         };
         let access = PathAccess {
@@ -158,24 +153,7 @@ pub fn storage_locks(
             holder.accesses.push(access);
             continue;
         }
-        match lookup(pid) {
-            Lookup::Alive(process) if !process.zombie => found.holders.push(User {
-                process,
-                ns_pids: Vec::new(),
-                accesses: vec![access],
-            }),
-            Lookup::Alive(_) => found.unidentified.push(unidentified(
-                Some(pid),
-                false,
-                format!("the kernel records PID {pid}, which is exiting"),
-            )),
-            Lookup::Gone => found.unidentified.push(unidentified(
-                Some(pid),
-                false,
-                format!("the kernel records PID {pid}, which has exited"),
-            )),
-            Lookup::Unknown(why) => found.unidentified.push(unidentified(Some(pid), true, why)),
-        }
+        found.add_looked_up(access, &lock, pid, lookup(pid), Vec::new);
     }
     for holder in &mut found.holders {
         holder.accesses.sort_by(|a, b| a.path.cmp(&b.path));
@@ -260,6 +238,7 @@ mod tests {
 
     use super::*;
     use crate::inspect::process::LaunchdJob;
+    use crate::inspect::usage::User;
     use crate::inspect::{LockFile, Privilege};
     use crate::judge::tests::{base, server};
     use crate::judge::{Fix, Policy, Verdict, judge};

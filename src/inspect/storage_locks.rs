@@ -6,9 +6,15 @@
 //! /proc/locks, read once per survey, and a walk of the storage directories,
 //! so finding them costs the same however many processes run.
 
+#[cfg(any(target_os = "linux", target_os = "macos", test))]
+use std::path::Path;
 use std::path::PathBuf;
 
+#[cfg(any(target_os = "linux", target_os = "macos", test))]
+use super::Lookup;
 use super::kernel_locks::KernelLock;
+#[cfg(any(target_os = "linux", target_os = "macos", test))]
+use super::usage::PathAccess;
 use super::usage::User;
 
 /// What the lock table says about the storage of one directory.
@@ -42,6 +48,68 @@ pub struct Unidentified {
     pub why: String,
 }
 
+impl StorageLocks {
+    /// Records a lock on the storage file `path` whose holder has no PID
+    /// (an open-file lock, or a flock on macOS), or one that is not known.
+    #[cfg(any(target_os = "linux", target_os = "macos", test))]
+    pub(crate) fn add_unidentified(
+        &mut self,
+        path: &Path,
+        lock: &KernelLock,
+        pid: Option<u32>,
+        alive: bool,
+        why: String,
+    ) {
+        self.unidentified.push(Unidentified {
+            path: path.to_path_buf(),
+            lock: lock.clone(),
+            pid,
+            alive,
+            why,
+        });
+    }
+
+    /// Records the holder the kernel names for a lock on the storage file
+    /// `path`, as `pid` was looked up: a live process becomes a holder
+    /// (with `ns_pids`, its PIDs in nested namespaces); an exiting, exited
+    /// or unreadable one leaves the lock unidentified. A lock outlives
+    /// neither its process (POSIX) nor its open file (flock, which a forked
+    /// child may have kept): only a scan can name who holds it now.
+    #[cfg(any(target_os = "linux", target_os = "macos", test))]
+    pub(crate) fn add_looked_up(
+        &mut self,
+        access: PathAccess,
+        lock: &KernelLock,
+        pid: u32,
+        looked_up: Lookup,
+        ns_pids: impl FnOnce() -> Vec<u32>,
+    ) {
+        let path = access.path.clone();
+        match looked_up {
+            Lookup::Alive(process) if !process.zombie => self.holders.push(User {
+                ns_pids: ns_pids(),
+                process,
+                accesses: vec![access],
+            }),
+            Lookup::Alive(_) => self.add_unidentified(
+                &path,
+                lock,
+                Some(pid),
+                false,
+                format!("the kernel records PID {pid}, which is exiting"),
+            ),
+            Lookup::Gone => self.add_unidentified(
+                &path,
+                lock,
+                Some(pid),
+                false,
+                format!("the kernel records PID {pid}, which has exited"),
+            ),
+            Lookup::Unknown(why) => self.add_unidentified(&path, lock, Some(pid), true, why),
+        }
+    }
+}
+
 #[cfg(target_os = "macos")]
 pub use super::macos::{find, lock_holders};
 #[cfg(target_os = "linux")]
@@ -55,11 +123,11 @@ mod linux {
 
     use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, openat, statat};
 
-    use super::{StorageLocks, Unidentified};
+    use super::StorageLocks;
     use crate::inspect::kernel_locks::{KernelLock, LockClass};
     use crate::inspect::procfs::{self, FileId};
     use crate::inspect::scan::{Access, PathAccess};
-    use crate::inspect::usage::{RunningServer, User};
+    use crate::inspect::usage::RunningServer;
     use crate::inspect::{LockTable, Lookup, Processes};
     use crate::openviking::layout;
 
@@ -212,19 +280,14 @@ mod linux {
             access: Access::Open,
             locks: vec![lock.clone()],
         };
-        let unidentified = |pid, alive, why: String| Unidentified {
-            path: path.to_path_buf(),
-            lock: lock.clone(),
-            pid,
-            alive,
-            why,
-        };
         let Some(pid) = lock.pid else {
-            found.unidentified.push(unidentified(
+            found.add_unidentified(
+                path,
+                lock,
                 None,
                 false,
                 "the kernel records no process for it (an open-file lock)".into(),
-            ));
+            );
             return;
         };
         if let Some(holder) = found.holders.iter_mut().find(|h| h.process.pid == pid) {
@@ -238,27 +301,10 @@ mod linux {
             .iter()
             .find(|l| matches!(l, Lookup::Alive(p) if p.pid == pid))
             .map(|l| (*l).clone());
-        match seen.unwrap_or_else(|| processes.lookup(pid)) {
-            Lookup::Alive(process) if !process.zombie => found.holders.push(User {
-                ns_pids: procfs::ns_pids(pid).unwrap_or_default(),
-                process,
-                accesses: vec![accesses],
-            }),
-            // A lock outlives neither its process (POSIX) nor its open file
-            // (flock, which a forked child may have kept): only a scan can
-            // name who holds it now.
-            Lookup::Alive(_) => found.unidentified.push(unidentified(
-                Some(pid),
-                false,
-                format!("the kernel records PID {pid}, which is exiting"),
-            )),
-            Lookup::Gone => found.unidentified.push(unidentified(
-                Some(pid),
-                false,
-                format!("the kernel records PID {pid}, which has exited"),
-            )),
-            Lookup::Unknown(why) => found.unidentified.push(unidentified(Some(pid), true, why)),
-        }
+        let looked_up = seen.unwrap_or_else(|| processes.lookup(pid));
+        found.add_looked_up(accesses, lock, pid, looked_up, || {
+            procfs::ns_pids(pid).unwrap_or_default()
+        });
     }
 
     struct Walk {
