@@ -136,7 +136,7 @@ fn third(dirs: &[PathBuf], round: usize) -> Vec<PathBuf> {
 #[test]
 fn check_never_says_free_for_a_held_directory_while_the_table_churns() {
     let host = busy_host();
-    for round in 0..300 {
+    for round in 0..150 {
         let run = ovlock(&["check", "--json"], &third(&host.held, round));
         let wrong = not_judged(&run, "held");
         assert!(wrong.is_empty(), "{wrong:#?}");
@@ -148,7 +148,7 @@ fn check_never_says_free_for_a_held_directory_while_the_table_churns() {
 fn check_never_says_free_for_a_stopping_server_while_the_table_churns() {
     // Its flock let go, its storage still locked: held, not free.
     let host = busy_host();
-    for _ in 0..100 {
+    for _ in 0..50 {
         let run = ovlock(&["check", "--json"], &host.stopping);
         let wrong = not_judged(&run, "held");
         assert!(wrong.is_empty(), "{wrong:#?}");
@@ -158,7 +158,7 @@ fn check_never_says_free_for_a_stopping_server_while_the_table_churns() {
 #[test]
 fn a_free_directory_stays_free_while_the_table_churns() {
     let host = busy_host();
-    for _ in 0..100 {
+    for _ in 0..50 {
         let run = ovlock(&["check", "--json"], &host.free);
         let wrong = not_judged(&run, "free");
         assert!(wrong.is_empty(), "{wrong:#?}");
@@ -187,7 +187,7 @@ fn clear_stale_never_removes_a_live_servers_fresh_lease_while_the_table_churns()
     for lease in &leases {
         std::fs::create_dir_all(lease.parent().unwrap()).unwrap();
     }
-    for round in 0..100 {
+    for round in 0..50 {
         // Each lease refreshed just now, as its live server would.
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
